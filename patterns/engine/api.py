@@ -1,0 +1,48 @@
+"""The engine's public contract, used by the stream tier, the shim and the CLI.
+
+Implementations live beside this file; callers import only these names.
+
+Events are plain dicts shaped like ``schemas.events.Event`` as JSON (``syscall``,
+``time``, ``ts_ns``, ``args``, ``process``, ``container_id``, ``container``...).
+Windows are measured on the event's ``time`` (wall seconds, same clock on every source).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from schemas.alerts import Alert
+
+
+@dataclass(frozen=True)
+class PatternError:
+    """One rejected pattern or file: where and why, precisely."""
+
+    file: str
+    pattern_id: str | None
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file + (f" [{self.pattern_id}]" if self.pattern_id else "")
+        return f"{where}{' ' + self.field if self.field else ''}: {self.message}"
+
+
+class Engine(Protocol):
+    errors: list[PatternError]          # patterns rejected at load (the rest still run)
+    longest_window_s: float             # for state rebuild on partition takeover
+
+    def process(self, event: Mapping[str, Any]) -> list[Alert]: ...
+    def process_batch(self, events: Iterable[Mapping[str, Any]]) -> list[Alert]: ...
+    def expire(self, now: float) -> None: ...
+    def pattern_count(self) -> int: ...
+
+
+def load_engine(dirs: Iterable[Path], extra_specs: Iterable[Mapping[str, Any]] = ()) -> Engine:
+    """Compile every pattern under ``dirs`` (YAML, and the seed's JSON form) plus ``extra_specs``."""
+    from patterns.engine.core import build_engine  # implemented by the engine module
+
+    return build_engine(list(dirs), list(extra_specs))

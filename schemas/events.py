@@ -1,0 +1,75 @@
+"""Sensor events (schema version 1).
+
+The sensor publishes ``EventBatch`` messages to ``memtrail.events.raw``: one Kafka
+message holds the events of one partition key (a container id, or ``host:<name>`` for
+processes outside containers) so that per-event Kafka and Python costs are paid per
+batch. The stream tier handles events as plain dicts for speed; these models define and
+validate the shape (dead-lettering what does not fit) and export the JSON Schema.
+
+``syscall`` names: execve, execveat, memfd_create, ptrace, process_vm_writev,
+process_vm_readv, mprotect, mmap, open, openat, openat2, unshare, setns, connect,
+rename, unlink, chmod, mount (the syscall itself), plus the lifecycle events
+``process_fork`` and ``process_exit``. A successful exec is reported once, with the
+kernel's own copies of filename and argv, under the syscall that caused it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.containers import ContainerMeta
+
+EVENT_SCHEMA_VERSION = 1
+
+
+class ProcessInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    pid: int = Field(description="Thread-group id (the process id users see)")
+    tid: int = Field(description="Thread id")
+    ppid: int = Field(description="Parent's thread-group id")
+    uid: int
+    gid: int
+    comm: str = Field(description="Kernel task name (16 bytes max)")
+    exe: str | None = Field(default=None, description="Executable path, when known")
+    cmdline: str | None = Field(default=None, description="argv joined with spaces, when known")
+    start_time_ns: int | None = Field(default=None, description="Process start, monotonic ns")
+    ancestors: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Parent first: [{pid, exe, comm, cmdline}], bounded",
+    )
+
+
+class Event(BaseModel):
+    """One kernel event, decoded: flag names rather than numbers, paths read after the call."""
+
+    model_config = ConfigDict(extra="allow")
+
+    v: Literal[1] = EVENT_SCHEMA_VERSION
+    id: str = Field(description="Unique and stable: <host>:<ktime_ns>:<tid>")
+    ts_ns: int = Field(description="Monotonic kernel time (CLOCK_MONOTONIC, ns)")
+    time: float = Field(description="Wall-clock time, seconds since the epoch")
+    host: str
+    syscall: str
+    ret: int | None = Field(default=None, description="Return value (negative errno on failure)")
+    args: dict[str, Any] = Field(default_factory=dict)
+    process: ProcessInfo
+    cgroup_id: int = 0
+    container_id: str | None = Field(default=None, description="64-hex container id; null on the host")
+    container: ContainerMeta | None = Field(default=None, description="Filled by the enrichment agent")
+    source: str = Field(default="syscall", description="syscall | k8s_audit | test")
+
+
+class EventBatch(BaseModel):
+    """What one Kafka message on memtrail.events.raw carries."""
+
+    v: Literal[1] = EVENT_SCHEMA_VERSION
+    host: str
+    key: str = Field(description="Partition key: container id, or host:<name>")
+    events: list[Event]
+
+
+def partition_key(host: str, container_id: str | None) -> str:
+    return container_id or f"host:{host}"
