@@ -15,14 +15,14 @@ import typer
 from memtrail import __version__
 
 COMMAND_MODULES = (
-    "memtrail.commands.up",        # memtrail up: everything in one process tree
-    "memtrail.commands.broker",    # memtrail broker: the embedded local broker alone
-    "memtrail.commands.sensor",    # memtrail sensor
-    "memtrail.commands.worker",    # memtrail worker
+    "memtrail.commands.up",  # memtrail up: everything in one process tree
+    "memtrail.commands.broker",  # memtrail broker: the embedded local broker alone
+    "memtrail.commands.sensor",  # memtrail sensor
+    "memtrail.commands.worker",  # memtrail worker
     "memtrail.commands.patterns",  # memtrail patterns lint|test|stats|explain
-    "memtrail.commands.sinks",     # memtrail sink ..., memtrail dashboards ..., memtrail wazuh ...
-    "memtrail.commands.shim",      # memtrail shim
-    "memtrail.commands.schemas",   # memtrail schemas export
+    "memtrail.commands.sinks",  # memtrail sink ..., memtrail dashboards ..., memtrail wazuh ...
+    "memtrail.commands.shim",  # memtrail shim
+    "memtrail.commands.schemas",  # memtrail schemas export
 )
 
 app = typer.Typer(
@@ -36,7 +36,9 @@ app = typer.Typer(
 
 @app.callback()
 def _root(
-    log_level: str = typer.Option("INFO", "--log-level", envvar="MEMTRAIL_LOG_LEVEL", help="DEBUG, INFO, ..."),
+    log_level: str = typer.Option(
+        "INFO", "--log-level", envvar="MEMTRAIL_LOG_LEVEL", help="DEBUG, INFO, ..."
+    ),
 ) -> None:
     logging.basicConfig(
         level=log_level.upper(),

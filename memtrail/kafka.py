@@ -27,8 +27,12 @@ def base_config(kafka: KafkaSettings) -> dict[str, Any]:
     if not kafka.bootstrap:
         raise BrokerUnreachable("no Kafka bootstrap server configured (MEMTRAIL_KAFKA__BOOTSTRAP)")
     # librdkafka logs go through Python logging (not stderr), so operators control them.
-    return {"bootstrap.servers": kafka.bootstrap, "logger": _rdkafka_log, "log.connection.close": False,
-            **kafka.extra}
+    return {
+        "bootstrap.servers": kafka.bootstrap,
+        "logger": _rdkafka_log,
+        "log.connection.close": False,
+        **kafka.extra,
+    }
 
 
 def producer_config(kafka: KafkaSettings, **overrides: Any) -> dict[str, Any]:
@@ -83,8 +87,14 @@ def ensure_topics(settings: Settings, timeout: float = 15.0) -> None:
         if name in existing:
             continue
         config = {"cleanup.policy": "compact"} if name in compacted else {}
-        new.append(NewTopic(name, num_partitions=kafka.partitions,
-                            replication_factor=kafka.replication_factor, config=config))
+        new.append(
+            NewTopic(
+                name,
+                num_partitions=kafka.partitions,
+                replication_factor=kafka.replication_factor,
+                config=config,
+            )
+        )
     if not new:
         return
     for topic, fut in admin.create_topics(new, operation_timeout=timeout).items():

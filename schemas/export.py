@@ -26,7 +26,9 @@ OUT = Path(__file__).resolve().parent / "json"
 def render() -> dict[str, str]:
     return {
         f"{name}.schema.json": json.dumps(
-            model.model_json_schema(by_alias=True, mode="serialization"), indent=2, sort_keys=True) + "\n"
+            model.model_json_schema(by_alias=True, mode="serialization"), indent=2, sort_keys=True
+        )
+        + "\n"
         for name, model in MODELS.items()
     }
 

@@ -37,9 +37,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     }
     for item in items:
         for marker, reason in reasons.items():
-            if reason and marker in item.keywords:
-                if os.environ.get("CI") != "true":
-                    item.add_marker(pytest.mark.skip(reason=reason))
+            if reason and marker in item.keywords and os.environ.get("CI") != "true":
+                item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")

@@ -31,14 +31,34 @@ class PatternError:
         return f"{where}{' ' + self.field if self.field else ''}: {self.message}"
 
 
+@dataclass(frozen=True)
+class PatternInfo:
+    """What sinks (Wazuh rules), the shim (pattern list) and the CLI need to know of a pattern."""
+
+    id: str
+    name: str
+    description: str
+    severity: str  # info | warning | error | critical
+    techniques: tuple[str, ...]  # ATT&CK ids as written in the pattern
+    tags: tuple[str, ...]
+    category: str | None
+    source: str  # syscall | k8s_audit | network
+    file: str
+    custom: bool = False
+
+
 class Engine(Protocol):
-    errors: list[PatternError]          # patterns rejected at load (the rest still run)
-    longest_window_s: float             # for state rebuild on partition takeover
+    errors: list[PatternError]  # patterns rejected at load (the rest still run)
+    longest_window_s: float  # for state rebuild on partition takeover
 
     def process(self, event: Mapping[str, Any]) -> list[Alert]: ...
     def process_batch(self, events: Iterable[Mapping[str, Any]]) -> list[Alert]: ...
     def expire(self, now: float) -> None: ...
     def pattern_count(self) -> int: ...
+    def patterns(self) -> list[PatternInfo]: ...
+    def upsert_pattern(self, spec: Mapping[str, Any]) -> list[PatternError]:
+        """Add or replace one (custom) pattern at run time; errors mean it was not applied."""
+        ...
 
 
 def load_engine(dirs: Iterable[Path], extra_specs: Iterable[Mapping[str, Any]] = ()) -> Engine:
@@ -46,3 +66,16 @@ def load_engine(dirs: Iterable[Path], extra_specs: Iterable[Mapping[str, Any]] =
     from patterns.engine.core import build_engine  # implemented by the engine module
 
     return build_engine(list(dirs), list(extra_specs))
+
+
+def validate_spec(spec: Mapping[str, Any]) -> list[PatternError]:
+    """Check one pattern spec (as parsed from YAML/JSON) without loading it anywhere."""
+    from patterns.engine.core import validate_one
+
+    return validate_one(spec)
+
+
+def list_patterns(dirs: Iterable[Path]) -> tuple[list[PatternInfo], list[PatternError]]:
+    """Metadata of every valid pattern under ``dirs`` and the errors of the rest."""
+    engine = load_engine(dirs)
+    return engine.patterns(), list(engine.errors)
