@@ -44,7 +44,7 @@ def test_round_trip_through_local_broker(settings: Settings) -> None:
 
 
 def test_unreachable_broker_is_a_clear_error() -> None:
-    with pytest.raises(BrokerUnreachable, match="127.0.0.1:1 unreachable"):
+    with pytest.raises(BrokerUnreachable, match=r"127\.0\.0\.1:1 unreachable"):
         check_reachable(KafkaSettings(bootstrap="127.0.0.1:1"), timeout=2)
     with pytest.raises(BrokerUnreachable, match="no Kafka bootstrap"):
         check_reachable(KafkaSettings(bootstrap=None))
