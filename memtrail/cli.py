@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "memtrail.commands.sinks",  # memtrail sink ..., memtrail dashboards ..., memtrail wazuh ...
     "memtrail.commands.shim",  # memtrail shim
     "memtrail.commands.schemas",  # memtrail schemas export
+    "memtrail.commands.audit",  # memtrail audit-webhook: Kubernetes audit events over HTTPS
 )
 
 app = typer.Typer(

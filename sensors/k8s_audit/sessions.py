@@ -1,0 +1,124 @@
+"""Interactive sessions into pods (exec, attach, ephemeral containers), for cross-source correlation.
+
+Pure: no I/O. The stream worker feeds every audit event it reads from
+``memtrail.k8s.audit`` to ``PodSessions.observe`` (every worker reads all of that small
+topic, like the container table, so no co-partitioning with syscall events is needed)
+and calls ``annotate_session(event, sessions)`` on each enriched syscall event before the
+pattern engine. A syscall event from a container of a pod that had a session opened in
+the last ``window_s`` seconds gets::
+
+    k8s_session: {kind: exec|attach|ephemeralcontainers, user, auditid, time, age_s,
+                  namespace, pod, container, command}
+
+and the engine's single-event pattern MT-K8S-020 ("fileless exec after an exec into the
+pod") raises one higher-severity alert with both sides as context. The pod of a syscall
+event comes from the enrichment: ``container.pod_namespace`` / ``container.pod_name``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+SESSION_SUBRESOURCES = frozenset({"exec", "attach", "ephemeralcontainers"})
+DEFAULT_WINDOW_S = 600.0
+MAX_PODS = 20_000  # distinct pods with a live session; the oldest are forgotten first
+
+
+def _session_of(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The session an audit event opens, or None (not a successful exec/attach/debug)."""
+    if event.get("source") != "k8s_audit":
+        return None
+    ka = event.get("ka")
+    if not isinstance(ka, Mapping):
+        return None
+    target = ka.get("target") or {}
+    sub = target.get("subresource")
+    if target.get("resource") != "pods" or sub not in SESSION_SUBRESOURCES or not target.get("name"):
+        return None
+    code = (ka.get("response") or {}).get("code")
+    if isinstance(code, int) and code >= 400:
+        return None
+    if (ka.get("auth") or {}).get("decision") == "forbid":
+        return None
+    if sub == "ephemeralcontainers" and ka.get("verb") not in ("update", "patch"):
+        return None
+    exec_facts = ka.get("exec") or {}
+    return {
+        "kind": sub,
+        "user": (ka.get("user") or {}).get("name"),
+        "auditid": ka.get("auditid"),
+        # session start: the request's arrival, the same in its ResponseStarted and ResponseComplete records
+        "time": float(ka.get("request_time") or event.get("time") or 0.0),
+        "namespace": target.get("namespace") or "default",
+        "pod": target.get("name"),
+        "container": exec_facts.get("container"),
+        "command": list(exec_facts.get("command") or []),
+    }
+
+
+class PodSessions:
+    """The latest session per pod within ``window_s`` (bounded LRU)."""
+
+    def __init__(self, window_s: float = DEFAULT_WINDOW_S, max_pods: int = MAX_PODS) -> None:
+        self.window_s = window_s
+        self.max_pods = max_pods
+        self._by_pod: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._by_pod)
+
+    def observe(self, event: Mapping[str, Any]) -> bool:
+        """Record the session an audit event opens; True when it was one."""
+        s = _session_of(event)
+        if s is None:
+            return False
+        key = (s["namespace"], s["pod"])
+        old = self._by_pod.get(key)
+        if old is not None and old["time"] >= s["time"]:
+            return True  # a later stage of the same session, or an older session arriving late
+        self._by_pod[key] = s
+        self._by_pod.move_to_end(key)
+        while len(self._by_pod) > self.max_pods:
+            self._by_pod.popitem(last=False)
+        return True
+
+    def lookup(self, namespace: str | None, pod: str | None, at: float) -> dict[str, Any] | None:
+        """The session into that pod opened at most ``window_s`` before ``at`` (and not after it)."""
+        if not pod:
+            return None
+        s = self._by_pod.get((namespace or "default", pod))
+        if s is None or not (at - self.window_s <= s["time"] <= at + 1.0):  # 1 s clock skew between sources
+            return None
+        return s
+
+    def expire(self, now: float) -> None:
+        horizon = now - self.window_s
+        for key in [k for k, s in self._by_pod.items() if s["time"] < horizon]:
+            del self._by_pod[key]
+
+
+def annotate_session(event: Mapping[str, Any], sessions: PodSessions) -> Mapping[str, Any]:
+    """Return the event with ``k8s_session`` set when its pod had a recent session.
+
+    Events outside pods, audit events and events with no session are returned unchanged
+    and uncopied; an annotated event is a shallow copy (the caller's dict is not mutated).
+    """
+    if event.get("source") == "k8s_audit" or not len(sessions):
+        return event
+    cont = event.get("container")
+    if not isinstance(cont, Mapping) or not cont.get("pod_name"):
+        return event
+    t = event.get("time")
+    s = sessions.lookup(
+        cont.get("pod_namespace"), cont.get("pod_name"), float(t) if isinstance(t, int | float) else 0.0
+    )
+    if s is None:
+        return event
+    out = dict(event)
+    out["k8s_session"] = {
+        **s,
+        "age_s": round(float(t) - s["time"], 3) if isinstance(t, int | float) else None,
+    }
+    return out
