@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.containers import ContainerMeta
 
-EVENT_SCHEMA_VERSION = 1
+EVENT_SCHEMA_VERSION: Literal[1] = 1
 
 
 class ProcessInfo(BaseModel):
