@@ -1,0 +1,59 @@
+"""Import the shipped OpenSearch Dashboards saved objects (index pattern, visualizations, dashboard)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from memtrail.settings import REPO_ROOT
+
+SAVED_OBJECTS = REPO_ROOT / "deploy" / "opensearch" / "dashboards.ndjson"
+
+
+class ImportFailed(RuntimeError):
+    """OpenSearch Dashboards refused the import (or part of it)."""
+
+
+def import_saved_objects(
+    url: str,
+    *,
+    path: Path = SAVED_OBJECTS,
+    user: str | None = None,
+    password: str | None = None,
+    api_key: str | None = None,
+    ca_certs: Path | None = None,
+    verify_certs: bool = True,
+    tenant: str | None = None,
+    timeout: float = 30.0,
+) -> dict[str, Any]:
+    """POST the ndjson to ``/api/saved_objects/_import?overwrite=true``; return the server's answer."""
+    headers = {"osd-xsrf": "true"}
+    if api_key:
+        headers["Authorization"] = f"ApiKey {api_key}"
+    if tenant:  # security plugin multi-tenancy
+        headers["securitytenant"] = tenant
+    auth = (user, password or "") if user else None
+    verify: bool | str = str(ca_certs) if ca_certs else verify_certs
+    files = {"file": (path.name, path.read_bytes(), "application/ndjson")}
+    with httpx.Client(timeout=timeout, verify=verify, auth=auth) as client:
+        try:
+            resp = client.post(
+                url.rstrip("/") + "/api/saved_objects/_import",
+                params={"overwrite": "true"},
+                headers=headers,
+                files=files,
+            )
+        except httpx.HTTPError as exc:
+            raise ImportFailed(f"cannot reach OpenSearch Dashboards at {url}: {exc}") from exc
+    if resp.status_code >= 400:
+        raise ImportFailed(f"import refused: HTTP {resp.status_code}: {resp.text[:500]}")
+    result: dict[str, Any] = resp.json()
+    if not result.get("success", False):
+        errors = "; ".join(
+            f"{e.get('type')}/{e.get('id')}: {e.get('error', {}).get('type', e.get('error'))}"
+            for e in result.get("errors", [])
+        )
+        raise ImportFailed(f"import partly failed ({result.get('successCount', 0)} imported): {errors}")
+    return result
