@@ -1,0 +1,58 @@
+"""What the routers share, held on ``app.state.ctx`` and injected with ``Ctx``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from prometheus_client import CollectorRegistry
+
+from memtrail.settings import Settings
+from sinks.shim.config import ShimSettings
+from sinks.shim.consumer import ShimConsumer
+from sinks.shim.mitre import technique_url
+from sinks.shim.opensearch import OpenSearchPoller
+from sinks.shim.portainer import PortainerClient
+from sinks.shim.publisher import Publisher
+from sinks.shim.store import Store
+
+
+@dataclass
+class ShimContext:
+    cfg: ShimSettings
+    settings: Settings
+    store: Store
+    registry: CollectorRegistry
+    publisher: Publisher | None = None
+    portainer: PortainerClient | None = None
+    consumer: ShimConsumer | None = None
+    opensearch: OpenSearchPoller | None = None
+
+    def decorate(self, item: dict[str, Any]) -> dict[str, Any]:
+        """Add the Portainer link/name and ATT&CK urls the page shows beside each row."""
+        container = item.get("container") or {}
+        pc = self.portainer.resolve(container.get("id")) if self.portainer else None
+        item["portainer"] = pc.as_dict() if pc else None
+        if pc and not container.get("name"):
+            container["name"] = pc.name
+        tech = (item.get("threat") or {}).get("technique") or {}
+        item["techniques"] = [
+            {"id": t, "name": n, "url": technique_url(t)}
+            for t, n in zip(
+                tech.get("id") or [], _pad(tech.get("name") or [], len(tech.get("id") or [])), strict=True
+            )
+        ]
+        return item
+
+
+def _pad(names: list[str], n: int) -> list[str | None]:
+    return [names[i] if i < len(names) else None for i in range(n)]
+
+
+def get_ctx(request: Request) -> ShimContext:
+    ctx: ShimContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[ShimContext, Depends(get_ctx)]

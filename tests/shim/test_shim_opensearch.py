@@ -1,0 +1,139 @@
+"""OpenSearch read adapter contract, against a local stand-in ``_search`` endpoint.
+
+A stand-in because no OpenSearch server can run here (no image registry, no package).
+It holds documents as the OpenSearch sink writes them (alert JSON plus ``event.*``, ``_id``
+= alert id) and implements the subset of ``_search`` the adapter uses: ``range`` on
+``last_seen`` (epoch_millis), sort by ``last_seen`` then ``id``, ``search_after``, ``size``,
+``_source.excludes`` — rejecting any other body, so the adapter cannot drift silently.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from shimkit import NOW, make_alert
+
+from sinks.shim.opensearch import OpenSearchReader
+from sinks.shim.store import Store
+
+ALLOWED_KEYS = {"size", "query", "sort", "search_after", "_source"}
+
+
+def _ms(iso: str) -> int:
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+class StandIn:
+    def __init__(self) -> None:
+        self.docs: dict[str, dict[str, Any]] = {}
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                path = self.path.split("?", 1)[0]
+                stand_in.requests.append((path, body))
+                if not path.endswith("/_search") or set(body) - ALLOWED_KEYS:
+                    return self._send(400, {"error": f"unsupported request {path} {sorted(body)}"})
+                if body["sort"] != [{"last_seen": "asc"}, {"id": "asc"}]:
+                    return self._send(400, {"error": "unsupported sort"})
+                docs = sorted(stand_in.docs.values(), key=lambda d: (_ms(d["last_seen"]), d["id"]))
+                rng = body["query"].get("range")
+                if rng:
+                    assert rng["last_seen"]["format"] == "epoch_millis"
+                    docs = [d for d in docs if _ms(d["last_seen"]) >= int(rng["last_seen"]["gte"])]
+                if "search_after" in body:
+                    after = tuple(body["search_after"])
+                    docs = [d for d in docs if (_ms(d["last_seen"]), d["id"]) > after]
+                hits = [
+                    {
+                        "_index": "memtrail-alerts-2026.01.01",
+                        "_id": d["id"],
+                        "_source": {k: v for k, v in d.items() if k not in body["_source"]["excludes"]},
+                        "sort": [_ms(d["last_seen"]), d["id"]],
+                    }
+                    for d in docs[: body["size"]]
+                ]
+                self._send(200, {"hits": {"total": {"value": len(docs)}, "hits": hits}})
+
+            def _send(self, code: int, body: Any) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def index(self, doc: dict[str, Any]) -> None:
+        self.docs[doc["id"]] = {**doc, "event": {"kind": "alert", "module": "memtrail"}}
+
+
+@pytest.fixture
+def opensearch() -> Iterator[StandIn]:
+    s = StandIn()
+    try:
+        yield s
+    finally:
+        s.server.shutdown()
+        s.server.server_close()
+
+
+def test_pulls_new_and_updated_alerts_in_pages(opensearch: StandIn, tmp_path: Path) -> None:
+    for i in range(7):
+        opensearch.index(make_alert(f"o{i}", minutes_ago=30 - i).to_json_dict())
+    opensearch.index({"id": "junk", "last_seen": "2026-01-01T00:00:00Z"})  # not an alert: skipped, counted
+    store = Store(str(tmp_path / "o.sqlite3"))
+    reader = OpenSearchReader(opensearch.url, page_size=3)
+    assert reader.pull(store) == 7
+    assert reader.invalid == 1
+    assert store.stats_count() == 7
+    paths = {p for p, _ in opensearch.requests}
+    assert paths == {"/memtrail-alerts*/_search"}
+    assert "search_after" in opensearch.requests[1][1]  # paged, not one huge response
+
+    # the sink re-indexes a grouped alert with a higher count (and a later last_seen)
+    updated = make_alert("o2", minutes_ago=28, count=5).to_json_dict()
+    updated["last_seen"] = NOW.isoformat()
+    opensearch.index(updated)
+    opensearch.requests.clear()
+    reader.pull(store)
+    assert "range" in opensearch.requests[0][1]["query"]  # incremental from the cursor
+    assert (store.get_alert("o2") or {})["count"] == 5
+    assert "event" not in (store.get_alert("o2") or {})  # the sink's extra ECS fields are not needed
+    store.close()
+
+
+def test_missing_index_is_empty(tmp_path: Path) -> None:
+    class NotFound(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(404)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        store = Store(str(tmp_path / "o.sqlite3"))
+        assert OpenSearchReader(f"http://127.0.0.1:{server.server_address[1]}").pull(store) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
