@@ -60,6 +60,16 @@ class Engine(Protocol):
         """Add or replace one (custom) pattern at run time; errors mean it was not applied."""
         ...
 
+    # Added by the engine (issue 3), additive:
+    def delete_pattern(self, pattern_id: str) -> bool:
+        """Remove one pattern and its state at run time; False if there was none."""
+        ...
+
+    def flush(self, now: float | None = None) -> list[Alert]:
+        """Alerts that became due without a new event ("A not followed by B" windows that
+        ran out); ``now`` (event-time seconds) advances the clock first."""
+        ...
+
 
 def load_engine(dirs: Iterable[Path], extra_specs: Iterable[Mapping[str, Any]] = ()) -> Engine:
     """Compile every pattern under ``dirs`` (YAML, and the seed's JSON form) plus ``extra_specs``."""

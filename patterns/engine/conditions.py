@@ -1,0 +1,395 @@
+"""The condition language: YAML structures compiled once into Python closures.
+
+A condition is one of:
+
+- a mapping of ``field: test`` pairs (all must hold) which may also hold the boolean
+  keys ``all: [...]``, ``any: [...]``, ``not: cond`` and ``macro: name``;
+- a list of conditions (all must hold).
+
+A test is a scalar (equality), a list (membership), ``null`` (field absent) or a mapping
+of operators, all of which must hold: ``eq ne in not_in startswith endswith contains
+icontains glob regex gt gte lt lte flags_all flags_any flags_none exists eq_field
+ne_field``. A string ``"$name"`` anywhere a value or list is expected names a list.
+On a list-valued field (argv, flags, ancestors.exe) the string operators hold when any
+element matches.
+
+Compilation also yields a canonical form (for the duplicate lint) and index hints: the
+exact values or prefixes a field must have for the condition to hold at all.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from patterns.engine.fields import compile_getter, resolve
+
+Pred = Callable[[Mapping[str, Any]], bool]
+BOOL_KEYS = frozenset({"all", "any", "not", "macro"})
+OPS = frozenset(
+    {
+        "eq",
+        "ne",
+        "in",
+        "not_in",
+        "startswith",
+        "endswith",
+        "contains",
+        "icontains",
+        "glob",
+        "regex",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "flags_all",
+        "flags_any",
+        "flags_none",
+        "exists",
+        "eq_field",
+        "ne_field",
+    }
+)
+
+
+class ConditionError(ValueError):
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"{where}: {message}")
+        self.where = where
+        self.message = message
+
+
+@dataclass
+class Hints:
+    """What must hold for a condition to be true: exact values and prefixes per field."""
+
+    exact: dict[str, frozenset[Any]] = field(default_factory=dict)
+    prefix: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: a regex (source) the field's string value must match (re.search)
+    regex: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def merge_and(self, other: Hints) -> None:
+        for f, vals in other.exact.items():
+            self.exact[f] = self.exact[f] & vals if f in self.exact else vals
+        for f, pre in other.prefix.items():
+            self.prefix.setdefault(f, pre)
+        for f, rx in other.regex.items():
+            self.regex.setdefault(f, rx)
+
+
+@dataclass
+class Compiled:
+    fn: Pred
+    canon: Any
+    hints: Hints
+
+
+@dataclass
+class Context:
+    lists: Mapping[str, list[Any]]
+    macros: Mapping[str, Any]
+    _macro_stack: list[str] = field(default_factory=list)
+
+
+TRUE = Compiled(lambda e: True, ("true",), Hints())
+
+
+def _expand(value: Any, ctx: Context, where: str) -> Any:
+    """Replace ``$list`` references (whole value or list items) by the list's items."""
+    if isinstance(value, str) and value.startswith("$") and len(value) > 1:
+        name = value[1:]
+        if name not in ctx.lists:
+            raise ConditionError(where, f"unknown list '{name}'")
+        return list(ctx.lists[name])
+    if isinstance(value, list):
+        out: list[Any] = []
+        for v in value:
+            ev = _expand(v, ctx, where)
+            if isinstance(v, str) and v.startswith("$") and isinstance(ev, list):
+                out.extend(ev)
+            else:
+                out.append(ev)
+        return out
+    return value
+
+
+def _as_tuple_of_str(value: Any, where: str, op: str) -> tuple[str, ...]:
+    vals = value if isinstance(value, list) else [value]
+    if not vals or not all(isinstance(v, str) for v in vals):
+        raise ConditionError(where, f"'{op}' needs a string or a non-empty list of strings")
+    return tuple(vals)
+
+
+def _hashable(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _any_str(get: Callable[[Mapping[str, Any]], Any], test: Callable[[str], bool]) -> Pred:
+    def pred(e: Mapping[str, Any]) -> bool:
+        v = get(e)
+        if isinstance(v, str):
+            return test(v)
+        if isinstance(v, list):
+            return any(isinstance(x, str) and test(x) for x in v)
+        return False
+
+    return pred
+
+
+def _not(f: Pred) -> Pred:
+    return lambda e: not f(e)
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, int | float):
+        return float(v)
+    return None
+
+
+def _compile_op(fpath: str, op: str, raw: Any, ctx: Context, where: str) -> Compiled:
+    get = compile_getter(fpath)
+    value = _expand(raw, ctx, where)
+    hints = Hints()
+    canon: Any
+    fn: Pred
+    if op == "eq":
+        if isinstance(value, list | dict):
+            raise ConditionError(where, "'eq' needs a scalar (use 'in' for a list)")
+
+        def fn(e: Mapping[str, Any], g=get, x=value) -> bool:
+            v = g(e)
+            if v == x:
+                return True
+            return isinstance(v, list) and x in v
+
+        canon = ("eq", fpath, value)
+        hints.exact[fpath] = frozenset([value])
+    elif op == "ne":
+        inner = _compile_op(fpath, "eq", raw, ctx, where)
+        fn = _not(inner.fn)
+        canon = ("not", inner.canon)
+    elif op in ("in", "not_in"):
+        # an empty list is allowed (a tuning hook that ships empty): 'in' is then never true
+        if not isinstance(value, list):
+            raise ConditionError(where, f"'{op}' needs a list")
+        if any(isinstance(v, list | dict) for v in value):
+            raise ConditionError(where, f"'{op}' needs a list of scalars")
+        s = frozenset(value)
+
+        def fn_in(e: Mapping[str, Any], g=get, s=s) -> bool:
+            v = g(e)
+            if isinstance(v, list):
+                return any(x in s for x in v if not isinstance(x, dict | list))
+            try:
+                return v in s
+            except TypeError:
+                return False
+
+        canon = ("in", fpath, tuple(sorted(map(repr, s))))
+        if op == "in":
+            fn = fn_in
+            hints.exact[fpath] = s
+        else:
+            fn = _not(fn_in)
+            canon = ("not", canon)
+    elif op == "startswith":
+        t = _as_tuple_of_str(value, where, op)
+        fn = _any_str(get, lambda v: v.startswith(t))
+        canon = (op, fpath, tuple(sorted(t)))
+        hints.prefix[fpath] = t
+    elif op == "endswith":
+        t = _as_tuple_of_str(value, where, op)
+        fn = _any_str(get, lambda v: v.endswith(t))
+        canon = (op, fpath, tuple(sorted(t)))
+    elif op in ("contains", "icontains"):
+        t = _as_tuple_of_str(value, where, op)
+        if op == "icontains":
+            tl = tuple(x.lower() for x in t)
+            fn = _any_str(get, lambda v: any(x in v.lower() for x in tl))
+        else:
+
+            def fn(e: Mapping[str, Any], g=get, t=t) -> bool:
+                v = g(e)
+                if isinstance(v, str):
+                    return any(x in v for x in t)
+                if isinstance(v, list):
+                    return any(x in v for x in t) or any(
+                        isinstance(y, str) and any(x in y for x in t) for y in v
+                    )
+                return False
+
+        canon = (op, fpath, tuple(sorted(t)))
+    elif op in ("glob", "regex"):
+        t = _as_tuple_of_str(value, where, op)
+        try:
+            if op == "glob":
+                rx = re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in t))
+                fn = _any_str(get, lambda v: rx.match(v) is not None)
+            else:
+                rx = re.compile(t[0] if len(t) == 1 else "|".join(f"(?:{r})" for r in t))
+                fn = _any_str(get, lambda v: rx.search(v) is not None)
+                hints.regex[fpath] = t
+        except re.error as exc:
+            raise ConditionError(where, f"bad {op}: {exc}") from None
+        canon = (op, fpath, tuple(sorted(t)))
+    elif op in ("gt", "gte", "lt", "lte"):
+        n = _num(value)
+        if n is None:
+            raise ConditionError(where, f"'{op}' needs a number")
+        cmp = {
+            "gt": lambda a, b: a > b,
+            "gte": lambda a, b: a >= b,
+            "lt": lambda a, b: a < b,
+            "lte": lambda a, b: a <= b,
+        }[op]
+
+        def fn(e: Mapping[str, Any], g=get, n=n, cmp=cmp) -> bool:
+            raw = g(e)
+            if isinstance(raw, list):
+                return any((x := _num(v)) is not None and cmp(x, n) for v in raw)
+            v = _num(raw)
+            return v is not None and cmp(v, n)
+
+        canon = (op, fpath, n)
+    elif op in ("flags_all", "flags_any", "flags_none"):
+        t = _as_tuple_of_str(value, where, op)
+        fs = frozenset(t)
+
+        def flags_of(e: Mapping[str, Any]) -> Any:
+            """The flag names as an iterable (the decoded list as is; ``A|B`` strings split)."""
+            v = get(e)
+            if isinstance(v, list):
+                return v
+            if isinstance(v, str):
+                return v.split("|")
+            return ()
+
+        # set methods take any iterable, so the event's list is never copied into a set
+        if op == "flags_all":
+            fn = lambda e: fs.issubset(flags_of(e))  # noqa: E731
+        elif op == "flags_any":
+            fn = lambda e: not fs.isdisjoint(flags_of(e))  # noqa: E731
+        else:
+            fn = lambda e: fs.isdisjoint(flags_of(e))  # noqa: E731
+        canon = (op, fpath, tuple(sorted(fs)))
+    elif op == "exists":
+        if not isinstance(value, bool):
+            raise ConditionError(where, "'exists' needs true or false")
+        present = _not(lambda e: get(e) in (None, [], ""))
+        fn = present if value else _not(present)
+        canon = ("exists", fpath, value)
+    elif op in ("eq_field", "ne_field"):
+        if not isinstance(value, str):
+            raise ConditionError(where, f"'{op}' needs a field name")
+        other = compile_getter(value)
+        if op == "eq_field":
+            fn = lambda e: get(e) is not None and get(e) == other(e)  # noqa: E731
+        else:
+            fn = lambda e: get(e) is not None and get(e) != other(e)  # noqa: E731
+        canon = (op, fpath, resolve(value))
+    else:
+        raise ConditionError(where, f"unknown operator '{op}' (known: {', '.join(sorted(OPS))})")
+    return Compiled(fn, canon, hints)
+
+
+def _compile_test(fpath: str, test: Any, ctx: Context, where: str) -> Compiled:
+    if test is None:
+        return _compile_op(fpath, "exists", False, ctx, where)
+    if isinstance(test, str) and test.startswith("$"):
+        return _compile_op(fpath, "in", test, ctx, where)
+    if isinstance(test, list):
+        return _compile_op(fpath, "in", test, ctx, where)
+    if isinstance(test, Mapping):
+        if not test:
+            raise ConditionError(where, "empty test")
+        parts = [_compile_op(fpath, str(op), v, ctx, f"{where}.{op}") for op, v in test.items()]
+        return _and(parts)
+    return _compile_op(fpath, "eq", test, ctx, where)
+
+
+def _and(parts: list[Compiled]) -> Compiled:
+    if len(parts) == 1:
+        return parts[0]
+    fns = tuple(p.fn for p in parts)
+    hints = Hints()
+    for p in parts:
+        hints.merge_and(p.hints)
+    canon_children: list[Any] = []
+    for p in parts:
+        if p.canon[0] == "and":
+            canon_children.extend(p.canon[1])
+        else:
+            canon_children.append(p.canon)
+    canon = ("and", tuple(sorted(set(canon_children), key=repr)))
+    if len(fns) == 2:
+        f1, f2 = fns
+        return Compiled(lambda e: f1(e) and f2(e), canon, hints)
+    if len(fns) == 3:
+        f1, f2, f3 = fns
+        return Compiled(lambda e: f1(e) and f2(e) and f3(e), canon, hints)
+    return Compiled(lambda e: all(f(e) for f in fns), canon, hints)
+
+
+def _or(parts: list[Compiled]) -> Compiled:
+    if len(parts) == 1:
+        return parts[0]
+    fns = tuple(p.fn for p in parts)
+    hints = Hints()
+    # An OR constrains a field only if every branch constrains it.
+    common = set.intersection(*(set(p.hints.exact) for p in parts))
+    for f in common:
+        hints.exact[f] = frozenset().union(*(p.hints.exact[f] for p in parts))
+    pcommon = set.intersection(*(set(p.hints.prefix) for p in parts)) - common
+    for f in pcommon:
+        hints.prefix[f] = tuple(sorted({x for p in parts for x in p.hints.prefix[f]}))
+    canon = ("or", tuple(sorted({p.canon for p in parts}, key=repr)))
+    return Compiled(lambda e: any(f(e) for f in fns), canon, hints)
+
+
+def compile_condition(cond: Any, ctx: Context, where: str = "condition") -> Compiled:
+    """Compile one condition; raises ConditionError naming the exact place that is wrong."""
+    if isinstance(cond, list):
+        if not cond:
+            raise ConditionError(where, "empty list of conditions")
+        return _and([compile_condition(c, ctx, f"{where}[{i}]") for i, c in enumerate(cond)])
+    if isinstance(cond, bool):
+        if cond:
+            return TRUE
+        return Compiled(lambda e: False, ("false",), Hints())
+    if not isinstance(cond, Mapping) or not cond:
+        raise ConditionError(where, f"a condition is a non-empty mapping or list, not {type(cond).__name__}")
+    parts: list[Compiled] = []
+    for key, val in cond.items():
+        key = str(key)
+        sub = f"{where}.{key}"
+        if key == "all":
+            if not isinstance(val, list) or not val:
+                raise ConditionError(sub, "'all' needs a non-empty list")
+            parts.append(_and([compile_condition(c, ctx, f"{sub}[{i}]") for i, c in enumerate(val)]))
+        elif key == "any":
+            if not isinstance(val, list) or not val:
+                raise ConditionError(sub, "'any' needs a non-empty list")
+            parts.append(_or([compile_condition(c, ctx, f"{sub}[{i}]") for i, c in enumerate(val)]))
+        elif key == "not":
+            inner = compile_condition(val, ctx, sub)
+            parts.append(Compiled(_not(inner.fn), ("not", inner.canon), Hints()))
+        elif key == "macro":
+            names = val if isinstance(val, list) else [val]
+            for name in names:
+                if name not in ctx.macros:
+                    raise ConditionError(sub, f"unknown macro '{name}'")
+                if name in ctx._macro_stack:
+                    raise ConditionError(sub, f"macro '{name}' refers to itself")
+                ctx._macro_stack.append(name)
+                try:
+                    parts.append(compile_condition(ctx.macros[name], ctx, f"macro {name}"))
+                finally:
+                    ctx._macro_stack.pop()
+        else:
+            parts.append(_compile_test(resolve(key), val, ctx, sub))
+    return _and(parts)
