@@ -1,0 +1,336 @@
+"""``memtrail up``: the whole pipeline in one command.
+
+Starts the local broker (unless ``--bootstrap``/MEMTRAIL_KAFKA__BOOTSTRAP names one),
+creates the topics, runs ``memtrail sensor``, ``memtrail worker`` and (when installed)
+``memtrail shim`` as child processes, and runs the local sinks itself: one console line
+per alert and, with ``--alerts-jsonl PATH``, one JSON object per line. Ctrl-C/SIGTERM
+stops every child; a child that dies is named with its exit code and last stderr lines,
+and everything stops. Preflight problems are one-line errors, never tracebacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import typer
+
+from memtrail.settings import Settings
+from sinks.jsonl import JsonlSink
+
+EXIT_PREFLIGHT = 2
+EXIT_CHILD_DIED = 3
+
+
+class UpError(Exception):
+    """A problem to report as one line before exiting."""
+
+
+def preflight(need_sensor: bool) -> None:
+    """Raise UpError with a clear reason when the sensor cannot run on this machine."""
+    if not need_sensor:
+        return
+    if importlib.util.find_spec("memtrail.commands.sensor") is None:
+        raise UpError(
+            "the `memtrail sensor` command is not installed (memtrail/commands/sensor.py); use --no-sensor"
+        )
+    if os.geteuid() != 0:
+        raise UpError("must run as root: the eBPF sensor loads kernel programs (try: sudo make run)")
+    try:
+        import bcc  # noqa: F401
+    except ImportError:
+        raise UpError(
+            f"bcc does not import in {sys.executable}: install Debian's python3-bpfcc and use the venv "
+            "built by `make run` (made from /usr/bin/python3 with system site-packages)"
+        ) from None
+    if not Path("/sys/kernel/tracing/events/syscalls").is_dir():
+        raise UpError("tracefs is not mounted: run `mount -t tracefs nodev /sys/kernel/tracing` (as root)")
+
+
+def _memtrail_cmd() -> list[str]:
+    script = Path(sys.executable).with_name("memtrail")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from memtrail.cli import main; main()"]
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    os.setpgrp()  # Ctrl-C reaches only `up`, which stops the children in order
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    ready_url: str | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=15))
+
+    def start(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen(
+            self.argv,
+            env=env,
+            stdout=sys.stderr.fileno(),
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+        )
+        threading.Thread(target=self._pump, args=(self.proc.stderr,), daemon=True).start()
+
+    def _pump(self, stream: IO[bytes] | None) -> None:
+        # Child logs go to our stderr, prefixed; the tail is kept to explain a death.
+        if stream is None:
+            return
+        for raw in stream:
+            line = raw.decode(errors="replace").rstrip()
+            self.stderr_tail.append(line)
+            sys.stderr.write(f"[{self.name}] {line}\n")
+            sys.stderr.flush()
+
+    def ready(self) -> bool:
+        if self.ready_url is None:
+            return True
+        with contextlib.suppress(OSError), urllib.request.urlopen(self.ready_url, timeout=1) as r:
+            return bool(r.status == 200)
+        return False
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class AlertSinks(threading.Thread):
+    """Reads the alerts topic and prints/appends each alert (the local sinks)."""
+
+    def __init__(self, settings: Settings, sink: JsonlSink | None, color: bool, from_start: bool) -> None:
+        super().__init__(name="alert-sinks", daemon=True)
+        self.settings = settings
+        self.sink = sink
+        self.color = color
+        self.from_start = from_start
+        self.stopping = threading.Event()
+        self.error: str | None = None
+
+    def run(self) -> None:
+        import orjson
+        from confluent_kafka import Consumer
+
+        from memtrail.kafka import consumer_config
+        from sinks.console import format_alert
+
+        group = f"memtrail-up-sinks-{self.settings.host_name}"
+        reset = "earliest" if self.from_start else "latest"
+        consumer = Consumer(
+            consumer_config(
+                self.settings.kafka, group, **{"auto.offset.reset": reset, "enable.auto.commit": True}
+            )
+        )
+        consumer.subscribe([self.settings.topics.alerts])
+        try:
+            while not self.stopping.is_set():
+                for msg in consumer.consume(100, timeout=0.2):
+                    if msg.error() is not None:
+                        continue
+                    value = msg.value() or b""
+                    try:
+                        doc = orjson.loads(value)
+                    except orjson.JSONDecodeError:
+                        sys.stderr.write(
+                            f"memtrail up: alert at offset {msg.offset()} is not JSON: {value[:200]!r}\n"
+                        )
+                        continue
+                    if self.sink is not None:
+                        self.sink.write(value)
+                    sys.stdout.write(format_alert(doc, self.color) + "\n")
+                    sys.stdout.flush()
+        except Exception as exc:  # reported by the supervisor loop
+            self.error = f"alert sinks stopped: {exc}"
+        finally:
+            consumer.close()
+            if self.sink is not None:
+                self.sink.close()
+
+
+def _say(msg: str, err: bool = True) -> None:
+    typer.echo(f"memtrail up: {msg}", err=err)
+
+
+def run_up(
+    settings: Settings,
+    alerts_jsonl: Path | None,
+    sensor: bool,
+    shim: bool,
+    worker_metrics_port: int,
+    worker_web_port: int,
+    sensor_metrics_port: int,
+    ready_timeout: float,
+    shim_port: int = 8080,
+) -> int:
+    from memtrail.broker import BrokerError, LocalBroker
+    from memtrail.kafka import BrokerUnreachable, check_reachable, ensure_topics
+
+    try:
+        preflight(sensor)
+    except UpError as exc:
+        _say(f"error: {exc}")
+        return EXIT_PREFLIGHT
+    broker: LocalBroker | None = None
+    stop = threading.Event()
+    stop_reason: list[str] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop_reason.append(signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    children: list[Child] = []
+    sinks: AlertSinks | None = None
+    jsonl_sink: JsonlSink | None = None
+    try:
+        if alerts_jsonl is not None:
+            try:
+                jsonl_sink = JsonlSink(alerts_jsonl)
+            except OSError as exc:
+                raise UpError(f"cannot append alerts to {alerts_jsonl}: {exc.strerror}") from None
+        if settings.kafka.bootstrap:
+            try:
+                check_reachable(settings.kafka, timeout=5.0)
+            except BrokerUnreachable as exc:
+                raise UpError(str(exc)) from None
+        else:
+            state = Path(tempfile.gettempdir()) / "memtrail"
+            state.mkdir(exist_ok=True)
+            try:
+                broker = LocalBroker(log_path=state / "tansu.log").start()
+            except BrokerError as exc:
+                raise UpError(str(exc)) from None
+            settings.kafka.bootstrap = broker.bootstrap
+            settings.kafka.local_broker = True
+            _say(f"local broker (Tansu, memory storage) on {broker.bootstrap}")
+        try:
+            ensure_topics(settings)
+        except BrokerUnreachable as exc:
+            raise UpError(str(exc)) from None
+
+        env = {
+            **os.environ,
+            "MEMTRAIL_KAFKA__BOOTSTRAP": settings.kafka.bootstrap or "",
+            "MEMTRAIL_KAFKA__LOCAL_BROKER": "true" if settings.kafka.local_broker else "false",
+            "MEMTRAIL_STREAM_METRICS_PORT": str(worker_metrics_port),
+            "MEMTRAIL_STREAM_WEB_PORT": str(worker_web_port),
+            "MEMTRAIL_SENSOR_METRICS_PORT": str(sensor_metrics_port),
+            "MEMTRAIL_SHIM_PORT": str(shim_port),
+        }
+        base = _memtrail_cmd()
+        children.append(Child("worker", [*base, "worker"], f"http://127.0.0.1:{worker_metrics_port}/readyz"))
+        if sensor:
+            children.append(
+                Child("sensor", [*base, "sensor"], f"http://127.0.0.1:{sensor_metrics_port}/readyz")
+            )
+        if shim and importlib.util.find_spec("memtrail.commands.shim") is not None:
+            children.append(Child("shim", [*base, "shim"], f"http://127.0.0.1:{shim_port}/readyz"))
+        sinks = AlertSinks(settings, jsonl_sink, sys.stdout.isatty(), from_start=settings.kafka.local_broker)
+        sinks.start()
+        for child in children:
+            child.start(env)
+
+        announced = False
+        deadline = time.monotonic() + ready_timeout
+        while not stop.wait(0.3):
+            for child in children:
+                assert child.proc is not None
+                code = child.proc.poll()
+                if code is not None:
+                    time.sleep(0.3)  # let the pump read the last lines
+                    tail = "\n".join(f"    {line}" for line in list(child.stderr_tail)[-10:])
+                    _say(
+                        f"error: {child.name} exited with code {code}; stopping everything. Last output:\n{tail}"
+                    )
+                    return EXIT_CHILD_DIED
+            if sinks.error:
+                _say(f"error: {sinks.error}")
+                return EXIT_CHILD_DIED
+            if not announced:
+                waiting = [c.name for c in children if not c.ready()]
+                if not waiting:
+                    announced = True
+                    jsonl = f", alerts appended to {alerts_jsonl}" if alerts_jsonl else ""
+                    _say(f"ready: {', '.join(c.name for c in children)} running{jsonl}; Ctrl-C stops")
+                elif time.monotonic() > deadline:
+                    _say(f"error: not ready after {ready_timeout:.0f}s: {', '.join(waiting)}; stopping")
+                    return EXIT_CHILD_DIED
+        _say(f"{stop_reason[0] if stop_reason else 'stop'} received: stopping")
+        return 0
+    except UpError as exc:
+        _say(f"error: {exc}")
+        return EXIT_PREFLIGHT
+    finally:
+        # Sensor first (no new events), then worker, shim; then the sinks and the broker.
+        for child in sorted(children, key=lambda c: c.name != "sensor"):
+            child.stop()
+        if sinks is not None:
+            sinks.stopping.set()
+            sinks.join(timeout=5)
+        elif jsonl_sink is not None:
+            jsonl_sink.close()
+        if broker is not None:
+            broker.stop()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("up")
+    def up(
+        bootstrap: str = typer.Option(
+            None,
+            "--bootstrap",
+            envvar="MEMTRAIL_KAFKA__BOOTSTRAP",
+            help="Use this Kafka instead of a local broker",
+        ),
+        alerts_jsonl: Path = typer.Option(
+            None, "--alerts-jsonl", help="Append every alert as one JSON line here"
+        ),
+        sensor: bool = typer.Option(True, "--sensor/--no-sensor", help="Run the eBPF sensor (root)"),
+        shim: bool = typer.Option(True, "--shim/--no-shim", help="Run the Portainer API shim when installed"),
+        worker_metrics_port: int = typer.Option(9102, "--worker-metrics-port"),
+        worker_web_port: int = typer.Option(6066, "--worker-web-port"),
+        sensor_metrics_port: int = typer.Option(9101, "--sensor-metrics-port"),
+        shim_port: int = typer.Option(8080, "--shim-port", help="Security-events API and page"),
+        ready_timeout: float = typer.Option(120.0, "--ready-timeout", help="Seconds to wait for every child"),
+    ) -> None:
+        """Run everything: broker (unless given), sensor, worker, shim, and print each alert as one line."""
+        settings = Settings()
+        settings.kafka.bootstrap = bootstrap or None
+        code = run_up(
+            settings,
+            alerts_jsonl,
+            sensor,
+            shim,
+            worker_metrics_port,
+            worker_web_port,
+            sensor_metrics_port,
+            ready_timeout,
+            shim_port,
+        )
+        raise typer.Exit(code)

@@ -1,0 +1,59 @@
+"""``memtrail worker``: one stream-tier worker (Faust). Run several against one Kafka to scale."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from memtrail.kafka import BrokerUnreachable
+from memtrail.settings import Settings
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("worker")
+    def worker(
+        bootstrap: str = typer.Option(
+            None, "--bootstrap", envvar="MEMTRAIL_KAFKA__BOOTSTRAP", help="Kafka host:port"
+        ),
+        web_port: int = typer.Option(None, "--web-port", help="Faust web port (each worker its own) [6066]"),
+        metrics_port: int = typer.Option(None, "--metrics-port", help="Prometheus port, 0 = off [9102]"),
+        group_id: str = typer.Option(
+            None, "--group-id", help="Consumer group shared by workers [memtrail-stream]"
+        ),
+        grouping_window: float = typer.Option(None, "--grouping-window", help="Seconds [60]"),
+    ) -> None:
+        """Consume raw events, enrich, correlate with the pattern library, publish alerts."""
+        from streams.config import StreamOptions
+        from streams.worker import run_worker
+
+        settings = Settings()
+        if bootstrap:
+            settings.kafka.bootstrap = bootstrap
+        if not settings.kafka.bootstrap:
+            typer.secho(
+                "memtrail worker: error: no Kafka bootstrap server: pass --bootstrap or MEMTRAIL_KAFKA__BOOTSTRAP "
+                "(`memtrail up` starts a local broker and passes it)",
+                fg="red",
+                err=True,
+            )
+            raise typer.Exit(2)
+        overrides: dict[str, Any] = {
+            k: v
+            for k, v in {
+                "web_port": web_port,
+                "metrics_port": metrics_port,
+                "group_id": group_id,
+                "grouping_window_s": grouping_window,
+            }.items()
+            if v is not None
+        }
+        opts = StreamOptions(**overrides)
+        try:
+            run_worker(settings, opts)
+        except BrokerUnreachable as exc:
+            typer.secho(f"memtrail worker: error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from None
+        except OSError as exc:  # e.g. a port already in use
+            typer.secho(f"memtrail worker: error: {exc}", fg="red", err=True)
+            raise typer.Exit(2) from None

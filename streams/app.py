@@ -1,0 +1,252 @@
+"""The Faust app: raw → enrichment agent → enriched → correlation agent → alerts.
+
+Agents are thin: they move bytes between topics and call the pure helpers
+(``batches``, ``enrich``, ``correlate``). Messages are EventBatch JSON read with the raw
+serializer and decoded with orjson: no Faust Record per event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faust
+import orjson
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+from memtrail.settings import Settings
+from schemas.alerts import Alert
+from streams import metrics as m
+from streams.batches import decode_batch, encode_batch
+from streams.config import StreamOptions
+from streams.correlate import Correlator
+from streams.deadletter import dead_letter, reason_label
+from streams.enrich import enrich_events
+from streams.recovery import replay_batches
+from streams.topic_reader import TopicReader
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Pipeline:
+    """What the agents share inside one worker process."""
+
+    settings: Settings
+    opts: StreamOptions
+    correlator: Correlator
+    containers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pattern_ops: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    readers: list[TopicReader] = field(default_factory=list)
+    ready: bool = False
+    last_expire: float = 0.0
+
+    # -- global readers (every worker reads all partitions) --------------------------
+    def on_container(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        cid = key.decode()
+        if value is None:
+            self.containers.pop(cid, None)  # tombstone
+            return
+        meta = orjson.loads(value)
+        if isinstance(meta, dict):
+            self.containers[cid] = meta
+
+    def on_pattern(self, key: bytes | None, value: bytes | None) -> None:
+        if value is None:
+            if key:
+                self.pattern_ops.append(("delete", {"id": key.decode()}))
+            return
+        doc = orjson.loads(value)
+        if isinstance(doc, dict) and isinstance(doc.get("spec"), dict):
+            self.pattern_ops.append((str(doc.get("op", "upsert")), doc["spec"]))
+        else:
+            log.warning("patterns topic: ignored message without spec (key %r)", key)
+
+    def start_readers(self) -> None:
+        k = self.settings.kafka
+        self.readers = [
+            TopicReader(k, self.settings.topics.containers, self.on_container, "containers").start(),
+            TopicReader(k, self.settings.topics.patterns, self.on_pattern, "patterns").start(),
+        ]
+
+    def apply_pattern_ops(self) -> None:
+        while self.pattern_ops:
+            op, spec = self.pattern_ops.pop(0)
+            errors = self.correlator.apply_pattern_op(op, spec)
+            for err in errors or ():
+                log.warning("custom pattern not applied: %s", err)
+
+
+def _patch_fetch_wait(wait_ms: int) -> None:
+    """Faust hard-codes fetch_max_wait_ms=1500; on Tansu that long-poll adds ~0.75 s per hop."""
+    cls = faust_aiokafka.AIOKafkaConsumerThread
+    if getattr(cls, "_memtrail_patched", None) == wait_ms:
+        return
+    original = getattr(cls, "_memtrail_original", cls._create_worker_consumer)
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = wait_ms
+        return consumer
+
+    cls._memtrail_original = original  # type: ignore[attr-defined]
+    cls._create_worker_consumer = create  # type: ignore[method-assign]
+    cls._memtrail_patched = wait_ms  # type: ignore[attr-defined]
+
+
+def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -> tuple[faust.App, Pipeline]:
+    kafka = settings.kafka
+    assert kafka.bootstrap, "bootstrap must be set before building the app"
+    topics = settings.topics
+    pipe = Pipeline(settings=settings, opts=opts, correlator=correlator)
+    datadir = opts.datadir or Path(tempfile.mkdtemp(prefix="memtrail-faust-"))
+    conf: dict[str, Any] = {
+        "broker": [f"kafka://{h.strip()}" for h in kafka.bootstrap.split(",")],
+        "store": "memory://",
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+        "web_port": opts.web_port,
+        "web_bind": opts.web_host,
+        "web_host": opts.web_host,
+        "datadir": str(datadir),
+        "topic_partitions": kafka.partitions,
+        "topic_replication_factor": kafka.replication_factor,
+        "topic_disable_leader": True,
+        "consumer_auto_offset_reset": "earliest",
+        "broker_commit_interval": 1.0,
+        "producer_linger_ms": 5,
+        "producer_compression_type": "lz4",
+    }
+    if kafka.local_broker:  # Tansu: every group join waits session.timeout/2
+        conf.update(broker_session_timeout=6, broker_heartbeat_interval=1, broker_rebalance_timeout=20)
+        _patch_fetch_wait(opts.local_fetch_wait_ms)
+    app = faust.App(opts.group_id, **conf)
+
+    raw_t = app.topic(topics.raw, internal=False)
+    enriched_t = app.topic(topics.enriched, internal=False)
+    alerts_t = app.topic(topics.alerts, internal=False)
+    dead_t = app.topic(topics.deadletter, internal=False)
+
+    async def send_dead(
+        reason: str, topic: str, tp: TP | None, offset: int | None, key: Any, value: Any
+    ) -> None:
+        m.DEADLETTER.labels(reason_label(reason)).inc()
+        rec = dead_letter(reason, topic, tp.partition if tp else None, offset, key, value)
+        await dead_t.send(key=key if isinstance(key, bytes) else None, value=rec)
+
+    def update_lag(tp: TP, offset: int) -> None:
+        hw = app.consumer.highwater(tp)
+        if hw is not None:
+            m.LAG.labels(tp.topic, str(tp.partition)).set(max(0, hw - offset - 1))
+
+    @app.agent(raw_t, name="enrich")
+    async def enrich_agent(stream: Any) -> None:
+        async for batch in stream.take_events(opts.take_max, within=opts.take_within_s):
+            t_start = time.perf_counter()
+            n_in = n_out = 0
+            for ev in batch:
+                msg = ev.message
+                dec = decode_batch(ev.value, msg.key)
+                n_in += len(dec.events) + len(dec.rejected)
+                for rej in dec.rejected:
+                    await send_dead(rej.reason, topics.raw, msg.tp, msg.offset, msg.key, rej.value)
+                if not dec.events:
+                    continue
+                key = dec.key or f"host:{dec.host or dec.events[0].get('host', '')}"
+                enrich_events(dec.events, pipe.containers)
+                await enriched_t.send(key=key.encode(), value=encode_batch(key, dec.host, dec.events))
+                n_out += len(dec.events)
+                m.LATENCY.labels("enriched").observe(max(0.0, time.time() - dec.events[0]["time"]))
+                update_lag(msg.tp, msg.offset)
+            m.PROCESSING.labels("enrich", "batch").observe(time.perf_counter() - t_start)
+            m.EVENTS.labels("enrich", "in").inc(n_in)
+            m.EVENTS.labels("enrich", "out").inc(n_out)
+            m.BATCH_SIZE.labels("enrich").observe(n_in)
+
+    @app.agent(enriched_t, name="correlate")
+    async def correlate_agent(stream: Any) -> None:
+        async for batch in stream.take_events(opts.take_max, within=opts.take_within_s):
+            pipe.apply_pattern_ops()
+            by_part: dict[int, list[dict[str, Any]]] = defaultdict(list)
+            last: dict[TP, int] = {}
+            for ev in batch:
+                msg = ev.message
+                try:
+                    doc = orjson.loads(ev.value)
+                    events = doc["events"]
+                except (orjson.JSONDecodeError, TypeError, KeyError) as exc:
+                    await send_dead(
+                        f"bad enriched batch: {exc}", topics.enriched, msg.tp, msg.offset, msg.key, ev.value
+                    )
+                    continue
+                by_part[msg.tp.partition].extend(events)
+                last[msg.tp] = msg.offset
+            n = 0
+            t_start = time.perf_counter()
+            for part, events in by_part.items():
+                n += len(events)
+                for alert in correlator.process(part, events):
+                    await publish_alert(alert)
+            m.PROCESSING.labels("correlate", "batch").observe(time.perf_counter() - t_start)
+            for tp, off in last.items():
+                update_lag(tp, off)
+            now = time.time()
+            if now - pipe.last_expire >= 1.0:
+                correlator.expire(now)
+                pipe.last_expire = now
+                m.PROCESSING.labels("correlate", "expire").observe(time.time() - now)
+            m.EVENTS.labels("correlate", "in").inc(n)
+            m.BATCH_SIZE.labels("correlate").observe(n)
+
+    async def publish_alert(alert: Alert) -> None:
+        doc = alert.to_json_dict()
+        await alerts_t.send(key=alert.id.encode(), value=orjson.dumps(doc))
+        m.ALERTS.labels(alert.rule.severity, alert.rule.id).inc()
+        m.EVENTS.labels("correlate", "out").inc()
+        if alert.evidence:
+            t = alert.evidence[-1].get("time")
+            if isinstance(t, int | float):
+                m.LATENCY.labels("alert").observe(max(0.0, time.time() - t))
+
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+    async def on_assigned(app_: Any, assigned: set[TP], **_: Any) -> None:
+        mine = {tp.partition for tp in assigned if tp.topic == topics.enriched}
+        for part in correlator.partitions() - mine:
+            correlator.drop(part)
+        new = mine - correlator.partitions()
+        for part in sorted(new):
+            correlator.assign(part)
+            if opts.replay:
+                n = await asyncio.to_thread(_replay, part)
+                if n:
+                    log.info("partition %d: state rebuilt from %d replayed events", part, n)
+        m.ASSIGNED.set(len(mine))
+        pipe.ready = True
+
+    def _replay(part: int) -> int:
+        since = min(correlator.longest_window_s, opts.replay_max_window_s) + opts.replay_margin_s
+        total = 0
+        for events in replay_batches(
+            kafka, topics.enriched, part, opts.group_id, since, max_messages=opts.replay_max_messages
+        ):
+            correlator.replay(part, events)
+            total += len(events)
+        m.REPLAYED.inc(total)
+        return total
+
+    @app.task
+    async def start_readers() -> None:
+        # Faust configured logging at start-up (root at WARNING): our own INFO lines stay visible.
+        logging.getLogger("streams").setLevel(settings.log_level.upper())
+        pipe.start_readers()
+
+    return app, pipe

@@ -1,0 +1,38 @@
+"""Stream-tier settings (environment prefix ``MEMTRAIL_STREAM_``); shared ones are in memtrail.settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StreamOptions(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEMTRAIL_STREAM_", extra="ignore")
+
+    #: Consumer group (and Faust app id) shared by every worker of one deployment.
+    group_id: str = "memtrail-stream"
+    #: Faust web server port: each worker on one host needs its own.
+    web_port: int = 6066
+    web_host: str = "127.0.0.1"
+    #: Prometheus /metrics, /healthz, /readyz; 0 disables.
+    metrics_port: int = 9102
+    #: stream.take(): at most this many Kafka messages (each an EventBatch) per batch...
+    take_max: int = Field(default=500, ge=1)
+    #: ...or what arrived within this many seconds.
+    take_within_s: float = Field(default=0.02, gt=0)
+    grouping_window_s: float = Field(default=60.0, gt=0)
+    #: Extra seconds replayed before the longest pattern window on partition takeover.
+    replay_margin_s: float = 5.0
+    #: Cap on the replayed span: a library pattern with a 1 h window would otherwise mean
+    #: re-reading an hour of a partition on every takeover. Longer windows lose older state.
+    replay_max_window_s: float = Field(default=600.0, gt=0)
+    #: ...and on the replayed messages per partition (each an EventBatch of up to ~1000 events).
+    replay_max_messages: int = Field(default=2000, ge=1)
+    replay: bool = True
+    #: Fetch long-poll wait used with the local broker (Faust hard-codes 1500 ms; Tansu sleeps on it).
+    local_fetch_wait_ms: int = 20
+    datadir: Path | None = None
+    #: "module:function" returning an engine factory; default: patterns.engine.api.load_engine.
+    engine_factory: str | None = None

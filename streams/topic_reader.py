@@ -1,0 +1,88 @@
+"""Read a whole topic on every worker (no consumer group): container metadata, custom patterns.
+
+A Faust agent would share these topics' partitions between workers, but every worker
+needs all of them: each enriches any container's events and runs every custom pattern.
+A Faust GlobalTable would do it through changelog recovery, which on the local broker
+(Tansu) relies on ListOffsets(LATEST), known to be wrong there (docs/stream.md).
+So a small confluent-kafka thread reads from the beginning and keeps following.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from memtrail.kafka import consumer_config
+from memtrail.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+OnMessage = Callable[[bytes | None, bytes | None], None]
+
+
+class TopicReader:
+    """Calls ``on_message(key, value)`` for every message of ``topic``, in a daemon thread."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str, on_message: OnMessage, name: str) -> None:
+        self.kafka = kafka
+        self.topic = topic
+        self.on_message = on_message
+        self.name = name
+        self.caught_up = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> TopicReader:
+        self._thread = threading.Thread(target=self._run, name=f"reader:{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        # group.id is required by librdkafka but never joined: partitions are assigned by hand.
+        cfg = consumer_config(
+            self.kafka, f"memtrail-reader-{uuid.uuid4().hex[:8]}", **{"fetch.wait.max.ms": 100}
+        )
+        consumer = Consumer(cfg)
+        try:
+            meta = consumer.list_topics(self.topic, timeout=15).topics.get(self.topic)
+            parts = sorted(meta.partitions) if meta and not meta.error else []
+            if not parts:
+                log.warning("topic %s not found: %s stays empty", self.topic, self.name)
+                self.caught_up.set()
+                return
+            consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in parts])
+            idle = 0
+            while not self._stop.is_set():
+                msgs = consumer.consume(500, timeout=0.2)
+                if not msgs:
+                    idle += 1
+                    if idle >= 2:  # nothing new for two polls: what existed has been read
+                        self.caught_up.set()
+                    continue
+                idle = 0
+                for m in msgs:
+                    err = m.error()
+                    if err is not None:
+                        if err.code() != KafkaError._PARTITION_EOF:
+                            log.warning("%s: %s", self.name, err)
+                        continue
+                    try:
+                        self.on_message(m.key(), m.value())
+                    except Exception as exc:  # a bad record must not stop the reader
+                        log.warning(
+                            "%s: message at %s/%s not applied: %s", self.name, m.partition(), m.offset(), exc
+                        )
+        except Exception:
+            log.exception("%s reader stopped", self.name)
+            self.caught_up.set()
+        finally:
+            consumer.close()

@@ -1,0 +1,150 @@
+"""Trigger programs for the end-to-end test: each issue-2 detection with real syscalls.
+
+``python -m tests.e2e.triggers NAME`` runs one; the process's own pid is what the alert
+names (the tracer/writer, or the memfd exec which keeps its pid). Only harmless targets:
+a forked child of the trigger itself, anonymous memory, copies of /bin/true.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_long,
+]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+libc.ptrace.restype = ctypes.c_long
+libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+
+PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
+MAP_PRIVATE, MAP_ANONYMOUS = 0x02, 0x20
+PTRACE_POKEDATA, PTRACE_ATTACH, PTRACE_DETACH = 5, 16, 17
+
+
+class IoVec(ctypes.Structure):
+    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
+
+
+def _check(ok: bool, what: str) -> None:
+    if not ok:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def memfd() -> None:
+    fd = os.memfd_create("mt-e2e", 0)
+    with open("/bin/true", "rb") as f:
+        os.write(fd, f.read())
+    os.execv(f"/proc/self/fd/{fd}", ["mt-e2e-memfd"])
+
+
+def dev_shm() -> None:
+    path = f"/dev/shm/mt-e2e-{os.getpid()}"
+    shutil.copy("/bin/true", path)
+    os.chmod(path, 0o755)
+    try:
+        subprocess.run([path], check=True)
+    finally:
+        os.unlink(path)
+
+
+def _child_with_buffer() -> tuple[int, ctypes.Array[ctypes.c_char]]:
+    buf = ctypes.create_string_buffer(64)  # same address in the forked child
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    return pid, buf
+
+
+def _reap(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+
+
+def ptrace() -> None:
+    pid, buf = _child_with_buffer()
+    try:
+        _check(libc.ptrace(PTRACE_ATTACH, pid, None, None) == 0, "PTRACE_ATTACH")
+        os.waitpid(pid, 0)
+        _check(libc.ptrace(PTRACE_POKEDATA, pid, ctypes.addressof(buf), 0x41) == 0, "PTRACE_POKEDATA")
+        libc.ptrace(PTRACE_DETACH, pid, None, None)
+    finally:
+        _reap(pid)
+
+
+def vm_writev() -> None:
+    pid, buf = _child_with_buffer()
+    try:
+        data = ctypes.create_string_buffer(b"mt-e2e")
+        local = IoVec(ctypes.addressof(data), 6)
+        remote = IoVec(ctypes.addressof(buf), 6)
+        n = libc.process_vm_writev(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
+        _check(n == 6, "process_vm_writev")
+    finally:
+        _reap(pid)
+
+
+def proc_mem() -> None:
+    pid, _buf = _child_with_buffer()
+    try:
+        os.close(os.open(f"/proc/{pid}/mem", os.O_WRONLY))
+    finally:
+        _reap(pid)
+
+
+def mmap_wx() -> None:
+    addr = libc.mmap(None, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    _check(addr not in (None, ctypes.c_void_p(-1).value), "mmap RWX")
+
+
+def mprotect_wx() -> None:
+    addr = libc.mmap(None, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    _check(addr not in (None, ctypes.c_void_p(-1).value), "mmap RW")
+    ctypes.memset(addr, 0xC3, 1)  # ret
+    _check(libc.mprotect(addr, 4096, PROT_READ | PROT_EXEC) == 0, "mprotect RX")
+
+
+def ld_preload() -> None:
+    lib = os.path.join(tempfile.gettempdir(), f"mt-e2e-preload-{os.getpid()}.so")
+    shutil.copy(
+        next(
+            p
+            for p in ("/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6")
+            if os.path.exists(p)
+        ),
+        lib,
+    )
+    try:
+        os.execve("/bin/true", ["/bin/true"], {**os.environ, "LD_PRELOAD": lib})
+    finally:  # only reached if execve failed
+        os.unlink(lib)
+
+
+TRIGGERS = {
+    "memfd": memfd,
+    "dev_shm": dev_shm,
+    "ptrace": ptrace,
+    "vm_writev": vm_writev,
+    "proc_mem": proc_mem,
+    "mmap_wx": mmap_wx,
+    "mprotect_wx": mprotect_wx,
+    "ld_preload": ld_preload,
+}
+
+if __name__ == "__main__":
+    TRIGGERS[sys.argv[1]]()

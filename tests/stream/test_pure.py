@@ -1,0 +1,215 @@
+"""The stream tier's pure helpers: decoding/validation, dead letters, enrichment, grouping, console line."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from memtrail.settings import Settings
+from schemas.alerts import Alert, HostRef, ProcessRef, Rule, Technique, Threat
+from sinks.console import format_alert
+from sinks.jsonl import JsonlSink
+from streams.batches import check_event, decode_batch, encode_batch
+from streams.correlate import Correlator, default_engine_factory
+from streams.deadletter import dead_letter, reason_label
+from streams.enrich import enrich_events
+from streams.grouping import Grouper
+from tests.stream.helpers import batch, event, memfd_pair
+
+
+def test_decode_good_batch_keeps_every_event() -> None:
+    evs = [event("memfd_create"), event("execve")]
+    key, value = batch(evs)
+    dec = decode_batch(value, key)
+    assert dec.key == "host:testhost" and dec.host == "testhost"
+    assert [e["syscall"] for e in dec.events] == ["memfd_create", "execve"]
+    assert dec.rejected == []
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"", "empty message"),
+        (b"{not json", "not JSON"),
+        (b"[1,2]", "batch is list"),
+        (b'{"host":"h"}', "batch has no 'events' list"),
+        (b'{"v":2,"events":[]}', "unsupported batch schema version"),
+    ],
+)
+def test_decode_bad_message_is_rejected_whole_with_reason(value: bytes, reason: str) -> None:
+    dec = decode_batch(value, b"k")
+    assert dec.events == []
+    assert len(dec.rejected) == 1 and dec.rejected[0].reason.startswith(reason)
+    assert dec.rejected[0].value == value  # the original, for the dead-letter record
+
+
+def test_decode_bad_event_is_rejected_alone() -> None:
+    good = event("ptrace")
+    no_pid = event("execve")
+    del no_pid["process"]["pid"]
+    bad_time = {**event("mmap"), "time": "yesterday"}
+    _, value = batch([good, no_pid, bad_time, 7])  # type: ignore[list-item]
+    dec = decode_batch(value)
+    assert [e["id"] for e in dec.events] == [good["id"]]
+    assert [r.reason for r in dec.rejected] == [
+        "event field 'process.pid' missing or not an integer",
+        "event field 'time' has type str",
+        "event is int, not an object",
+    ]
+
+
+def test_check_event_refuses_bool_for_int() -> None:
+    assert check_event({**event("x"), "ts_ns": True}) == "event field 'ts_ns' has type bool"
+
+
+def test_encode_batch_round_trips() -> None:
+    evs = [event("mmap")]
+    assert decode_batch(encode_batch("k", "h", evs)).events == evs
+
+
+def test_dead_letter_keeps_the_original_as_text_or_base64() -> None:
+    rec = orjson.loads(dead_letter("not JSON: x", "raw", 1, 42, b"key", b"{oops", now=5.0))
+    assert rec == {
+        "reason": "not JSON: x",
+        "source_topic": "raw",
+        "partition": 1,
+        "offset": 42,
+        "key": "key",
+        "value": "{oops",
+        "value_encoding": "text",
+        "time": 5.0,
+    }
+    binary = orjson.loads(dead_letter("not JSON", "raw", 0, 0, None, b"\xff\xfe"))
+    assert binary["value_encoding"] == "base64" and base64.b64decode(binary["value"]) == b"\xff\xfe"
+    assert orjson.loads(orjson.loads(dead_letter("event", "raw", 0, 0, None, {"a": 1}))["value"]) == {"a": 1}
+    assert reason_label("event field 'time' has type str") == "bad_event"
+    assert reason_label("not JSON: line 1") == "not_json"
+
+
+def test_enrich_fills_container_meta_only_for_known_containers() -> None:
+    cid = "a" * 64
+    evs = [event("execve", container_id=cid), event("execve", container_id="b" * 64), event("execve")]
+    n = enrich_events(evs, {cid: {"id": cid, "name": "web", "image": "nginx:1"}})
+    assert n == 1
+    assert (
+        evs[0]["container"]["name"] == "web" and evs[1]["container"] is None and evs[2]["container"] is None
+    )
+
+
+def _alert(aid: str, at: datetime, rule: str = "R1", exe: str = "/bin/x", cid: str | None = None) -> Alert:
+    return Alert(
+        id=aid,
+        timestamp=at,  # type: ignore[call-arg]  # populate_by_name: the alias is @timestamp
+        rule=Rule(id=rule, name="n", severity="error"),
+        threat=Threat(technique=Technique(id=["T1055"])),
+        container={"id": cid},  # type: ignore[arg-type]
+        process=ProcessRef(pid=1, executable=exe),
+        host=HostRef(name="h"),
+        message="m",
+        evidence=[],
+        first_seen=at,
+        last_seen=at,
+    )
+
+
+def test_grouping_counts_identical_alerts_in_window_under_the_first_id() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    g = Grouper(window_s=60)
+    first = g.offer(_alert("a1", t0))
+    second = g.offer(_alert("a2", t0 + timedelta(seconds=10)))
+    third = g.offer(_alert("a3", t0 + timedelta(seconds=65)))  # within 60 s of the last one
+    assert first is not None and second is not None and third is not None
+    assert (first.id, first.count) == ("a1", 1)
+    assert (second.id, second.count) == ("a1", 2)
+    assert (third.id, third.count, third.first_seen, third.last_seen) == (
+        "a1",
+        3,
+        t0,
+        t0 + timedelta(seconds=65),
+    )
+
+
+def test_grouping_separates_rule_container_and_executable_and_windows() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    g = Grouper(window_s=60)
+    ids = [
+        g.offer(_alert("a", t0)),
+        g.offer(_alert("b", t0, rule="R2")),
+        g.offer(_alert("c", t0, exe="/bin/y")),
+        g.offer(_alert("d", t0, cid="c" * 64)),
+        g.offer(_alert("e", t0 + timedelta(seconds=200))),  # window passed: a new group
+    ]
+    assert [(a.id, a.count) for a in ids if a] == [("a", 1), ("b", 1), ("c", 1), ("d", 1), ("e", 1)]
+
+
+def test_grouping_ignores_an_alert_id_it_already_counted() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    g = Grouper()
+    assert g.offer(_alert("a", t0)) is not None
+    assert g.offer(_alert("a", t0)) is None  # the same events processed again (replay)
+    assert g.expire(t0 + timedelta(seconds=61)) == 1 and len(g) == 0
+
+
+def test_console_line_and_jsonl(tmp_path: Path) -> None:
+    doc = _alert("a", datetime(2026, 1, 1, tzinfo=UTC), cid="f" * 64).to_json_dict()
+    doc["container"]["name"] = "web"
+    line = format_alert(doc)
+    assert line.startswith("ERROR    R1 n [T1055] container=web(ffffffffffff) pid=1 exe=/bin/x")
+    assert line.endswith("count=1") and "\n" not in line
+    sink = JsonlSink(tmp_path / "a.jsonl")
+    sink.write(doc)
+    sink.write(orjson.dumps(doc))
+    sink.close()
+    lines = (tmp_path / "a.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and orjson.loads(lines[1])["@timestamp"] == "2026-01-01T00:00:00Z"
+
+
+def _correlator() -> Correlator:
+    return Correlator(default_engine_factory(Settings().patterns_dirs), grouping_window_s=60)
+
+
+def test_correlator_replay_rebuilds_state_without_alerting_twice() -> None:
+    """The recovery design on the real engine: replayed events are state, not alerts."""
+    first, second = memfd_pair(pid=777)
+    c = _correlator()
+    c.replay(0, [first])  # rebuilds the state; whatever it alerts was published before: discarded
+    alerts = [a for a in c.process(0, [second]) if a.evidence[0]["syscall"] == "memfd_create"]
+    assert alerts and all("T1620" in a.threat.technique.id for a in alerts)
+    # The same events again (processed but not committed before a crash): nothing new.
+    fresh = _correlator()
+    fresh.replay(0, [first, second])
+    assert [a for a in fresh.process(0, [second]) if a.evidence[0]["syscall"] == "memfd_create"] == []
+
+
+def test_correlator_partitions_keep_separate_state() -> None:
+    first, second = memfd_pair(pid=778)
+    c = _correlator()
+    c.process(0, [first])
+    assert [a for a in c.process(1, [second]) if a.evidence[0]["syscall"] == "memfd_create"] == []
+    c.drop(0)
+    assert c.partitions() == {1}
+
+
+def test_correlator_rejects_a_bad_custom_pattern_and_applies_a_good_one() -> None:
+    c = _correlator()
+    errors = c.apply_pattern_op("upsert", {"id": "MT-CUSTOM-1", "name": "x"})
+    assert errors and "MT-CUSTOM-1" not in c.custom_specs
+    good = {
+        "id": "MT-CUSTOM-2",
+        "name": "Custom: unshare",
+        "description": "A test pattern added at run time",
+        "severity": "warning",
+        "techniques": ["T1611"],
+        "condition": {"syscall": "unshare"},
+    }
+    assert c.apply_pattern_op("upsert", good) is None
+    c.assign(3)  # a partition assigned later gets the custom pattern too
+    assert [a.rule.id for a in c.process(3, [event("unshare", args={"flags": ["CLONE_NEWNS"]})])] == [
+        "MT-CUSTOM-2"
+    ]
+    c.apply_pattern_op("delete", {"id": "MT-CUSTOM-2"})
+    assert c.process(3, [event("unshare", args={"flags": ["CLONE_NEWNS"]})]) == []
