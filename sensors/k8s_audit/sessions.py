@@ -122,3 +122,83 @@ def annotate_session(event: Mapping[str, Any], sessions: PodSessions) -> Mapping
         "age_s": round(float(t) - s["time"], 3) if isinstance(t, int | float) else None,
     }
     return out
+
+
+SESSION_SYSCALL = "k8s_session"
+
+
+def session_event(session: Mapping[str, Any], event: Mapping[str, Any]) -> dict[str, Any]:
+    """The session as an event of the container ``event`` runs in, for engine sequences keyed ``pod``.
+
+    Its id is deterministic (audit id + container id): injected again after a restart it is
+    the same event, and the alert it completes has the same id.
+    """
+    cid = event.get("container_id") or ""
+    t = float(session["time"])
+    return {
+        "v": 1,
+        "id": f"k8s-session:{session.get('auditid')}:{cid}",
+        "ts_ns": int(t * 1e9),
+        "time": t,
+        "host": event.get("host") or "",
+        "syscall": SESSION_SYSCALL,
+        "ret": 0,
+        "args": {},
+        "process": {
+            "pid": 0,
+            "tid": 0,
+            "ppid": 0,
+            "uid": -1,
+            "gid": -1,
+            "comm": "k8s-session",
+            "exe": None,
+            "cmdline": f"{session.get('user')}: {session.get('kind')} "
+            f"{' '.join(session.get('command') or [])}".rstrip(),
+        },
+        "cgroup_id": event.get("cgroup_id") or 0,
+        "container_id": cid or None,
+        "container": event.get("container"),
+        "source": "k8s_audit",
+        "kubernetes": {"namespace": session.get("namespace"), "pod_name": session.get("pod")},
+        "k8s_session": {k: v for k, v in session.items() if k != "age_s"},
+    }
+
+
+class SessionStamper:
+    """Stamps ``k8s_session`` on a batch's events and puts each session in front of them once.
+
+    For every (container, session) pair the first stamped event is preceded by
+    ``session_event(...)``, so the session and the container's syscalls travel in the same
+    enriched message and partition and the engine's ``key: pod`` sequences see both. The
+    set of pairs already sent is bounded; a pair sent twice (after a restart or eviction)
+    repeats the same event id, which the correlator drops.
+    """
+
+    def __init__(self, sessions: PodSessions, max_sent: int = 50_000) -> None:
+        self.sessions = sessions
+        self.max_sent = max_sent
+        self._sent: OrderedDict[tuple[str, Any], None] = OrderedDict()
+
+    def stamp(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The events, stamped, with session events inserted; the input list is returned
+        as is when no event belongs to a pod with a live session."""
+        if not len(self.sessions):
+            return events
+        out: list[dict[str, Any]] | None = None
+        for i, ev in enumerate(events):
+            stamped = annotate_session(ev, self.sessions)
+            if stamped is ev:
+                if out is not None:
+                    out.append(ev)
+                continue
+            if out is None:
+                out = events[:i]
+            s = stamped["k8s_session"]
+            pair = (str(ev.get("container_id") or ""), s.get("auditid"))
+            if pair not in self._sent:
+                self._sent[pair] = None
+                if len(self._sent) > self.max_sent:
+                    self._sent.popitem(last=False)
+                out.append(session_event(s, ev))
+            out.append(dict(stamped))
+        return events if out is None else out

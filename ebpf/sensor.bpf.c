@@ -1,0 +1,854 @@
+/* Memtrail sensor: syscall tracepoints -> ring buffer (bcc).
+ *
+ * Tracepoints only (this kernel has no kprobes). Arguments held in user memory are
+ * read at sys_exit (a page not yet faulted in reads as empty at sys_enter), exec
+ * filename/argv/env come from the new process image at sched_process_exec.
+ * Kernel struct fields are read with explicit bpf_probe_read_kernel at offsets taken
+ * from the running kernel's BTF (-DOFF_* from ebpf/btf.py), not from the installed
+ * headers, which may belong to another kernel version.
+ * Run-time configuration lives in maps (config, open_prefixes, path_prefixes);
+ * nothing in this text is substituted by the loader.
+ */
+#include <uapi/linux/ptrace.h>
+#include <linux/sched.h>
+#include "sensor.h"
+
+#ifndef OFF_TASK_REAL_PARENT
+#error "kernel field offsets (-DOFF_*) are required: ebpf/btf.py supplies them"
+#endif
+#ifndef MT_RINGBUF_PAGES
+#define MT_RINGBUF_PAGES 2048 /* 8 MiB */
+#endif
+#define MT_MAX_ENV 48
+#define MT_ENVSCAN_LEN 4096
+
+#define MT_PROT_WRITE 0x2
+#define MT_PROT_EXEC 0x4
+#define MT_MAP_ANONYMOUS 0x20
+#define MT_MODE_EXEC_BITS 06111 /* S_ISUID|S_ISGID|S_IXUSR|S_IXGRP|S_IXOTH */
+
+struct mt_stash {
+    __u64 a[6];
+    __u32 type;
+    __u32 aux;
+    __u32 flags;
+    __u32 pad;
+};
+
+struct mt_prot_key {
+    __u32 tgid;
+    __u32 pad;
+    __u64 addr;
+};
+
+struct mt_comm_key {
+    char comm[MT_COMM_LEN];
+};
+
+struct mt_rate {
+    __u64 window_ns;
+    __u64 count;
+};
+
+struct mt_envbuf {
+    char buf[MT_ENVSCAN_LEN];
+};
+
+BPF_RINGBUF_OUTPUT(events, MT_RINGBUF_PAGES);
+BPF_ARRAY(config, __u64, MT_CFG_SLOTS);
+BPF_PERCPU_ARRAY(counters, __u64, MT_CNT_SLOTS);
+BPF_HASH(stash, __u32, struct mt_stash, 16384);
+BPF_TABLE("lru_hash", struct mt_prot_key, __u32, prot_state, 65536);
+BPF_LPM_TRIE(open_prefixes, struct mt_prefix_key, __u8, 128);
+BPF_LPM_TRIE(path_prefixes, struct mt_prefix_key, __u8, 128);
+BPF_LPM_TRIE(write_prefixes, struct mt_prefix_key, __u8, 128);
+BPF_PERCPU_ARRAY(envbuf, struct mt_envbuf, 1);
+BPF_HASH(comm_allow, struct mt_comm_key, __u8, 256);
+BPF_TABLE("lru_hash", __u64, struct mt_rate, cgroup_rate, 4096);
+BPF_HASH(clone_flags, __u32, __u64, 4096);
+
+static __always_inline __u64 cfg(__u32 slot)
+{
+    __u64 *v = config.lookup(&slot);
+    return v ? *v : 0;
+}
+
+static __always_inline void count(__u32 slot)
+{
+    __u64 *v = counters.lookup(&slot);
+    if (v)
+        (*v)++; /* per-CPU slot: no atomics needed */
+}
+
+static __always_inline int is_self(void)
+{
+    return (bpf_get_current_pid_tgid() >> 32) == cfg(MT_CFG_SELF_TGID);
+}
+
+/* Gate for *noisy* events only (read-only opens, read-only executable mappings,
+ * connects): the comm allowlist and the per-cgroup rate limit. Events detections
+ * depend on (exec, memfd, ptrace, write opens, W+X / W->X, ...) never pass here.
+ * Returns 0 to drop (counted). */
+static __always_inline int noisy_gate(void)
+{
+    __u64 limit;
+
+    if (cfg(MT_CFG_ALLOW_COMMS)) {
+        struct mt_comm_key k = {};
+        bpf_get_current_comm(k.comm, sizeof(k.comm));
+        if (comm_allow.lookup(&k)) {
+            count(MT_CNT_FILTERED);
+            return 0;
+        }
+    }
+    limit = cfg(MT_CFG_RATE_LIMIT);
+    if (limit) {
+        __u64 cg = bpf_get_current_cgroup_id(), now = bpf_ktime_get_ns();
+        struct mt_rate *r = cgroup_rate.lookup(&cg);
+        if (!r) {
+            struct mt_rate fresh = {.window_ns = now, .count = 1};
+            cgroup_rate.update(&cg, &fresh);
+            return 1;
+        }
+        if (now - r->window_ns > 1000000000ULL) {
+            r->window_ns = now;
+            r->count = 0;
+        }
+        if (__sync_fetch_and_add(&r->count, 1) >= limit) {
+            count(MT_CNT_RATE_LIMITED);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static __always_inline void fill_hdr(struct mt_hdr *h, __u32 type, __s64 ret)
+{
+    __u64 pt = bpf_get_current_pid_tgid();
+    __u64 ug = bpf_get_current_uid_gid();
+    char *task = (char *)bpf_get_current_task();
+    char *parent = 0;
+    __u32 ppid = 0;
+
+    bpf_probe_read_kernel(&parent, sizeof(parent), task + OFF_TASK_REAL_PARENT);
+    bpf_probe_read_kernel(&ppid, sizeof(ppid), parent + OFF_TASK_TGID);
+    h->ts_ns = bpf_ktime_get_ns();
+    h->cgroup_id = bpf_get_current_cgroup_id();
+    h->ret = ret;
+    h->type = type;
+    h->pid = pt >> 32;
+    h->tid = (__u32)pt;
+    h->ppid = ppid;
+    h->uid = (__u32)ug;
+    h->gid = ug >> 32;
+    h->flags = 0;
+    h->aux = 0;
+    bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+static __always_inline int stash_put_aux(__u32 type, __u32 aux, __u64 a0, __u64 a1, __u64 a2, __u64 a3,
+                                         __u64 a4, __u64 a5)
+{
+    struct mt_stash s = {};
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+    s.type = type;
+    s.aux = aux;
+    s.a[0] = a0;
+    s.a[1] = a1;
+    s.a[2] = a2;
+    s.a[3] = a3;
+    s.a[4] = a4;
+    s.a[5] = a5;
+    stash.update(&tid, &s);
+    return 0;
+}
+
+static __always_inline int stash_put(__u32 type, __u64 a0, __u64 a1, __u64 a2, __u64 a3, __u64 a4, __u64 a5)
+{
+    return stash_put_aux(type, 0, a0, a1, a2, a3, a4, a5);
+}
+
+/* Take (and remove) this thread's stashed arguments; 0 when there are none. */
+static __always_inline int stash_take(struct mt_stash *out)
+{
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    struct mt_stash *s = stash.lookup(&tid);
+
+    if (!s)
+        return 0;
+    __builtin_memcpy(out, s, sizeof(*out));
+    stash.delete(&tid);
+    return 1;
+}
+
+static __always_inline struct mt_event *reserve_event(void)
+{
+    struct mt_event *e = events.ringbuf_reserve(sizeof(struct mt_event));
+    if (!e)
+        count(MT_CNT_LOST);
+    return e;
+}
+
+static __always_inline void copy_args(struct mt_hdr *h, struct mt_stash *s)
+{
+    h->a[0] = s->a[0];
+    h->a[1] = s->a[1];
+    h->a[2] = s->a[2];
+    h->a[3] = s->a[3];
+    h->a[4] = s->a[4];
+    h->a[5] = s->a[5];
+}
+
+/* Generic exit: one event with the integer args and, when str_arg >= 0, the user
+ * string at a[str_arg] read now (after the kernel faulted it in). */
+static __always_inline int emit_exit(__s64 ret, int str_arg)
+{
+    struct mt_stash s;
+    struct mt_event *e;
+
+    if (!stash_take(&s))
+        return 0;
+    e = reserve_event();
+    if (!e)
+        return 0;
+    fill_hdr(&e->h, s.type, ret);
+    copy_args(&e->h, &s);
+    e->h.aux = s.aux;
+    e->h.flags = s.flags;
+    e->s[0] = 0;
+    if (str_arg >= 0 && str_arg < 6)
+        bpf_probe_read_user_str(e->s, sizeof(e->s), (void *)s.a[str_arg]);
+    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+
+/* ---- path-prefix filter (LPM trie on the first MT_PREFIX_LEN bytes) ---- */
+
+#define MT_TRIE_OPEN 0
+#define MT_TRIE_PATH 1
+#define MT_TRIE_WRITE 2
+/* O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND */
+#define MT_O_WRITE_MASK (01 | 02 | 0100 | 01000 | 02000)
+
+/* 1 match, 0 no match, -1 unreadable now (decide at exit). */
+static __always_inline int prefix_match(int trie, const char *upath)
+{
+    struct mt_prefix_key k = {};
+    k.prefixlen = MT_PREFIX_LEN * 8;
+    if (bpf_probe_read_user_str(k.data, sizeof(k.data), upath) < 0)
+        return -1;
+    if (trie == MT_TRIE_OPEN)
+        return open_prefixes.lookup(&k) ? 1 : 0;
+    if (trie == MT_TRIE_WRITE)
+        return write_prefixes.lookup(&k) ? 1 : 0;
+    return path_prefixes.lookup(&k) ? 1 : 0;
+}
+
+/* Reads are reported under open_prefixes, writes (create/truncate/append too) under
+ * the broader write_prefixes: persistence and tampering are writes. */
+static __always_inline int open_trie(__u64 flags)
+{
+    return (flags & MT_O_WRITE_MASK) ? MT_TRIE_WRITE : MT_TRIE_OPEN;
+}
+
+static __always_inline int open_enter(__u32 type, __u64 dfd, const char *path, __u64 flags, __u64 mode, __u64 how)
+{
+    if (is_self())
+        return 0;
+    if (type == MT_OPENAT2 && how) { /* flags live in struct open_how; unreadable = treat as a write */
+        if (bpf_probe_read_user(&flags, sizeof(flags), (void *)how) != 0)
+            flags = 02;
+    }
+    int matched = cfg(MT_CFG_OPEN_FILTER) ? prefix_match(open_trie(flags), path) : 1;
+    if (matched == 0) {
+        count(MT_CNT_FILTERED);
+        return 0;
+    }
+    /* aux = 1: decided now, no second read at exit; -1 (unreadable yet): decide at exit */
+    return stash_put_aux(type, matched == 1, dfd, (__u64)path, flags, mode, how, 0);
+}
+
+static __always_inline int open_exit(__s64 ret)
+{
+    struct mt_stash s;
+    struct mt_event *e;
+
+    if (!stash_take(&s))
+        return 0;
+    if (s.type == MT_OPENAT2 && s.a[4]) { /* struct open_how {u64 flags, mode, resolve} */
+        __u64 how[3] = {};
+        bpf_probe_read_user(how, sizeof(how), (void *)s.a[4]);
+        s.a[2] = how[0];
+        s.a[3] = how[1];
+        s.a[4] = how[2];
+    }
+    if (!s.aux && cfg(MT_CFG_OPEN_FILTER) && prefix_match(open_trie(s.a[2]), (const char *)s.a[1]) != 1) {
+        count(MT_CNT_FILTERED);
+        return 0;
+    }
+    if ((s.a[2] & MT_O_WRITE_MASK) == 0 && !noisy_gate())
+        return 0; /* read-only open */
+    e = reserve_event();
+    if (!e)
+        return 0;
+    fill_hdr(&e->h, s.type, ret);
+    copy_args(&e->h, &s);
+    bpf_probe_read_user_str(e->s, sizeof(e->s), (void *)s.a[1]);
+    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_open)
+{
+    return open_enter(MT_OPEN, (__u64)-100, args->filename, args->flags, args->mode, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_open) { return open_exit(args->ret); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_openat)
+{
+    return open_enter(MT_OPENAT, args->dfd, args->filename, args->flags, args->mode, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_openat) { return open_exit(args->ret); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_openat2)
+{
+    return open_enter(MT_OPENAT2, args->dfd, args->filename, 0, 0, (__u64)args->how);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_openat2) { return open_exit(args->ret); }
+
+/* ---- memory protection: mmap / mprotect with a per-(tgid, addr) prot state ---- */
+
+TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
+{
+    __u64 prot = args->prot;
+    int interesting = (prot & MT_PROT_EXEC) ||
+                      ((prot & MT_PROT_WRITE) && (args->flags & MT_MAP_ANONYMOUS));
+
+    if (is_self())
+        return 0;
+    if (!interesting && cfg(MT_CFG_MMAP_FILTER)) {
+        count(MT_CNT_FILTERED);
+        return 0;
+    }
+    return stash_put(MT_MMAP, args->addr, args->len, prot, args->flags, args->fd, args->off);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
+{
+    struct mt_stash s;
+    struct mt_event *e;
+    __s64 ret = args->ret;
+    __u64 prot;
+
+    if (!stash_take(&s))
+        return 0;
+    prot = s.a[2];
+    if ((prot & MT_PROT_WRITE) && (s.a[3] & MT_MAP_ANONYMOUS) && !(ret < 0 && ret > -4096)) {
+        struct mt_prot_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .addr = (__u64)ret};
+        __u32 p = (__u32)prot;
+        prot_state.update(&k, &p);
+    }
+    if (!(prot & MT_PROT_EXEC) && cfg(MT_CFG_MMAP_FILTER))
+        return 0; /* writable anon mapping: state recorded, nothing emitted */
+    if (!(prot & MT_PROT_WRITE) && !noisy_gate())
+        return 0; /* read-only executable mapping (library loads) */
+    e = reserve_event();
+    if (!e)
+        return 0;
+    fill_hdr(&e->h, MT_MMAP, ret);
+    copy_args(&e->h, &s);
+    if ((prot & MT_PROT_WRITE) && (prot & MT_PROT_EXEC))
+        e->h.flags |= MT_F_WX;
+    e->s[0] = 0;
+    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_mprotect)
+{
+    struct mt_prot_key k = {};
+    __u32 *prev, newp = (__u32)args->prot;
+    __u32 flags = 0, prevp = 0;
+    struct mt_stash s = {};
+    __u32 tid;
+
+    if (is_self())
+        return 0;
+    k.tgid = bpf_get_current_pid_tgid() >> 32;
+    k.addr = args->start;
+    prev = prot_state.lookup(&k);
+    if (prev) {
+        prevp = *prev;
+        flags |= MT_F_PREV_KNOWN;
+        if ((prevp & MT_PROT_WRITE) && (newp & MT_PROT_EXEC))
+            flags |= MT_F_W_TO_X;
+    }
+    if (prev || (newp & MT_PROT_WRITE))
+        prot_state.update(&k, &newp);
+    if (!(newp & MT_PROT_EXEC) && cfg(MT_CFG_MMAP_FILTER)) {
+        count(MT_CNT_FILTERED);
+        return 0;
+    }
+    if ((newp & MT_PROT_WRITE) && (newp & MT_PROT_EXEC))
+        flags |= MT_F_WX;
+    s.type = MT_MPROTECT;
+    s.a[0] = args->start;
+    s.a[1] = args->len;
+    s.a[2] = newp;
+    s.aux = prevp;
+    s.flags = flags;
+    tid = (__u32)bpf_get_current_pid_tgid();
+    stash.update(&tid, &s);
+    return 0;
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_mprotect) { return emit_exit(args->ret, -1); }
+
+/* ---- injection, memfd, namespaces, network ---- */
+
+TRACEPOINT_PROBE(syscalls, sys_enter_memfd_create)
+{
+    if (is_self())
+        return 0;
+    return stash_put(MT_MEMFD_CREATE, (__u64)args->uname, args->flags, 0, 0, 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_memfd_create) { return emit_exit(args->ret, 0); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_ptrace)
+{
+    if (is_self())
+        return 0;
+    return stash_put(MT_PTRACE, args->request, args->pid, args->addr, args->data, 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_ptrace) { return emit_exit(args->ret, -1); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_process_vm_writev)
+{
+    if (is_self())
+        return 0;
+    return stash_put(MT_PROCESS_VM_WRITEV, args->pid, (__u64)args->lvec, args->liovcnt, (__u64)args->rvec,
+                     args->riovcnt, args->flags);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_process_vm_writev) { return emit_exit(args->ret, -1); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_process_vm_readv)
+{
+    if (is_self())
+        return 0;
+    return stash_put(MT_PROCESS_VM_READV, args->pid, (__u64)args->lvec, args->liovcnt, (__u64)args->rvec,
+                     args->riovcnt, args->flags);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_process_vm_readv) { return emit_exit(args->ret, -1); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_unshare)
+{
+    if (is_self())
+        return 0;
+    return stash_put(MT_UNSHARE, args->unshare_flags, 0, 0, 0, 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_unshare) { return emit_exit(args->ret, -1); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_setns)
+{
+    if (is_self())
+        return 0;
+    return stash_put(MT_SETNS, args->fd, args->flags, 0, 0, 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_setns) { return emit_exit(args->ret, -1); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_connect)
+{
+    if (is_self())
+        return 0;
+    return stash_put(MT_CONNECT, args->fd, (__u64)args->uservaddr, args->addrlen, 0, 0, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_connect)
+{
+    struct mt_stash s;
+    struct mt_event *e;
+    __u16 family = 0;
+
+    if (!stash_take(&s))
+        return 0;
+    bpf_probe_read_user(&family, sizeof(family), (void *)s.a[1]);
+    if (family != 2 && family != 10 && !cfg(MT_CFG_CONNECT_ALL)) {
+        count(MT_CNT_FILTERED);
+        return 0;
+    }
+    if (!noisy_gate())
+        return 0;
+    e = reserve_event();
+    if (!e)
+        return 0;
+    fill_hdr(&e->h, MT_CONNECT, args->ret);
+    copy_args(&e->h, &s);
+    /* raw sockaddr (family, port, address): decoded in Python */
+    bpf_probe_read_user(e->s, 112, (void *)s.a[1]);
+    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+
+/* ---- file changes that persistence and fileless attacks leave (issue 9) ---- */
+
+static __always_inline int path_enter(__u32 type, const char *path, __u64 a0, __u64 a2, __u64 a3, __u64 a4)
+{
+    if (is_self())
+        return 0;
+    if (prefix_match(MT_TRIE_PATH, path) == 0) {
+        count(MT_CNT_FILTERED);
+        return 0;
+    }
+    return stash_put(type, a0, (__u64)path, a2, a3, a4, 0);
+}
+
+static __always_inline int path_exit(__s64 ret, int second)
+{
+    struct mt_stash s;
+    struct mt_event2 *e;
+
+    if (!stash_take(&s))
+        return 0;
+    if (prefix_match(MT_TRIE_PATH, (const char *)s.a[1]) != 1 &&
+        !(second && prefix_match(MT_TRIE_PATH, (const char *)s.a[3]) == 1)) {
+        count(MT_CNT_FILTERED);
+        return 0;
+    }
+    e = events.ringbuf_reserve(sizeof(struct mt_event2));
+    if (!e) {
+        count(MT_CNT_LOST);
+        return 0;
+    }
+    fill_hdr(&e->h, s.type, ret);
+    copy_args(&e->h, &s);
+    bpf_probe_read_user_str(e->s, sizeof(e->s), (void *)s.a[1]);
+    e->s2[0] = 0;
+    if (second)
+        bpf_probe_read_user_str(e->s2, sizeof(e->s2), (void *)s.a[3]);
+    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_unlinkat)
+{
+    return path_enter(MT_UNLINK, args->pathname, args->dfd, args->flag, 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_unlinkat) { return path_exit(args->ret, 0); }
+TRACEPOINT_PROBE(syscalls, sys_enter_unlink) { return path_enter(MT_UNLINK, args->pathname, (__u64)-100, 0, 0, 0); }
+TRACEPOINT_PROBE(syscalls, sys_exit_unlink) { return path_exit(args->ret, 0); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_renameat2)
+{
+    if (is_self())
+        return 0;
+    return stash_put(MT_RENAME, args->olddfd, (__u64)args->oldname, args->newdfd, (__u64)args->newname,
+                     args->flags, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_renameat2) { return path_exit(args->ret, 1); }
+TRACEPOINT_PROBE(syscalls, sys_enter_rename)
+{
+    if (is_self())
+        return 0;
+    return stash_put(MT_RENAME, (__u64)-100, (__u64)args->oldname, (__u64)-100, (__u64)args->newname, 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_rename) { return path_exit(args->ret, 1); }
+
+static __always_inline int chmod_enter(__u64 dfd, const char *path, __u64 mode)
+{
+    if (is_self())
+        return 0;
+    if (!(mode & MT_MODE_EXEC_BITS)) {
+        count(MT_CNT_FILTERED);
+        return 0;
+    }
+    return stash_put(MT_CHMOD, dfd, (__u64)path, mode, 0, 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_enter_fchmodat) { return chmod_enter(args->dfd, args->filename, args->mode); }
+TRACEPOINT_PROBE(syscalls, sys_exit_fchmodat) { return emit_exit(args->ret, 1); }
+TRACEPOINT_PROBE(syscalls, sys_enter_chmod) { return chmod_enter((__u64)-100, args->filename, args->mode); }
+TRACEPOINT_PROBE(syscalls, sys_exit_chmod) { return emit_exit(args->ret, 1); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_mount)
+{
+    if (is_self())
+        return 0;
+    return stash_put(MT_MOUNT, (__u64)args->type, (__u64)args->dev_name, args->flags, (__u64)args->dir_name, 0, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_mount)
+{
+    struct mt_stash s;
+    struct mt_event2 *e;
+
+    if (!stash_take(&s))
+        return 0;
+    e = events.ringbuf_reserve(sizeof(struct mt_event2));
+    if (!e) {
+        count(MT_CNT_LOST);
+        return 0;
+    }
+    fill_hdr(&e->h, MT_MOUNT, args->ret);
+    copy_args(&e->h, &s);
+    bpf_probe_read_user_str(e->s, sizeof(e->s), (void *)s.a[1]);
+    bpf_probe_read_user_str(e->s2, sizeof(e->s2), (void *)s.a[3]);
+    /* the fs type fits in a[4..5] (16 bytes) */
+    bpf_probe_read_user_str(&e->h.a[4], 16, (void *)s.a[0]);
+    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+
+/* ---- exec: facts from the new image at sched_process_exec ---- */
+
+TRACEPOINT_PROBE(syscalls, sys_enter_execve)
+{
+    if (is_self())
+        return 0;
+    return stash_put(MT_EXECVE, (__u64)args->filename, (__u64)-100, 0, 0, 0, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_execveat)
+{
+    if (is_self())
+        return 0;
+    return stash_put(MT_EXECVEAT, (__u64)args->filename, args->fd, args->flags, 0, 0, 0);
+}
+
+/* Only failed execs reach here with a stash entry: a successful one was reported
+ * (and its entry removed) at sched_process_exec. */
+static __always_inline int exec_exit(__s64 ret)
+{
+    struct mt_stash s;
+    struct mt_exec *e;
+
+    if (!stash_take(&s) || ret >= 0)
+        return 0;
+    e = events.ringbuf_reserve(sizeof(struct mt_exec));
+    if (!e) {
+        count(MT_CNT_LOST);
+        return 0;
+    }
+    fill_hdr(&e->h, s.type, ret);
+    copy_args(&e->h, &s);
+    bpf_probe_read_user_str(e->filename, sizeof(e->filename), (void *)s.a[0]);
+    e->argv[0] = 0;
+    e->ld_preload[0] = 0;
+    e->ld_library_path[0] = 0;
+    e->exe_name[0] = 0;
+    e->cgroup_leaf[0] = 0;
+    e->cgroup_parent[0] = 0;
+    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_execve) { return exec_exit(args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_execveat) { return exec_exit(args->ret); }
+
+static __always_inline int is_prefix(const char *buf, const char *lit, int n)
+{
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        if (i >= n)
+            break;
+        if (buf[i] != lit[i])
+            return 0;
+    }
+    return 1;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_exec)
+{
+    __u32 old = args->old_pid;
+    struct mt_stash *st = stash.lookup(&old);
+    struct mt_exec *e;
+    struct mt_envbuf *eb;
+    char *task, *mm = 0, *exe = 0, *dentry = 0, *inode = 0, *name = 0;
+    __u64 arg_start = 0, arg_end = 0, env_start = 0, env_end = 0, len;
+    __u32 nlink = 1, zero = 0;
+    unsigned short loc = args->data_loc_filename & 0xFFFF;
+
+    if (is_self())
+        return 0;
+    e = events.ringbuf_reserve(sizeof(struct mt_exec));
+    if (!e) {
+        count(MT_CNT_LOST);
+        if (st)
+            stash.delete(&old);
+        return 0;
+    }
+    fill_hdr(&e->h, st ? st->type : MT_EXECVE, 0);
+    e->h.a[0] = 0;
+    e->h.a[1] = st ? st->a[1] : (__u64)-100;
+    e->h.a[2] = st ? st->a[2] : 0;
+    e->h.a[3] = 0;
+    e->h.a[4] = args->pid;
+    e->h.a[5] = old;
+    if (st)
+        stash.delete(&old);
+    bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), (char *)args + loc);
+
+    task = (char *)bpf_get_current_task();
+    bpf_probe_read_kernel(&mm, sizeof(mm), task + OFF_TASK_MM);
+    bpf_probe_read_kernel(&arg_start, sizeof(arg_start), mm + OFF_MM_ARG_START);
+    bpf_probe_read_kernel(&arg_end, sizeof(arg_end), mm + OFF_MM_ARG_END);
+    bpf_probe_read_kernel(&env_start, sizeof(env_start), mm + OFF_MM_ENV_START);
+    bpf_probe_read_kernel(&env_end, sizeof(env_end), mm + OFF_MM_ENV_END);
+
+    len = arg_end - arg_start;
+    if (len >= MT_ARGV_LEN) {
+        len = MT_ARGV_LEN - 1;
+        e->h.flags |= MT_F_ARGV_TRUNC;
+    }
+    len &= (MT_ARGV_LEN - 1);
+    e->argv[0] = 0;
+    if (len > 0 && bpf_probe_read_user(e->argv, len, (void *)arg_start) == 0)
+        e->h.aux = len;
+
+    /* exe_file: memfd ("memfd:<name>") and link count (0 = deleted or memfd) */
+    e->exe_name[0] = 0;
+    bpf_probe_read_kernel(&exe, sizeof(exe), mm + OFF_MM_EXE_FILE);
+    if (exe) {
+        bpf_probe_read_kernel(&dentry, sizeof(dentry), exe + OFF_FILE_DENTRY);
+        bpf_probe_read_kernel(&name, sizeof(name), dentry + OFF_DENTRY_NAME);
+        bpf_probe_read_kernel_str(e->exe_name, sizeof(e->exe_name), name);
+        bpf_probe_read_kernel(&inode, sizeof(inode), exe + OFF_FILE_INODE);
+        bpf_probe_read_kernel(&nlink, sizeof(nlink), inode + OFF_INODE_NLINK);
+        if (is_prefix(e->exe_name, "memfd:", 6))
+            e->h.flags |= MT_F_EXE_MEMFD;
+        if (nlink == 0)
+            e->h.flags |= MT_F_EXE_DELETED;
+    }
+
+    /* cgroup2 directory names: container attribution even when the container is
+     * gone before userspace resolves its cgroup id */
+    {
+        char *cset = 0, *cgrp = 0, *kn = 0, *kname = 0, *kparent = 0;
+        e->cgroup_leaf[0] = 0;
+        e->cgroup_parent[0] = 0;
+        bpf_probe_read_kernel(&cset, sizeof(cset), task + OFF_TASK_CGROUPS);
+        bpf_probe_read_kernel(&cgrp, sizeof(cgrp), cset + OFF_CSS_SET_DFL_CGRP);
+        bpf_probe_read_kernel(&kn, sizeof(kn), cgrp + OFF_CGROUP_KN);
+        bpf_probe_read_kernel(&kname, sizeof(kname), kn + OFF_KERNFS_NAME);
+        bpf_probe_read_kernel_str(e->cgroup_leaf, sizeof(e->cgroup_leaf), kname);
+        bpf_probe_read_kernel(&kparent, sizeof(kparent), kn + OFF_KERNFS_PARENT);
+        if (kparent) {
+            bpf_probe_read_kernel(&kname, sizeof(kname), kparent + OFF_KERNFS_NAME);
+            bpf_probe_read_kernel_str(e->cgroup_parent, sizeof(e->cgroup_parent), kname);
+        }
+    }
+
+    /* LD_PRELOAD / LD_LIBRARY_PATH from the new environment (bounded scan) */
+    e->ld_preload[0] = 0;
+    e->ld_library_path[0] = 0;
+    eb = envbuf.lookup(&zero);
+    if (eb) {
+        __u64 p = env_start;
+        for (int i = 0; i < MT_MAX_ENV; i++) {
+            long n;
+            if (p >= env_end)
+                break;
+            n = bpf_probe_read_user_str(eb->buf, sizeof(eb->buf), (void *)p);
+            if (n <= 0)
+                break;
+            p += n;
+            if (eb->buf[0] != 'L' || eb->buf[1] != 'D' || eb->buf[2] != '_')
+                continue;
+            if (is_prefix(eb->buf, "LD_PRELOAD=", 11))
+                bpf_probe_read_kernel_str(e->ld_preload, sizeof(e->ld_preload), eb->buf + 11);
+            else if (is_prefix(eb->buf, "LD_LIBRARY_PATH=", 16))
+                bpf_probe_read_kernel_str(e->ld_library_path, sizeof(e->ld_library_path), eb->buf + 16);
+        }
+    }
+    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+
+/* ---- lifecycle for the process cache ---- */
+
+/* clone flags of the call in progress, so sched_process_fork can skip new threads
+ * (CLONE_THREAD): lineage needs processes, and threads are a busy node's bulk. */
+#define MT_CLONE_THREAD 0x00010000ULL
+
+TRACEPOINT_PROBE(syscalls, sys_enter_clone)
+{
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    __u64 flags = args->clone_flags;
+
+    clone_flags.update(&tid, &flags);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_clone)
+{
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+    clone_flags.delete(&tid);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_clone3)
+{
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    __u64 flags = 0; /* struct clone_args starts with u64 flags */
+
+    bpf_probe_read_user(&flags, sizeof(flags), args->uargs);
+    clone_flags.update(&tid, &flags);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_clone3)
+{
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+    clone_flags.delete(&tid);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_fork)
+{
+    struct mt_event *e;
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    __u64 *cf = clone_flags.lookup(&tid);
+
+    if (cf && (*cf & MT_CLONE_THREAD))
+        return 0; /* a new thread, not a process */
+    if (is_self())
+        return 0;
+    e = reserve_event();
+    if (!e)
+        return 0;
+    fill_hdr(&e->h, MT_FORK, 0);
+    e->h.a[0] = args->child_pid;
+    e->h.a[1] = args->parent_pid;
+    e->h.a[2] = 0;
+    e->h.a[3] = 0;
+    e->h.a[4] = 0;
+    e->h.a[5] = 0;
+    e->s[0] = 0;
+    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sched, sched_process_exit)
+{
+    struct mt_event *e;
+    __u64 pt = bpf_get_current_pid_tgid();
+    char *task;
+    int code = 0;
+
+    if ((__u32)pt != (pt >> 32) || is_self())
+        return 0; /* a thread, not the process */
+    e = reserve_event();
+    if (!e)
+        return 0;
+    task = (char *)bpf_get_current_task();
+    bpf_probe_read_kernel(&code, sizeof(code), task + OFF_TASK_EXIT_CODE);
+    fill_hdr(&e->h, MT_EXIT, 0);
+    e->h.a[0] = (__u32)code;
+    e->h.a[1] = 0;
+    e->h.a[2] = 0;
+    e->h.a[3] = 0;
+    e->h.a[4] = 0;
+    e->h.a[5] = 0;
+    e->s[0] = 0;
+    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}

@@ -1,0 +1,92 @@
+/* Memtrail sensor: the records shared by sensor.bpf.c and the Python decoder
+ * (sensors/decoder.py pins its struct.Struct formats to these; tests/sensor/test_layout.py
+ * compiles this header with gcc and compares sizes and offsets). */
+#ifndef MEMTRAIL_SENSOR_H
+#define MEMTRAIL_SENSOR_H
+
+#define MT_COMM_LEN 16
+#define MT_PATH_LEN 256
+#define MT_ARGV_LEN 1024
+#define MT_ENV_LEN 128
+#define MT_EXE_NAME_LEN 64
+#define MT_PREFIX_LEN 64
+#define MT_CGNAME_LEN 128
+
+/* event types (sensors/decoder.py EVENT_TYPES) */
+enum mt_type {
+    MT_EXECVE = 1, MT_EXECVEAT = 2, MT_MEMFD_CREATE = 3, MT_PTRACE = 4,
+    MT_PROCESS_VM_WRITEV = 5, MT_PROCESS_VM_READV = 6, MT_MPROTECT = 7, MT_MMAP = 8,
+    MT_OPEN = 9, MT_OPENAT = 10, MT_OPENAT2 = 11, MT_UNSHARE = 12, MT_SETNS = 13,
+    MT_CONNECT = 14, MT_FORK = 15, MT_EXIT = 16,
+    MT_RENAME = 17, MT_UNLINK = 18, MT_CHMOD = 19, MT_MOUNT = 20,
+};
+
+/* hdr.flags */
+#define MT_F_EXE_MEMFD   0x1
+#define MT_F_EXE_DELETED 0x2
+#define MT_F_ARGV_TRUNC  0x4
+#define MT_F_WX          0x8
+#define MT_F_W_TO_X      0x10
+#define MT_F_PREV_KNOWN  0x20
+
+/* config map slots */
+#define MT_CFG_SELF_TGID   0
+#define MT_CFG_OPEN_FILTER 1   /* 1: only opens under a configured prefix */
+#define MT_CFG_MMAP_FILTER 2   /* 1: only mmap/mprotect involving PROT_EXEC */
+#define MT_CFG_CONNECT_ALL 3   /* 1: every family, not only AF_INET/AF_INET6 */
+#define MT_CFG_RATE_LIMIT  4   /* >0: noisy events per second per cgroup (0 = off) */
+#define MT_CFG_ALLOW_COMMS 5   /* 1: the comm_allow map is not empty */
+#define MT_CFG_SLOTS 8
+
+/* counters map slots (per-CPU) */
+#define MT_CNT_LOST 0
+#define MT_CNT_FILTERED 1
+#define MT_CNT_RATE_LIMITED 2
+#define MT_CNT_SLOTS 4
+
+struct mt_hdr {
+    __u64 ts_ns;        /* bpf_ktime_get_ns: CLOCK_MONOTONIC */
+    __u64 cgroup_id;    /* inode of the cgroup2 directory */
+    __s64 ret;
+    __u64 a[6];         /* integer arguments, per type (see decoder) */
+    __u32 type;
+    __u32 pid;          /* tgid */
+    __u32 tid;
+    __u32 ppid;
+    __u32 uid;
+    __u32 gid;
+    __u32 flags;
+    __u32 aux;          /* exec: bytes of argv copied; mprotect: previous prot */
+    char comm[MT_COMM_LEN];
+};
+
+/* every type except exec: one string (path, memfd name, sockaddr, open_how...) */
+struct mt_event {
+    struct mt_hdr h;
+    char s[MT_PATH_LEN];
+};
+
+/* a path pair (rename, mount): s = old/source, s2 = new/target */
+struct mt_event2 {
+    struct mt_hdr h;
+    char s[MT_PATH_LEN];
+    char s2[MT_PATH_LEN];
+};
+
+struct mt_exec {
+    struct mt_hdr h;
+    char filename[MT_PATH_LEN];
+    char argv[MT_ARGV_LEN];
+    char ld_preload[MT_ENV_LEN];
+    char ld_library_path[MT_ENV_LEN];
+    char exe_name[MT_EXE_NAME_LEN];
+    char cgroup_leaf[MT_CGNAME_LEN];   /* cgroup2 directory name, e.g. libpod-<id>.scope */
+    char cgroup_parent[MT_CGNAME_LEN]; /* its parent's name (nested "container" cgroups) */
+};
+
+struct mt_prefix_key {
+    __u32 prefixlen;    /* bits */
+    char data[MT_PREFIX_LEN];
+};
+
+#endif

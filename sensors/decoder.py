@@ -1,0 +1,185 @@
+"""Ring-buffer records (``ebpf/sensor.h``) → event dicts shaped like ``schemas.events.Event``.
+
+Pure: bytes in, dicts out; no bcc, no Kafka. The ``struct.Struct`` formats below are
+pinned to the C header by ``tests/sensor/test_layout.py`` (gcc compiles the header
+and prints sizes and offsets). Context the kernel does not give (exe, cmdline,
+ancestors, container id) is added by :mod:`sensors.context`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from sensors import flags as F
+
+COMM_LEN, PATH_LEN, ARGV_LEN, ENV_LEN, EXE_NAME_LEN, CGNAME_LEN = 16, 256, 1024, 128, 64, 128
+
+# struct mt_hdr: ts_ns, cgroup_id, ret, a[6], type, pid, tid, ppid, uid, gid, flags, aux, comm
+HDR = struct.Struct("<QQq6Q8I16s")
+EVENT = struct.Struct(f"<{HDR.format[1:]}{PATH_LEN}s")
+EVENT2 = struct.Struct(f"<{HDR.format[1:]}{PATH_LEN}s{PATH_LEN}s")
+EXEC = struct.Struct(
+    f"<{HDR.format[1:]}{PATH_LEN}s{ARGV_LEN}s{ENV_LEN}s{ENV_LEN}s{EXE_NAME_LEN}s{CGNAME_LEN}s{CGNAME_LEN}s"
+)
+TYPE_OFFSET = 72  # offsetof(struct mt_hdr, type)
+
+F_EXE_MEMFD, F_EXE_DELETED, F_ARGV_TRUNC, F_WX, F_W_TO_X, F_PREV_KNOWN = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
+
+#: enum mt_type → syscall name in events
+EVENT_TYPES: dict[int, str] = {
+    1: "execve", 2: "execveat", 3: "memfd_create", 4: "ptrace", 5: "process_vm_writev",
+    6: "process_vm_readv", 7: "mprotect", 8: "mmap", 9: "open", 10: "openat", 11: "openat2",
+    12: "unshare", 13: "setns", 14: "connect", 15: "process_fork", 16: "process_exit",
+    17: "rename", 18: "unlink", 19: "chmod", 20: "mount",
+}
+EXEC_TYPES = {1, 2}
+EVENT2_TYPES = {17, 18, 20}
+# unlink uses the two-path record too (second path empty); chmod uses the one-path record.
+
+
+class DecodeError(ValueError):
+    """A record whose size or type does not match the header: reported, never dropped silently."""
+
+
+def _cstr(raw: bytes) -> str:
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _argv(raw: bytes, length: int) -> list[str]:
+    data = raw[:length].rstrip(b"\0")
+    return [a.decode("utf-8", "replace") for a in data.split(b"\0")] if data else []
+
+
+def _sockaddr(raw: bytes) -> dict[str, Any]:
+    family = int.from_bytes(raw[0:2], "little")
+    out: dict[str, Any] = {"family": F.AF_NAMES.get(family, str(family)), "addr": None, "port": None}
+    if family == 2:
+        out["port"] = int.from_bytes(raw[2:4], "big")
+        out["addr"] = str(ipaddress.IPv4Address(raw[4:8]))
+    elif family == 10:
+        out["port"] = int.from_bytes(raw[2:4], "big")
+        out["addr"] = str(ipaddress.IPv6Address(raw[8:24]))
+    elif family == 1:
+        path = raw[2:110]
+        out["addr"] = ("@" + _cstr(path[1:])) if path[:1] == b"\0" else _cstr(path)
+    return out
+
+
+def _mode(mode: int) -> dict[str, Any]:
+    return {"mode": oct(mode & 0o7777), "mode_bits": F.bits(mode & 0o7000 | mode & 0o111, F.MODE_BITS)}
+
+
+def _args_simple(t: int, a: tuple[int, ...], s: bytes, h_aux: int, h_flags: int) -> dict[str, Any]:
+    if t in (9, 10, 11):  # open, openat, openat2
+        args = {"dirfd": F.s32(a[0]), "path": _cstr(s), "flags": F.open_flags(a[2]), "mode": oct(a[3] & 0o7777)}
+        if t == 11:
+            args["resolve"] = F.bits(a[4], F.RESOLVE_FLAGS)
+        return args
+    if t == 8:  # mmap
+        return {"addr": a[0], "len": a[1], "prot": F.prot_flags(a[2]), "flags": F.map_flags(a[3]),
+                "fd": F.s32(a[4]), "offset": a[5], "wx": bool(h_flags & F_WX)}
+    if t == 7:  # mprotect
+        return {"addr": a[0], "len": a[1], "prot": F.prot_flags(a[2]),
+                "prev_prot": F.prot_flags(h_aux) if h_flags & F_PREV_KNOWN else None,
+                "wx": bool(h_flags & F_WX), "w_to_x": bool(h_flags & F_W_TO_X)}
+    if t == 3:
+        return {"name": _cstr(s), "flags": F.bits(a[1], F.MFD_FLAGS)}
+    if t == 4:
+        return {"request": F.ptrace_request(a[0]), "target_pid": F.s32(a[1]), "addr": a[2], "data": a[3]}
+    if t in (5, 6):
+        return {"target_pid": F.s32(a[0]), "liovcnt": a[2], "riovcnt": a[4], "flags": a[5]}
+    if t == 12:
+        return {"flags": F.bits(a[0], F.CLONE_FLAGS)}
+    if t == 13:
+        return {"fd": F.s32(a[0]), "nstype": F.bits(a[1], F.CLONE_FLAGS)}
+    if t == 14:
+        return {"fd": F.s32(a[0]), **_sockaddr(s)}
+    if t == 15:
+        return {"child_pid": a[0]}
+    if t == 16:
+        code = a[0]
+        return {"exit_code": (code >> 8) & 0xFF, "signal": code & 0x7F or None}
+    if t == 19:
+        return {"dirfd": F.s32(a[0]), "path": _cstr(s), **_mode(a[2])}
+    return {}
+
+
+class Decoder:
+    """Decodes raw records; ``clock_offset`` = wall − monotonic seconds at start-up."""
+
+    def __init__(self, host: str, clock_offset: float) -> None:
+        self.host = host
+        self.clock_offset = clock_offset
+        self._unpack_event: Callable[[bytes], tuple[Any, ...]] = EVENT.unpack_from
+        self._unpack_event2: Callable[[bytes], tuple[Any, ...]] = EVENT2.unpack_from
+        self._unpack_exec: Callable[[bytes], tuple[Any, ...]] = EXEC.unpack_from
+
+    def decode(self, raw: bytes) -> dict[str, Any]:
+        if len(raw) < HDR.size:
+            raise DecodeError(f"record of {len(raw)} bytes is shorter than the header ({HDR.size})")
+        t = int.from_bytes(raw[TYPE_OFFSET : TYPE_OFFSET + 4], "little")
+        name = EVENT_TYPES.get(t)
+        if name is None:
+            raise DecodeError(f"unknown event type {t}")
+        expected = EXEC.size if t in EXEC_TYPES else EVENT2.size if t in EVENT2_TYPES else EVENT.size
+        if len(raw) < expected:
+            raise DecodeError(f"{name} record of {len(raw)} bytes, expected {expected}")
+        if t in EXEC_TYPES:
+            f = self._unpack_exec(raw)
+        elif t in EVENT2_TYPES:
+            f = self._unpack_event2(raw)
+        else:
+            f = self._unpack_event(raw)
+        ts_ns, cgroup_id, ret = f[0], f[1], f[2]
+        a = f[3:9]
+        _, pid, tid, ppid, uid, gid, hflags, aux = f[9:17]
+        comm = _cstr(f[17])
+        cgroup_name: str | None = None
+        if t in EXEC_TYPES:
+            filename, argv_raw, ldp, ldlp, exe_name, cg_leaf, cg_parent = f[18:25]
+            if cg_leaf[0]:  # the kernel's name for the cgroup directory: "<parent>/<leaf>"
+                cgroup_name = f"{_cstr(cg_parent)}/{_cstr(cg_leaf)}"
+            args: dict[str, Any] = {
+                "filename": _cstr(filename),
+                "argv": _argv(argv_raw, aux),
+                "argv_truncated": bool(hflags & F_ARGV_TRUNC),
+                "dirfd": F.s32(a[1]),
+                "flags": F.bits(a[2], F.AT_FLAGS),
+                "exe_memfd": bool(hflags & F_EXE_MEMFD),
+                "exe_deleted": bool(hflags & F_EXE_DELETED),
+                "exe_name": _cstr(exe_name) or None,
+                "ld_preload": _cstr(ldp) or None,
+                "ld_library_path": _cstr(ldlp) or None,
+            }
+        elif t in EVENT2_TYPES:
+            s1, s2 = _cstr(f[18]), _cstr(f[19])
+            if t == 17:
+                args = {"olddirfd": F.s32(a[0]), "oldpath": s1, "newdirfd": F.s32(a[2]), "newpath": s2,
+                        "flags": F.bits(a[4], F.RENAME_FLAGS)}
+            elif t == 18:
+                args = {"dirfd": F.s32(a[0]), "path": s1, "flags": F.bits(a[2], F.AT_FLAGS)}
+            else:
+                fstype = struct.pack("<QQ", a[4], a[5])
+                args = {"source": s1, "target": s2, "fstype": _cstr(fstype), "flags": F.bits(a[2], F.MS_FLAGS)}
+        else:
+            args = _args_simple(t, a, f[18], aux, hflags)
+        out = {
+            "v": 1,
+            "id": f"{self.host}:{ts_ns}:{tid}",
+            "ts_ns": ts_ns,
+            "time": ts_ns / 1e9 + self.clock_offset,
+            "host": self.host,
+            "syscall": name,
+            "ret": ret,
+            "args": args,
+            "process": {"pid": pid, "tid": tid, "ppid": ppid, "uid": uid, "gid": gid, "comm": comm},
+            "cgroup_id": cgroup_id,
+            "container_id": None,
+            "source": "syscall",
+        }
+        if cgroup_name:
+            out["cgroup_name"] = cgroup_name
+        return out

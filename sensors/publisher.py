@@ -1,0 +1,239 @@
+"""Batches events per partition key and publishes them as EventBatch JSON; spools when Kafka is away.
+
+Direct mode: batches go to the confluent-kafka producer. A delivery failure, a
+fatal client error or "all brokers down" switches to spool mode: every new batch
+(and every failed one) goes to the disk spool; a background probe watches the
+broker, and when it answers the spool is replayed oldest first with a fresh
+producer before direct mode resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from memtrail.kafka import producer_config
+from memtrail.settings import Settings
+from schemas.events import partition_key
+from sensors import metrics as M
+from sensors.spool import Spool
+
+log = logging.getLogger(__name__)
+#: Errors a retry cannot fix: counted and logged as drops instead of spooled forever.
+_PERMANENT = {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_MSG, KafkaError.TOPIC_AUTHORIZATION_FAILED}
+
+
+class Publisher:
+    def __init__(
+        self,
+        settings: Settings,
+        spool_dir: Path,
+        *,
+        max_batch: int = 1000,
+        flush_interval: float = 0.05,
+        spool_max_bytes: int = 256 << 20,
+        delivery_timeout_ms: int = 10000,
+        max_message_bytes: int = 900_000,
+    ) -> None:
+        self.settings = settings
+        self.host = settings.host_name
+        self.topic = settings.topics.raw
+        self.max_batch = max_batch
+        self.flush_interval = flush_interval
+        self.delivery_timeout_ms = delivery_timeout_ms
+        self.max_message_bytes = max_message_bytes
+        self._bytes_per_event = 2000.0
+        self.spool = Spool(spool_dir, max_bytes=spool_max_bytes)
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._pending_n = 0
+        self._last_flush = time.monotonic()
+        self.spooling = bool(self.spool)  # leftovers from a previous run: replay first
+        self._broker_up = threading.Event()
+        self._stop = threading.Event()
+        self._producer = self._new_producer()
+        self.published_events = 0
+        self.dropped_events = 0
+        self.producer_errors = 0
+        self._probe = threading.Thread(target=self._probe_loop, name="kafka-probe", daemon=True)
+        self._probe.start()
+
+    # ---- producer ----
+    def _new_producer(self) -> Producer:
+        cfg = producer_config(
+            self.settings.kafka,
+            **{"message.timeout.ms": self.delivery_timeout_ms, "error_cb": self._on_error},
+        )
+        return Producer(cfg)
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN or err.fatal():
+            if not self.spooling:
+                log.warning("Kafka unavailable (%s): spooling to %s", err.str(), self.spool.dir)
+            self.spooling = True
+            self._broker_up.clear()
+        self.producer_errors += 1
+        M.PRODUCER_ERRORS.inc()
+
+    def _on_delivery(self, n: int, err: KafkaError | None, msg: Any) -> None:
+        if err is None:
+            self.published_events += n
+            M.BATCHES.inc()
+            M.PUBLISHED.inc(n)
+            return
+        self.producer_errors += 1
+        M.PRODUCER_ERRORS.inc()
+        if err.code() in _PERMANENT:
+            self._drop(n, err.str())
+            return
+        if not self.spooling:
+            log.warning("Kafka delivery failed (%s): spooling to %s", err.str(), self.spool.dir)
+        self.spooling = True
+        self._broker_up.clear()
+        self._to_spool(msg.key() or b"", msg.value() or b"", n)
+
+    def _probe_loop(self) -> None:
+        from memtrail.kafka import BrokerUnreachable, check_reachable
+
+        while not self._stop.wait(1.0):
+            if not self.spooling or self._broker_up.is_set():
+                continue
+            try:
+                check_reachable(self.settings.kafka, timeout=2.0)
+            except BrokerUnreachable:
+                continue
+            self._broker_up.set()
+
+    # ---- batching ----
+    def add(self, event: dict[str, Any]) -> None:
+        key = partition_key(self.host, event.get("container_id"))
+        self._pending.setdefault(key, []).append(event)
+        self._pending_n += 1
+        if self._pending_n >= self.max_batch:
+            self.flush()
+
+    def tick(self) -> None:
+        """Call often: time-based flush, delivery callbacks, spool replay."""
+        now = time.monotonic()
+        if self._pending_n and now - self._last_flush >= self.flush_interval:
+            self.flush()
+        self._producer.poll(0)
+        if self.spooling and self._broker_up.is_set():
+            self._replay()
+        M.SPOOL_DEPTH.set(self.spool.depth)
+
+    def flush(self) -> None:
+        pending, self._pending, self._pending_n = self._pending, {}, 0
+        self._last_flush = time.monotonic()
+        for key, events in pending.items():
+            self._send_events(key, events)
+
+    def _send_events(self, key: str, events: list[dict[str, Any]]) -> None:
+        # Chunk by the running bytes-per-event estimate so each message stays under the
+        # broker's size limit without serialising twice.
+        per_chunk = max(1, int(self.max_message_bytes * 0.8 / self._bytes_per_event))
+        for i in range(0, len(events), per_chunk):
+            chunk = events[i : i + per_chunk]
+            value = orjson.dumps({"v": 1, "host": self.host, "key": key, "events": chunk})
+            self._bytes_per_event = 0.8 * self._bytes_per_event + 0.2 * (len(value) / len(chunk))
+            if len(value) > self.max_message_bytes and len(chunk) > 1:
+                half = len(chunk) // 2  # the estimate was off: split this one
+                self._send_events(key, chunk[:half])
+                self._send_events(key, chunk[half:])
+                continue
+            self._send(key.encode(), value, len(chunk))
+
+    def _send(self, key: bytes, value: bytes, n: int) -> None:
+        if self.spooling:
+            self._to_spool(key, value, n)
+            return
+        try:
+            self._producer.produce(self.topic, value=value, key=key, on_delivery=partial(self._on_delivery, n))
+        except BufferError:
+            self._producer.poll(0.1)
+            self._to_spool(key, value, n)
+        except KafkaException as exc:
+            if exc.args[0].code() in _PERMANENT:
+                self._drop(n, str(exc))
+                return
+            log.warning("produce failed (%s): spooling", exc)
+            self.spooling = True
+            self._to_spool(key, value, n)
+
+    def _drop(self, n: int, why: str) -> None:
+        self.dropped_events += n
+        M.SPOOL_DROPPED.inc(n)
+        log.error("dropped a batch of %d events: %s (%d dropped so far)", n, why, self.dropped_events)
+
+    def _to_spool(self, key: bytes, value: bytes, n: int) -> None:
+        if not self.spool.append(n.to_bytes(4, "little") + key, value):
+            self.dropped_events += n
+            M.SPOOL_DROPPED.inc(n)
+            log.error("spool full (%d bytes): dropped a batch of %d events (%d dropped so far)",
+                      self.spool.size_bytes, n, self.dropped_events)
+
+    def _replay(self) -> None:
+        """Broker is back: let the old producer settle, then deliver the spool in order."""
+        old = self._producer
+        if len(old):
+            old.poll(0.05)  # in-flight messages deliver or fail (and spool) first
+            return
+        self._producer = self._new_producer()
+        replayed = 0
+        while self.spool:
+            got = self.spool.oldest()
+            if got is None:
+                break
+            seg, records = got
+            failed: list[int] = []
+
+            def cb(n: int, err: KafkaError | None, msg: Any, failed: list[int] = failed) -> None:
+                if err is not None and err.code() in _PERMANENT:
+                    self._drop(n, err.str())
+                elif err is not None:
+                    failed.append(1)
+                else:
+                    self.published_events += n
+                    M.BATCHES.inc()
+                    M.PUBLISHED.inc(n)
+
+            for k, v in records:
+                n, key = int.from_bytes(k[:4], "little"), k[4:]
+                try:
+                    self._producer.produce(self.topic, value=v, key=key, on_delivery=partial(cb, n))
+                except BufferError:
+                    self._producer.poll(0.5)
+                    failed.append(1)
+                    break
+                except KafkaException as exc:
+                    self._drop(n, f"spooled batch refused by Kafka: {exc}")
+                self._producer.poll(0)
+            left = self._producer.flush(self.delivery_timeout_ms / 1000 + 5)
+            if failed or left:
+                log.warning("spool replay interrupted: broker unavailable again")
+                self._broker_up.clear()
+                return  # segment kept (some of it may be delivered twice on the next try)
+            self.spool.remove(seg, len(records))
+            replayed += len(records)
+        self.spooling = False
+        log.info("Kafka reachable again: replayed %d spooled batches", replayed)
+
+    def close(self) -> None:
+        """Flush what is pending. Every queued batch is delivered or fails within the
+        delivery timeout, and a failed one is spooled by its callback, so waiting that
+        long loses nothing; the spool is replayed at the next start."""
+        self.flush()
+        left = self._producer.flush(self.delivery_timeout_ms / 1000 + 2)
+        if left:
+            log.error("%d batches neither delivered nor failed at shutdown: lost", left)
+        self._producer.poll(0)
+        if self.spool:
+            log.warning("%d batches left in the spool %s: replayed at the next start", self.spool.depth, self.spool.dir)
+        self._stop.set()
+        self.spool.close()

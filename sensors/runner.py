@@ -1,0 +1,198 @@
+"""The sensor process: attach, drain the ring buffer on a timer, enrich, publish, heartbeat."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from memtrail.kafka import BrokerUnreachable, check_reachable, ensure_topics
+from memtrail.metrics import serve_metrics
+from memtrail.settings import Settings
+from sensors import metrics as M
+from sensors.cgroups import CgroupResolver
+from sensors.config import SensorSettings
+from sensors.context import Context
+from sensors.decoder import DecodeError, Decoder
+from sensors.heartbeat import HeartbeatState
+from sensors.proctable import ProcTable
+from sensors.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+
+class PreflightError(RuntimeError):
+    """A requirement is missing: the message says which and what to do."""
+
+
+CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 21, 38, 39
+
+
+def preflight() -> None:
+    """Refuse early, with one clear line, when the sensor cannot attach."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        cap_eff = int(next(x for x in status.splitlines() if x.startswith("CapEff:")).split()[1], 16)
+    except (OSError, StopIteration, ValueError):
+        cap_eff = 0
+    if not (cap_eff >> CAP_SYS_ADMIN & 1 or (cap_eff >> CAP_BPF & 1 and cap_eff >> CAP_PERFMON & 1)):
+        raise PreflightError("the sensor needs root or CAP_BPF+CAP_PERFMON (+SYS_RESOURCE, SYS_PTRACE): run as root")
+    try:
+        import bcc  # noqa: F401
+    except ImportError as exc:
+        raise PreflightError(
+            "bcc does not import: install Debian's python3-bpfcc and use a venv made with "
+            "--system-site-packages (make run does both)"
+        ) from exc
+    if not Path("/sys/kernel/tracing/events/syscalls").is_dir():
+        raise PreflightError("tracefs is not mounted: mount -t tracefs nodev /sys/kernel/tracing")
+    release = os.uname().release
+    if not Path(f"/lib/modules/{release}/build").exists():
+        raise PreflightError(f"kernel headers missing: /lib/modules/{release}/build (scripts/bootstrap.sh links them)")
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        raise PreflightError("kernel BTF (/sys/kernel/btf/vmlinux) missing: the sensor locates kernel fields with it")
+
+
+class Sensor:
+    def __init__(self, settings: Settings, cfg: SensorSettings) -> None:
+        self.settings = settings
+        self.cfg = cfg
+        self.host = settings.host_name
+        self.decoder = Decoder(self.host, time.time() - time.monotonic())
+        self.procs = ProcTable()
+        self.cgroups = CgroupResolver()
+        self.context = Context(self.procs, self.cgroups)
+        self.publisher: Publisher | None = None
+        self.program: Any = None
+        self.ready = threading.Event()
+        self.events_total = 0
+        self.decode_errors = 0
+        self._counts: dict[str, int] = {}
+        self._lost_seen = 0
+        self._filtered_seen = 0
+        self._limited_seen = 0
+
+    def _on_raw(self, raw: bytes) -> None:
+        try:
+            ev = self.context.apply(self.decoder.decode(raw))
+        except (DecodeError, KeyError, ValueError) as exc:
+            self.decode_errors += 1
+            M.DECODE_ERRORS.inc()
+            if self.decode_errors <= 10 or self.decode_errors % 1000 == 0:
+                log.error("undecodable record (%d so far): %s", self.decode_errors, exc)
+            return
+        self.events_total += 1
+        counts = self._counts
+        name = ev["syscall"]
+        counts[name] = counts.get(name, 0) + 1  # folded into Prometheus once a second
+        self.publisher.add(ev)  # type: ignore[union-attr]
+
+    def start(self) -> None:
+        from ebpf.loader import TRACEPOINTS, SensorProgram
+
+        reachable = True
+        try:
+            check_reachable(self.settings.kafka, timeout=5.0)
+            ensure_topics(self.settings)
+        except BrokerUnreachable as exc:
+            reachable = False
+            log.warning("%s: starting anyway, events are spooled until it answers", exc)
+        self.publisher = Publisher(
+            self.settings,
+            self.cfg.spool_dir,
+            max_batch=self.cfg.batch_size,
+            flush_interval=self.cfg.flush_interval_ms / 1000,
+            spool_max_bytes=self.cfg.spool_max_mb << 20,
+            delivery_timeout_ms=self.cfg.delivery_timeout_ms,
+        )
+        if not reachable:
+            self.publisher.spooling = True
+        n = self.procs.scan()
+        log.info("process table seeded with %d processes", n)
+        self.program = SensorProgram(
+            self._on_raw,
+            open_prefixes=self.cfg.open_prefixes,
+            path_prefixes=self.cfg.path_prefixes,
+            write_prefixes=self.cfg.write_prefixes,
+            open_filter=self.cfg.open_filter,
+            mmap_filter=self.cfg.mmap_filter,
+            connect_all=self.cfg.connect_all_families,
+            ringbuf_pages=self.cfg.ringbuf_pages,
+            allow_comms=self.cfg.allow_comms,
+            rate_limit=self.cfg.rate_limit_per_cgroup,
+        )
+        self.heartbeat = HeartbeatState(self.host, list(TRACEPOINTS), self.cfg.heartbeat_interval_s)
+        self.ready.set()
+        log.info("sensor attached to %d tracepoints on %s", len(TRACEPOINTS), self.host)
+
+    def _report_counters(self, now: float, last: float) -> None:
+        counts, self._counts = self._counts, {}
+        for name, n in counts.items():
+            M.EVENTS.labels(syscall=name).inc(n)
+        c = self.program.counters()
+        lost, filtered, limited = c["lost"], c["filtered"], c["rate_limited"]
+        if limited > self._limited_seen:
+            M.RATE_LIMITED.inc(limited - self._limited_seen)
+            log.info("rate limit dropped %d noisy events (%.0f/s)", limited - self._limited_seen,
+                     (limited - self._limited_seen) / max(now - last, 1e-6))
+        if lost > self._lost_seen:
+            M.LOST.inc(lost - self._lost_seen)
+            log.warning("ring buffer full: %d events lost (%.0f/s); %d in total",
+                        lost - self._lost_seen, (lost - self._lost_seen) / max(now - last, 1e-6), lost)
+        if filtered > self._filtered_seen:
+            M.FILTERED.inc(filtered - self._filtered_seen)
+        self._lost_seen, self._filtered_seen, self._limited_seen = lost, filtered, limited
+
+    def _send_heartbeat(self) -> None:
+        pub = self.publisher
+        assert pub is not None
+        hb = self.heartbeat.build(self.events_total, self._lost_seen, pub.spool.depth, pub.producer_errors)
+        hb.rate_limited_total = self._limited_seen
+        if pub.spooling:
+            return  # heartbeats are a live signal: not worth spooling
+        try:
+            pub._producer.produce(self.settings.topics.heartbeats, key=self.host.encode(),
+                                  value=hb.model_dump_json().encode())
+        except (BufferError, Exception) as exc:
+            log.debug("heartbeat not sent: %s", exc)
+
+    def run(self, stop: threading.Event) -> None:
+        """Drain every ``poll_interval_ms`` until ``stop`` is set; then flush."""
+        if not self.ready.is_set():
+            self.start()
+        assert self.publisher is not None
+        interval = self.cfg.poll_interval_ms / 1000
+        last_report = last_hb = time.monotonic()
+        self._send_heartbeat()
+        try:
+            while not stop.is_set():
+                busy = self.program.poll(self.cfg.poll_budget) >= self.cfg.poll_budget
+                self.publisher.tick()
+                now = time.monotonic()
+                if now - last_report >= 1.0:
+                    self._report_counters(now, last_report)
+                    last_report = now
+                if now - last_hb >= self.cfg.heartbeat_interval_s:
+                    self._send_heartbeat()
+                    last_hb = now
+                if not busy:  # more records waiting: drain again at once
+                    stop.wait(interval)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.program is not None:
+            self.program.poll()
+            self._report_counters(time.monotonic(), time.monotonic() - 1)
+            self.program.close()
+            self.program = None
+        if self.publisher is not None:
+            self.publisher.close()
+        self.ready.clear()
+
+
+def serve(sensor: Sensor, port: int, host: str = "0.0.0.0") -> Any:
+    return serve_metrics(port, host=host, ready=sensor.ready.is_set)

@@ -1,0 +1,102 @@
+"""``memtrail sensor`` as the orchestrator runs it: a subprocess with clear refusals and a clean stop."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from memtrail.broker import free_port
+from memtrail.settings import Settings
+
+from .test_pipeline import consume_all, events_of
+
+MEMTRAIL = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "memtrail")
+
+
+def _run(*args: str, env: dict[str, str] | None = None, user: bool = False) -> subprocess.CompletedProcess[str]:
+    cmd = [MEMTRAIL, "sensor", *args]
+    if user:
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+
+
+def test_print_bpf() -> None:
+    p = _run("--print-bpf")
+    assert p.returncode == 0
+    assert "TRACEPOINT_PROBE(sched, sched_process_exec)" in p.stdout
+    assert "struct mt_hdr" in p.stdout  # the shared header is inlined
+    assert "-DOFF_TASK_MM=" in p.stdout.splitlines()[0]
+
+
+def test_refuses_without_broker_setting() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMTRAIL_KAFKA")}
+    p = _run(env=env)
+    assert p.returncode == 2
+    assert "no Kafka bootstrap server" in p.stderr and "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root to drop privileges")
+def test_refuses_without_privileges() -> None:
+    p = _run("--bootstrap", "127.0.0.1:1", user=True)
+    assert p.returncode == 2
+    assert "needs root or CAP_BPF" in p.stderr and "Traceback" not in p.stderr
+
+
+@pytest.mark.ebpf
+@pytest.mark.broker
+@pytest.mark.slow
+def test_subprocess_publishes_and_stops_cleanly(settings: Settings, tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "MEMTRAIL_TOPICS__RAW": settings.topics.raw,
+           "MEMTRAIL_TOPICS__HEARTBEATS": settings.topics.heartbeats}
+    bootstrap = settings.kafka.bootstrap
+    assert bootstrap
+    log = (tmp_path / "sensor.log").open("w")  # a file, not a pipe: a full pipe would block the sensor
+    proc = subprocess.Popen(
+        [MEMTRAIL, "sensor", "--bootstrap", bootstrap, "--metrics-port", str(port), "--spool-dir",
+         str(tmp_path / "spool")],
+        env=env, stderr=log, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        ready = False
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                ready = urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1).status == 200
+            except OSError:
+                ready = False
+            if ready:
+                break
+            time.sleep(0.2)
+        assert ready, f"sensor never became ready: {(tmp_path / 'sensor.log').read_text()[-2000:]}"
+        script = (
+            "import os;fd=os.memfd_create('cli');os.write(fd,open('/bin/true','rb').read());"
+            "os.execv(f'/proc/self/fd/{fd}',['cli-payload'])"
+        )
+        subprocess.run(["python3", "-c", script], check=True)
+        deadline = time.monotonic() + 10
+        metrics = ""
+        while 'syscall="execve"' not in metrics and time.monotonic() < deadline:
+            time.sleep(0.3)  # counters are folded into Prometheus once a second
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+        assert 'memtrail_sensor_events_total{syscall="execve"}' in metrics, (tmp_path / "sensor.log").read_text()[-2000:]
+        assert "memtrail_sensor_events_lost_total" in metrics
+    finally:
+        proc.send_signal(signal.SIGTERM)  # a clean stop flushes what is pending
+        proc.wait(timeout=30)
+        log.close()
+    err = (tmp_path / "sensor.log").read_text()
+    assert proc.returncode == 0, err[-2000:]
+    assert "Traceback" not in err
+    msgs = consume_all(bootstrap, settings.topics.raw, until=lambda out: any(
+        e["syscall"] == "execve" and e["args"]["exe_memfd"] for e in events_of(out)))
+    x = [e for e in events_of(msgs) if e["syscall"] == "execve" and e["args"]["exe_memfd"]]
+    assert x and x[0]["args"]["argv"] == ["cli-payload"] and x[0]["process"]["exe"] == "memfd:cli"

@@ -1,0 +1,83 @@
+"""Container attribution with a real podman container (runc, cgroupfs, --network none)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tarfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import Collector
+
+pytestmark = [pytest.mark.ebpf, pytest.mark.podman, pytest.mark.slow]
+
+IMAGE = "localhost/memtrail-test-busybox:1"
+PODMAN = ["podman", "--runtime", "/usr/sbin/runc", "--cgroup-manager=cgroupfs"]
+OPTS = ["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+RUN = [*PODMAN, "run", "--rm", *OPTS]
+
+
+def _static_busybox() -> Path:
+    bb = Path("/bin/busybox")
+    out = subprocess.run(["file", "-L", str(bb)], capture_output=True, text=True).stdout if shutil.which("file") else ""
+    if not bb.exists() or ("statically linked" not in out and out):
+        pytest.fail("a static /bin/busybox is needed (Debian busybox-static; scripts/bootstrap.sh test installs it)")
+    return bb
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    have = subprocess.run([*PODMAN, "image", "exists", IMAGE])
+    if have.returncode == 0:
+        return IMAGE
+    bb = _static_busybox()
+    d = tmp_path_factory.mktemp("rootfs")
+    tar = d / "rootfs.tar"
+    with tarfile.open(tar, "w") as t:
+        t.add(bb, arcname="bin/busybox")
+        for name in ("sh", "cat", "true", "sleep", "ls"):
+            info = tarfile.TarInfo(f"bin/{name}")
+            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
+            t.addfile(info)
+        for dname in ("etc", "tmp", "proc", "sys", "dev"):
+            info = tarfile.TarInfo(dname)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            t.addfile(info)
+    subprocess.run([*PODMAN, "import", str(tar), IMAGE], check=True, capture_output=True)
+    return IMAGE
+
+
+@pytest.fixture(scope="module")
+def collector() -> Iterator[Collector]:
+    c = Collector()
+    yield c
+    c.close()
+
+
+def test_container_id_inside_and_null_on_host(image: str, collector: Collector) -> None:
+    marker = f"mt{uuid.uuid4().hex[:8]}"
+    name = f"memtrail-test-{marker}"
+    p = subprocess.run(
+        [*RUN, "--name", name, image, "/bin/sh", "-c", f"cat /etc/hostname /proc/self/cgroup; /bin/true {marker}"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    inside = [line for line in p.stdout.splitlines() if "libpod-" in line]
+    assert inside, p.stdout
+    cid = inside[0].rsplit("libpod-", 1)[1].removesuffix(".scope")[:64]
+    found = collector.wait_for(lambda e: e["syscall"] == "execve" and e["args"]["argv"] == ["/bin/true", marker])
+    assert found, "exec inside the container not seen"
+    ev = found[0]
+    assert ev["container_id"] == cid
+    assert ev["cgroup_id"] != 0
+    opens = [e for e in collector.events if e["container_id"] == cid and e["syscall"] == "openat"
+             and e["args"]["path"] == "/etc/hostname"]
+    assert opens, "open of /etc/hostname inside the container not attributed"
+    host = subprocess.run(["/bin/true", marker + "-host"], check=True)
+    assert host.returncode == 0
+    h = collector.wait_for(lambda e: e["syscall"] == "execve" and e["args"]["argv"] == ["/bin/true", marker + "-host"])
+    assert h and h[0]["container_id"] is None
