@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from memtrail.children import detach_and_die_with_parent
+
 log = logging.getLogger(__name__)
 
 
@@ -76,7 +78,9 @@ class LocalBroker:
         ]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         env = {**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")}
-        self._proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        self._proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, env=env, preexec_fn=detach_and_die_with_parent
+        )
         if not wait_for_port("127.0.0.1", self.port, timeout):
             self.stop()
             raise BrokerError(f"local broker did not listen on {self.bootstrap} within {timeout:.0f}s")

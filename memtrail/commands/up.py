@@ -11,9 +11,9 @@ and everything stops. Preflight problems are one-line errors, never tracebacks.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib.util
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +28,7 @@ from typing import IO
 
 import typer
 
+from memtrail.children import detach_and_die_with_parent
 from memtrail.settings import Settings
 from sinks.jsonl import JsonlSink
 
@@ -67,12 +68,6 @@ def _memtrail_cmd() -> list[str]:
     return [sys.executable, "-c", "from memtrail.cli import main; main()"]
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    os.setpgrp()  # Ctrl-C reaches only `up`, which stops the children in order
-
-
 @dataclass
 class Child:
     name: str
@@ -87,7 +82,7 @@ class Child:
             env=env,
             stdout=sys.stderr.fileno(),
             stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,
+            preexec_fn=detach_and_die_with_parent,
         )
         threading.Thread(target=self._pump, args=(self.proc.stderr,), daemon=True).start()
 
@@ -206,6 +201,7 @@ def run_up(
     signal.signal(signal.SIGTERM, on_signal)
 
     children: list[Child] = []
+    run_spool: str | None = None
     sinks: AlertSinks | None = None
     jsonl_sink: JsonlSink | None = None
     try:
@@ -243,6 +239,11 @@ def run_up(
             "MEMTRAIL_SENSOR_METRICS_PORT": str(sensor_metrics_port),
             "MEMTRAIL_SHIM_PORT": str(shim_port),
         }
+        if broker is not None and "MEMTRAIL_SENSOR_SPOOL_DIR" not in os.environ:
+            # The local broker keeps nothing across runs, so neither may the spool: batches a
+            # previous run left would be replayed into this broker as stale alerts.
+            run_spool = tempfile.mkdtemp(prefix="spool-", dir=Path(tempfile.gettempdir()) / "memtrail")
+            env["MEMTRAIL_SENSOR_SPOOL_DIR"] = run_spool
         base = _memtrail_cmd()
         children.append(Child("worker", [*base, "worker"], f"http://127.0.0.1:{worker_metrics_port}/readyz"))
         if sensor:
@@ -297,6 +298,8 @@ def run_up(
             jsonl_sink.close()
         if broker is not None:
             broker.stop()
+        if run_spool is not None:
+            shutil.rmtree(run_spool, ignore_errors=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,16 @@
+"""How `memtrail` starts its child processes (the local broker, `up`'s components)."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+
+
+def detach_and_die_with_parent() -> None:
+    """``preexec_fn``: own process group (a terminal's Ctrl-C reaches only the parent, which
+    stops children in order) and SIGTERM when the parent dies (no orphans)."""
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    os.setpgrp()
