@@ -316,10 +316,16 @@ def register(app: typer.Typer) -> None:
         ),
         sensor: bool = typer.Option(True, "--sensor/--no-sensor", help="Run the eBPF sensor (root)"),
         shim: bool = typer.Option(True, "--shim/--no-shim", help="Run the Portainer API shim when installed"),
-        worker_metrics_port: int = typer.Option(9102, "--worker-metrics-port"),
-        worker_web_port: int = typer.Option(6066, "--worker-web-port"),
-        sensor_metrics_port: int = typer.Option(9101, "--sensor-metrics-port"),
-        shim_port: int = typer.Option(8080, "--shim-port", help="Security-events API and page"),
+        worker_metrics_port: int = typer.Option(
+            9102, "--worker-metrics-port", envvar="MEMTRAIL_STREAM_METRICS_PORT"
+        ),
+        worker_web_port: int = typer.Option(6066, "--worker-web-port", envvar="MEMTRAIL_STREAM_WEB_PORT"),
+        sensor_metrics_port: int = typer.Option(
+            9101, "--sensor-metrics-port", envvar="MEMTRAIL_SENSOR_METRICS_PORT"
+        ),
+        shim_port: int = typer.Option(
+            8080, "--shim-port", envvar="MEMTRAIL_SHIM_PORT", help="Security-events API and page"
+        ),
         ready_timeout: float = typer.Option(120.0, "--ready-timeout", help="Seconds to wait for every child"),
     ) -> None:
         """Run everything: broker (unless given), sensor, worker, shim, and print each alert as one line."""
