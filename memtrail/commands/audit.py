@@ -11,8 +11,8 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
+from memtrail.commands.common import settings_with_broker
 from memtrail.kafka import BrokerUnreachable
-from memtrail.settings import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -42,17 +42,7 @@ def register(app: typer.Typer) -> None:
         from sensors.k8s_audit.server import ConfigError, build_server
         from sensors.k8s_audit.settings import AuditWebhookSettings
 
-        settings = Settings()
-        if bootstrap:
-            settings.kafka.bootstrap = bootstrap
-        if not settings.kafka.bootstrap:
-            typer.secho(
-                "error: no Kafka bootstrap server: pass --bootstrap or MEMTRAIL_KAFKA__BOOTSTRAP "
-                "(`memtrail broker` runs a local one)",
-                fg="red",
-                err=True,
-            )
-            raise typer.Exit(2)
+        settings = settings_with_broker("audit-webhook", bootstrap, " (`memtrail broker` runs a local one)")
         overrides = {
             k: v
             for k, v in {

@@ -7,8 +7,11 @@ import re
 import signal
 import threading
 from pathlib import Path
+from typing import NoReturn
 
 import typer
+
+from memtrail.commands.common import fail, settings_with_broker
 
 log = logging.getLogger("memtrail.sensor")
 
@@ -36,20 +39,29 @@ class _OncePerInterval(logging.Filter):
 def register(app: typer.Typer) -> None:
     @app.command("sensor")
     def sensor(
-        bootstrap: str | None = typer.Option(None, help="Kafka bootstrap HOST:PORT (else MEMTRAIL_KAFKA__BOOTSTRAP)"),
-        metrics_port: int | None = typer.Option(None, help="Prometheus /metrics, /healthz, /readyz port (9101)"),
+        bootstrap: str | None = typer.Option(
+            None, help="Kafka bootstrap HOST:PORT (else MEMTRAIL_KAFKA__BOOTSTRAP)"
+        ),
+        metrics_port: int | None = typer.Option(
+            None, help="Prometheus /metrics, /healthz, /readyz port (9101)"
+        ),
         print_bpf: bool = typer.Option(False, "--print-bpf", help="Print the eBPF C program and exit"),
         spool_dir: Path | None = typer.Option(None, help="Disk spool used while Kafka is unreachable"),
         docker_socket: Path | None = typer.Option(None, help="Docker Engine API socket (podman's works)"),
         path_prefix: list[str] | None = typer.Option(
-            None, "--path-prefix", help="Report opens (reads and writes) only under these prefixes (repeat; '/' = all)"
+            None,
+            "--path-prefix",
+            help="Report opens (reads and writes) only under these prefixes (repeat; '/' = all)",
         ),
-        no_open_filter: bool = typer.Option(False, "--no-open-filter", help="Report every open (busy: for tests and benchmarks)"),
-        no_mmap_filter: bool = typer.Option(False, "--no-mmap-filter", help="Report every mmap/mprotect, not only PROT_EXEC ones"),
+        no_open_filter: bool = typer.Option(
+            False, "--no-open-filter", help="Report every open (busy: for tests and benchmarks)"
+        ),
+        no_mmap_filter: bool = typer.Option(
+            False, "--no-mmap-filter", help="Report every mmap/mprotect, not only PROT_EXEC ones"
+        ),
         duration: float | None = typer.Option(None, help="Stop after this many seconds"),
     ) -> None:
         """Attach the syscall tracepoints and publish events to Kafka (needs root)."""
-        from memtrail.settings import load_settings
         from sensors.config import SensorSettings
 
         if print_bpf:
@@ -65,16 +77,11 @@ def register(app: typer.Typer) -> None:
         from ebpf.loader import LoadError
         from sensors.runner import PreflightError, Sensor, preflight, serve
 
-        def die(msg: str) -> None:
-            typer.secho(f"memtrail sensor: error: {msg}", fg="red", err=True)
-            raise typer.Exit(2)
+        def die(msg: str) -> NoReturn:
+            fail("sensor", msg)
 
         logging.getLogger("librdkafka").addFilter(_OncePerInterval())
-        settings = load_settings()
-        if bootstrap:
-            settings.kafka.bootstrap = bootstrap
-        if not settings.kafka.bootstrap:
-            die("no Kafka bootstrap server: pass --bootstrap HOST:PORT or set MEMTRAIL_KAFKA__BOOTSTRAP")
+        settings = settings_with_broker("sensor", bootstrap)
         cfg = SensorSettings()
         if metrics_port is not None:
             cfg.metrics_port = metrics_port
@@ -119,14 +126,19 @@ def register(app: typer.Typer) -> None:
             if w is not None:
                 w.start()
                 watchers.append(w)
-        typer.echo(f"memtrail sensor: attached; publishing to {settings.kafka.bootstrap} topic {settings.topics.raw}",
-                   err=True)
+        typer.echo(
+            f"memtrail sensor: attached; publishing to {settings.kafka.bootstrap} topic {settings.topics.raw}",
+            err=True,
+        )
         try:
             s.run(stop)
         finally:
             for w in watchers:
                 w.stop()
             server.shutdown()
-        log.info("sensor stopped: %d events, %d published, %d spooled",
-                 s.events_total, s.publisher.published_events if s.publisher else 0,
-                 s.publisher.spool.depth if s.publisher else 0)
+        log.info(
+            "sensor stopped: %d events, %d published, %d spooled",
+            s.events_total,
+            s.publisher.published_events if s.publisher else 0,
+            s.publisher.spool.depth if s.publisher else 0,
+        )

@@ -6,8 +6,8 @@ from typing import Any
 
 import typer
 
+from memtrail.commands.common import settings_with_broker
 from memtrail.kafka import BrokerUnreachable
-from memtrail.settings import Settings
 
 
 def register(app: typer.Typer) -> None:
@@ -27,17 +27,9 @@ def register(app: typer.Typer) -> None:
         from streams.config import StreamOptions
         from streams.worker import run_worker
 
-        settings = Settings()
-        if bootstrap:
-            settings.kafka.bootstrap = bootstrap
-        if not settings.kafka.bootstrap:
-            typer.secho(
-                "memtrail worker: error: no Kafka bootstrap server: pass --bootstrap or MEMTRAIL_KAFKA__BOOTSTRAP "
-                "(`memtrail up` starts a local broker and passes it)",
-                fg="red",
-                err=True,
-            )
-            raise typer.Exit(2)
+        settings = settings_with_broker(
+            "worker", bootstrap, " (`memtrail up` starts a local broker and passes it)"
+        )
         overrides: dict[str, Any] = {
             k: v
             for k, v in {
