@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -23,12 +24,14 @@ from faust.types import TP
 
 from memtrail.settings import Settings
 from schemas.alerts import Alert
+from sensors.k8s_audit.sessions import PodSessions, SessionStamper
+from sensors.trails.loader import TrailSettings, TrailStore
 from streams import metrics as m
-from streams.batches import decode_batch, encode_batch
+from streams.batches import check_event, decode_batch, encode_batch
 from streams.config import StreamOptions
-from streams.correlate import Correlator
+from streams.correlate import Correlator, PartKey
 from streams.deadletter import dead_letter, reason_label
-from streams.enrich import enrich_events
+from streams.enrich import annotate_trails, enrich_events
 from streams.recovery import replay_batches
 from streams.topic_reader import TopicReader
 
@@ -46,7 +49,17 @@ class Pipeline:
     pattern_ops: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     readers: list[TopicReader] = field(default_factory=list)
     ready: bool = False
-    last_expire: float = 0.0
+    #: Exec/attach sessions per pod from all of memtrail.k8s.audit (written by a reader thread).
+    sessions: PodSessions = field(default_factory=PodSessions)
+    sessions_lock: threading.Lock = field(default_factory=threading.Lock)
+    stamper: SessionStamper | None = None
+    trails: TrailStore | None = None
+    trail_settings: TrailSettings = field(default_factory=TrailSettings)
+    #: Partitions whose state is being replayed (in a thread): the flush timer leaves them alone.
+    replaying: set[PartKey] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.stamper = SessionStamper(self.sessions)
 
     # -- global readers (every worker reads all partitions) --------------------------
     def on_container(self, key: bytes | None, value: bytes | None) -> None:
@@ -71,12 +84,43 @@ class Pipeline:
         else:
             log.warning("patterns topic: ignored message without spec (key %r)", key)
 
+    def on_audit(self, key: bytes | None, value: bytes | None) -> None:
+        if not value:
+            return
+        doc = orjson.loads(value)
+        if isinstance(doc, dict):
+            with self.sessions_lock:
+                self.sessions.observe(doc)
+
     def start_readers(self) -> None:
         k = self.settings.kafka
         self.readers = [
             TopicReader(k, self.settings.topics.containers, self.on_container, "containers").start(),
             TopicReader(k, self.settings.topics.patterns, self.on_pattern, "patterns").start(),
+            # Sessions live window_s: older audit records cannot stamp anything.
+            TopicReader(
+                k,
+                self.settings.topics.k8s_audit,
+                self.on_audit,
+                "k8s-sessions",
+                since_s=self.sessions.window_s + 60,
+            ).start(),
         ]
+
+    def annotate(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Trails on connect events, pod sessions on pod events (after the container join)."""
+        if self.trails is not None and len(self.trails.matcher):
+            hits = annotate_trails(events, self.trails.matcher)
+            if hits:
+                m.ANNOTATED.labels("trail").inc(hits)
+        if self.stamper is not None and len(self.sessions):
+            with self.sessions_lock:
+                out = self.stamper.stamp(events)
+            if out is not events:
+                stamped = sum(1 for e in out if "k8s_session" in e and e["syscall"] != "k8s_session")
+                m.ANNOTATED.labels("k8s_session").inc(stamped)
+            return out
+        return events
 
     def apply_pattern_ops(self) -> None:
         while self.pattern_ops:
@@ -108,6 +152,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
     assert kafka.bootstrap, "bootstrap must be set before building the app"
     topics = settings.topics
     pipe = Pipeline(settings=settings, opts=opts, correlator=correlator)
+    pipe.trails = TrailStore.from_settings(pipe.trail_settings)
     datadir = opts.datadir or Path(tempfile.mkdtemp(prefix="memtrail-faust-"))
     conf: dict[str, Any] = {
         "broker": [f"kafka://{h.strip()}" for h in kafka.bootstrap.split(",")],
@@ -135,6 +180,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
     enriched_t = app.topic(topics.enriched, internal=False)
     alerts_t = app.topic(topics.alerts, internal=False)
     dead_t = app.topic(topics.deadletter, internal=False)
+    audit_t = app.topic(topics.k8s_audit, internal=False)
 
     async def send_dead(
         reason: str, topic: str, tp: TP | None, offset: int | None, key: Any, value: Any
@@ -163,8 +209,9 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
                     continue
                 key = dec.key or f"host:{dec.host or dec.events[0].get('host', '')}"
                 enrich_events(dec.events, pipe.containers)
-                await enriched_t.send(key=key.encode(), value=encode_batch(key, dec.host, dec.events))
-                n_out += len(dec.events)
+                events = pipe.annotate(dec.events)
+                await enriched_t.send(key=key.encode(), value=encode_batch(key, dec.host, events))
+                n_out += len(events)
                 m.LATENCY.labels("enriched").observe(max(0.0, time.time() - dec.events[0]["time"]))
                 update_lag(msg.tp, msg.offset)
             m.PROCESSING.labels("enrich", "batch").observe(time.perf_counter() - t_start)
@@ -199,13 +246,56 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
             m.PROCESSING.labels("correlate", "batch").observe(time.perf_counter() - t_start)
             for tp, off in last.items():
                 update_lag(tp, off)
-            now = time.time()
-            if now - pipe.last_expire >= 1.0:
-                correlator.expire(now)
-                pipe.last_expire = now
-                m.PROCESSING.labels("correlate", "expire").observe(time.time() - now)
             m.EVENTS.labels("correlate", "in").inc(n)
             m.BATCH_SIZE.labels("correlate").observe(n)
+
+    @app.agent(audit_t, name="audit")
+    async def audit_agent(stream: Any) -> None:
+        """Kubernetes audit events (one per message): validated, no container join, own engines."""
+        async for batch in stream.take_events(opts.take_max, within=opts.take_within_s):
+            pipe.apply_pattern_ops()
+            t_start = time.perf_counter()
+            by_part: dict[PartKey, list[dict[str, Any]]] = defaultdict(list)
+            for ev in batch:
+                msg = ev.message
+                try:
+                    doc = orjson.loads(ev.value) if ev.value else None
+                except orjson.JSONDecodeError as exc:
+                    await send_dead(
+                        f"not JSON: {exc}", topics.k8s_audit, msg.tp, msg.offset, msg.key, ev.value
+                    )
+                    continue
+                why = "empty message" if doc is None else check_event(doc)
+                if why is not None:
+                    await send_dead(why, topics.k8s_audit, msg.tp, msg.offset, msg.key, ev.value or b"")
+                    continue
+                assert isinstance(doc, dict)
+                doc.setdefault("args", {})
+                by_part[("k8s_audit", msg.tp.partition)].append(doc)
+                update_lag(msg.tp, msg.offset)
+            n = 0
+            for part, events in by_part.items():
+                n += len(events)
+                for alert in correlator.process(part, events):
+                    await publish_alert(alert)
+            m.PROCESSING.labels("audit", "batch").observe(time.perf_counter() - t_start)
+            m.EVENTS.labels("audit", "in").inc(n)
+            m.BATCH_SIZE.labels("audit").observe(n)
+
+    @app.timer(interval=opts.flush_interval_s)
+    async def flush_timer() -> None:
+        """Expire window state and publish absence alerts that came due without a new event."""
+        now = time.time()
+        for alert in correlator.flush(now, skip=set(pipe.replaying)):
+            await publish_alert(alert)
+        with pipe.sessions_lock:
+            pipe.sessions.expire(now)
+        m.PROCESSING.labels("correlate", "expire").observe(time.time() - now)
+
+    @app.timer(interval=pipe.trail_settings.reload_interval_s)
+    async def reload_trails() -> None:
+        if pipe.trails is not None and await asyncio.to_thread(pipe.trails.reload_if_changed):
+            log.info("trail lists reloaded: %d indicators", len(pipe.trails.matcher))
 
     async def publish_alert(alert: Alert) -> None:
         doc = alert.to_json_dict()
@@ -219,27 +309,40 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(app_: Any, assigned: set[TP], **_: Any) -> None:
-        mine = {tp.partition for tp in assigned if tp.topic == topics.enriched}
+        enriched = {tp.partition for tp in assigned if tp.topic == topics.enriched}
+        mine: set[PartKey] = {
+            *enriched,
+            *(("k8s_audit", tp.partition) for tp in assigned if tp.topic == topics.k8s_audit),
+        }
         for part in correlator.partitions() - mine:
             correlator.drop(part)
         new = mine - correlator.partitions()
-        for part in sorted(new):
+        for part in sorted(new, key=str):
             correlator.assign(part)
             if opts.replay:
-                n = await asyncio.to_thread(_replay, part)
+                pipe.replaying.add(part)
+                try:
+                    n = await asyncio.to_thread(_replay, part)
+                finally:
+                    pipe.replaying.discard(part)
                 if n:
-                    log.info("partition %d: state rebuilt from %d replayed events", part, n)
-        m.ASSIGNED.set(len(mine))
+                    log.info("partition %s: state rebuilt from %d replayed events", part, n)
+        m.ASSIGNED.set(len(enriched))
         pipe.ready = True
 
-    def _replay(part: int) -> int:
+    def _replay(part: PartKey) -> int:
+        if isinstance(part, tuple):
+            topic, number = topics.k8s_audit, int(part[1])
+        else:
+            topic, number = topics.enriched, int(part)  # type: ignore[call-overload]
         since = min(correlator.longest_window_s, opts.replay_max_window_s) + opts.replay_margin_s
         total = 0
         for events in replay_batches(
-            kafka, topics.enriched, part, opts.group_id, since, max_messages=opts.replay_max_messages
+            kafka, topic, number, opts.group_id, since, max_messages=opts.replay_max_messages
         ):
             correlator.replay(part, events)
             total += len(events)
+        correlator.finish_replay(part)
         m.REPLAYED.inc(total)
         return total
 

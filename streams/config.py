@@ -31,6 +31,8 @@ class StreamOptions(BaseSettings):
     #: ...and on the replayed messages per partition (each an EventBatch of up to ~1000 events).
     replay_max_messages: int = Field(default=2000, ge=1)
     replay: bool = True
+    #: Timer: expire window state and publish absence ("A not followed by B") alerts that came due.
+    flush_interval_s: float = Field(default=1.0, gt=0)
     #: Fetch long-poll wait used with the local broker (Faust hard-codes 1500 ms; Tansu sleeps on it).
     local_fetch_wait_ms: int = 20
     datadir: Path | None = None

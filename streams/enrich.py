@@ -1,9 +1,11 @@
-"""Join events with container metadata (pure)."""
+"""Join events with container metadata and annotate them from the other sources (pure)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from sensors.trails.matcher import CONNECT_SYSCALLS, TrailMatcher, annotate
 
 
 def enrich_events(events: list[dict[str, Any]], containers: Mapping[str, Mapping[str, Any]]) -> int:
@@ -22,3 +24,16 @@ def enrich_events(events: list[dict[str, Any]], containers: Mapping[str, Mapping
             ev["container"] = meta
             filled += 1
     return filled
+
+
+def annotate_trails(events: list[dict[str, Any]], matcher: TrailMatcher) -> int:
+    """Replace connect events whose destination is on a trail list by their annotated copy
+    (``args.trail``); returns how many matched. Other events are untouched."""
+    hits = 0
+    for i, ev in enumerate(events):
+        if ev.get("syscall") in CONNECT_SYSCALLS:
+            out = annotate(ev, matcher)
+            if out is not ev:
+                events[i] = dict(out)
+                hits += 1
+    return hits

@@ -1,6 +1,7 @@
 """Alert grouping (pure): identical alerts within a window become one alert.
 
-Identical = same rule id, container id and process executable. The first alert of a
+Identical = same rule id, container id, process executable (or, without one, command
+line) and pod. The first alert of a
 group keeps its id; each later one raises ``count`` and ``last_seen`` and the group is
 re-published under that id, so sinks update it in place. Windows run on event time
 (the alerts' own ``first_seen``/``last_seen``), so a replay regroups identically.
@@ -15,11 +16,17 @@ from datetime import datetime
 
 from schemas.alerts import Alert
 
-GroupKey = tuple[str, str | None, str | None]
+GroupKey = tuple[str, str | None, str | None, tuple[str | None, str | None] | None]
 
 
 def group_key(alert: Alert) -> GroupKey:
-    return (alert.rule.id, alert.container.id, alert.process.executable)
+    """Rule, container, executable; and the pod. Alerts without an executable (Kubernetes
+    audit: the actor is an API user) group by their command line (``user: verb URI``) so
+    different requests, users and pods stay apart."""
+    k = alert.kubernetes
+    pod = (k.namespace, k.pod_name) if k is not None else None
+    who = alert.process.executable or alert.process.command_line
+    return (alert.rule.id, alert.container.id, who, pod)
 
 
 @dataclass

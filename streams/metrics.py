@@ -28,3 +28,8 @@ PROCESSING = Histogram(
     ["agent", "step"],
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+ANNOTATED = Counter(
+    "memtrail_stream_annotated_events_total",
+    "Events annotated by the enrichment from other sources (trail: args.trail; k8s_session: stamped)",
+    ["kind"],
+)

@@ -37,7 +37,10 @@ def replay_batches(
     timeout: float = 10.0,
     max_messages: int = 2000,
 ) -> Iterator[list[dict[str, Any]]]:
-    """Yield the event lists of ``topic``/``partition`` from ``now − since_s`` up to the committed offset."""
+    """Yield the event lists of ``topic``/``partition`` from ``now − since_s`` up to the committed offset.
+
+    A message is an EventBatch (its ``events``) or a single event (a list of one).
+    """
     now = time.time() if now is None else now
     cutoff_ms = int((now - since_s) * 1000)
     consumer = Consumer(consumer_config(kafka, group_id, **{"fetch.wait.max.ms": 50}))
@@ -77,9 +80,14 @@ def replay_batches(
                     doc = orjson.loads(m.value() or b"")
                 except orjson.JSONDecodeError:
                     continue  # cannot happen on the enriched topic: the enrichment agent wrote it
-                events = doc.get("events") if isinstance(doc, dict) else None
-                if events:
-                    yield events
+                if not isinstance(doc, dict):
+                    continue
+                events = doc.get("events")
+                if isinstance(events, list):
+                    if events:
+                        yield events
+                elif isinstance(doc.get("syscall"), str):  # one event per message (memtrail.k8s.audit)
+                    yield [doc]
         if pos < committed:
             log.warning("replay of %s/%d stopped at %d before %d (timeout)", topic, partition, pos, committed)
     finally:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
@@ -27,8 +28,17 @@ OnMessage = Callable[[bytes | None, bytes | None], None]
 class TopicReader:
     """Calls ``on_message(key, value)`` for every message of ``topic``, in a daemon thread."""
 
-    def __init__(self, kafka: KafkaSettings, topic: str, on_message: OnMessage, name: str) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topic: str,
+        on_message: OnMessage,
+        name: str,
+        since_s: float | None = None,
+    ) -> None:
+        """``since_s``: start at the records of the last ``since_s`` seconds instead of the beginning."""
         self.kafka = kafka
+        self.since_s = since_s
         self.topic = topic
         self.on_message = on_message
         self.name = name
@@ -59,7 +69,20 @@ class TopicReader:
                 log.warning("topic %s not found: %s stays empty", self.topic, self.name)
                 self.caught_up.set()
                 return
-            consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in parts])
+            cutoff_ms = -1
+            tps = [TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in parts]
+            if self.since_s is not None:
+                cutoff_ms = int((time.time() - self.since_s) * 1000)
+                found = consumer.offsets_for_times(
+                    [TopicPartition(self.topic, p, cutoff_ms) for p in parts], timeout=15
+                )
+                tps = [
+                    TopicPartition(
+                        self.topic, tp.partition, tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+                    )
+                    for tp in found
+                ]
+            consumer.assign(tps)
             idle = 0
             while not self._stop.is_set():
                 msgs = consumer.consume(500, timeout=0.2)
@@ -75,6 +98,8 @@ class TopicReader:
                         if err.code() != KafkaError._PARTITION_EOF:
                             log.warning("%s: %s", self.name, err)
                         continue
+                    if cutoff_ms >= 0 and m.timestamp()[1] < cutoff_ms:
+                        continue  # some brokers answer offsets_for_times with 0 (Tansu)
                     try:
                         self.on_message(m.key(), m.value())
                     except Exception as exc:  # a bad record must not stop the reader

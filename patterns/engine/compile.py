@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from patterns.engine.api import PatternError, PatternInfo
-from patterns.engine.conditions import Compiled, ConditionError, Context, Hints, compile_condition
+from patterns.engine.conditions import (
+    Compiled,
+    ConditionError,
+    Context,
+    Hints,
+    compile_condition,
+    fast_predicate,
+)
 from patterns.engine.fields import compile_getter
 from patterns.engine.spec import AllowEntry, FieldRef, PatternSpec, Step
 from patterns.mitre.catalog import load_catalog
@@ -80,6 +87,8 @@ class Trigger:
     step: int  # 0 for single events; step index for sequences; 0 = first / 1 = then for absence
     pred: Callable[[Mapping[str, Any]], bool]
     hints: Hints
+    #: ``pred`` for events the index routed here (see ``conditions.fast_predicate``)
+    fast: Callable[[Mapping[str, Any]], bool]
 
 
 @dataclass(frozen=True, eq=False)
@@ -235,7 +244,9 @@ def compile_pattern(
         tactic_names=ta_names,
     )
     for s in steps:
-        cp.triggers.append(Trigger(cp, s.index, s.cond.fn, s.cond.hints))
+        # the index reaches a trigger with a syscall hint only through events of those syscalls
+        fast = fast_predicate(s.cond, drop_syscall=bool(s.cond.hints.exact.get("syscall")))
+        cp.triggers.append(Trigger(cp, s.index, s.cond.fn, s.cond.hints, fast))
     return cp
 
 

@@ -70,6 +70,12 @@ class Hints:
     prefix: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: a regex (source) the field's string value must match (re.search)
     regex: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: flag names of which the field's flag set holds at least one (flags_any, or one
+    #: selective member of flags_all)
+    flags: dict[str, frozenset[str]] = field(default_factory=dict)
+    #: the hints of the branches of an ``any`` of which one must hold: an index may place a
+    #: trigger under a key of every branch when no single key covers them all
+    alts: tuple[Hints, ...] = ()
 
     def merge_and(self, other: Hints) -> None:
         for f, vals in other.exact.items():
@@ -78,6 +84,11 @@ class Hints:
             self.prefix.setdefault(f, pre)
         for f, rx in other.regex.items():
             self.regex.setdefault(f, rx)
+        for f, fl in other.flags.items():
+            if f not in self.flags or len(fl) < len(self.flags[f]):
+                self.flags[f] = fl
+        if not self.alts:
+            self.alts = other.alts
 
 
 @dataclass
@@ -85,6 +96,8 @@ class Compiled:
     fn: Pred
     canon: Any
     hints: Hints
+    #: the conjuncts of an ``and``, nested ands flattened (empty for any other node)
+    conj: tuple[Compiled, ...] = ()
 
 
 @dataclass
@@ -149,6 +162,18 @@ def _num(v: Any) -> float | None:
     if isinstance(v, int | float):
         return float(v)
     return None
+
+
+#: flags that most events after the sensor's in-kernel filters carry: poor index keys
+COMMON_FLAGS = frozenset(
+    {"PROT_READ", "PROT_EXEC", "O_RDONLY", "O_CLOEXEC", "O_LARGEFILE", "MAP_PRIVATE", "MAP_DENYWRITE"}
+)
+
+
+def selective_flag(fs: frozenset[str]) -> str:
+    """The member of a flags_all set to index on: the first one that is not common."""
+    rare = sorted(fs - COMMON_FLAGS)
+    return rare[0] if rare else sorted(fs)[0]
 
 
 def _compile_op(fpath: str, op: str, raw: Any, ctx: Context, where: str) -> Compiled:
@@ -276,6 +301,10 @@ def _compile_op(fpath: str, op: str, raw: Any, ctx: Context, where: str) -> Comp
             fn = lambda e: not fs.isdisjoint(flags_of(e))  # noqa: E731
         else:
             fn = lambda e: fs.isdisjoint(flags_of(e))  # noqa: E731
+        if op == "flags_any":
+            hints.flags[fpath] = fs
+        elif op == "flags_all":
+            hints.flags[fpath] = frozenset([selective_flag(fs)])
         canon = (op, fpath, tuple(sorted(fs)))
     elif op == "exists":
         if not isinstance(value, bool):
@@ -312,10 +341,31 @@ def _compile_test(fpath: str, test: Any, ctx: Context, where: str) -> Compiled:
     return _compile_op(fpath, "eq", test, ctx, where)
 
 
+def _all_of(fns: tuple[Pred, ...]) -> Pred:
+    """A plain loop: cheaper per call than ``all()`` over a generator."""
+
+    def pred(e: Mapping[str, Any]) -> bool:
+        for f in fns:  # noqa: SIM110 (a loop is cheaper per call than all() on a generator)
+            if not f(e):
+                return False
+        return True
+
+    return pred
+
+
+def _any_of(fns: tuple[Pred, ...]) -> Pred:
+    def pred(e: Mapping[str, Any]) -> bool:
+        for f in fns:  # noqa: SIM110
+            if f(e):
+                return True
+        return False
+
+    return pred
+
+
 def _and(parts: list[Compiled]) -> Compiled:
     if len(parts) == 1:
         return parts[0]
-    fns = tuple(p.fn for p in parts)
     hints = Hints()
     for p in parts:
         hints.merge_and(p.hints)
@@ -326,13 +376,56 @@ def _and(parts: list[Compiled]) -> Compiled:
         else:
             canon_children.append(p.canon)
     canon = ("and", tuple(sorted(set(canon_children), key=repr)))
+    conj = tuple(c for p in parts for c in (p.conj or (p,)))
+    return Compiled(conjunction([p.fn for p in parts]), canon, hints, conj)
+
+
+def conjunction(fns: list[Pred]) -> Pred:
+    """One predicate that holds when all of ``fns`` hold, tried in order."""
+    if not fns:
+        return TRUE.fn
+    if len(fns) == 1:
+        return fns[0]
     if len(fns) == 2:
         f1, f2 = fns
-        return Compiled(lambda e: f1(e) and f2(e), canon, hints)
+        return lambda e: f1(e) and f2(e)
     if len(fns) == 3:
         f1, f2, f3 = fns
-        return Compiled(lambda e: f1(e) and f2(e) and f3(e), canon, hints)
-    return Compiled(lambda e: all(f(e) for f in fns), canon, hints)
+        return lambda e: f1(e) and f2(e) and f3(e)
+    return _all_of(tuple(fns))
+
+
+#: rough cost of testing a node, by its canonical head: cheap dict probes first
+_COST = {"eq": 0, "in": 0, "exists": 0, "flags_all": 1, "flags_any": 1, "flags_none": 1, "gt": 1, "gte": 1}
+
+
+def _cost(canon: Any) -> int:
+    head = canon[0] if isinstance(canon, tuple) and canon else None
+    if head in _COST:
+        return _COST[head]
+    if head in ("startswith", "endswith", "contains", "eq_field", "ne_field", "lt", "lte"):
+        return 2
+    if head == "not":
+        return _cost(canon[1]) + 1
+    return 4  # or, regex, glob, icontains, and
+
+
+def fast_predicate(c: Compiled, drop_syscall: bool) -> Pred:
+    """The engine's form of a condition: the top-level conjuncts cheapest first, and the
+    ``syscall`` tests left out when the index already guarantees them (``drop_syscall``).
+    Only the top-level order changes: an event passes exactly when every conjunct holds, and
+    a conjunct that raises makes the engine treat the whole condition as false either way."""
+    parts = c.conj or (c,)
+    if drop_syscall:
+        parts = tuple(
+            p
+            for p in parts
+            if not (
+                isinstance(p.canon, tuple) and p.canon[:1] in (("eq",), ("in",)) and p.canon[1] == "syscall"
+            )
+        )
+    ordered = sorted(parts, key=lambda p: _cost(p.canon))
+    return conjunction([p.fn for p in ordered])
 
 
 def _or(parts: list[Compiled]) -> Compiled:
@@ -347,8 +440,15 @@ def _or(parts: list[Compiled]) -> Compiled:
     pcommon = set.intersection(*(set(p.hints.prefix) for p in parts)) - common
     for f in pcommon:
         hints.prefix[f] = tuple(sorted({x for p in parts for x in p.hints.prefix[f]}))
+    fpcommon = set.intersection(*(set(p.hints.flags) for p in parts))
+    for f in fpcommon:
+        hints.flags[f] = frozenset().union(*(p.hints.flags[f] for p in parts))
+    hints.alts = tuple(p.hints for p in parts)
     canon = ("or", tuple(sorted({p.canon for p in parts}, key=repr)))
-    return Compiled(lambda e: any(f(e) for f in fns), canon, hints)
+    if len(fns) == 2:
+        g1, g2 = fns
+        return Compiled(lambda e: g1(e) or g2(e), canon, hints)
+    return Compiled(_any_of(fns), canon, hints)
 
 
 def compile_condition(cond: Any, ctx: Context, where: str = "condition") -> Compiled:

@@ -25,7 +25,7 @@ from patterns.engine.compile import (
     compile_pattern,
     error_for,
 )
-from patterns.engine.conditions import Context
+from patterns.engine.conditions import Context, Hints
 from patterns.engine.fields import compile_getter
 from patterns.engine.loader import Loaded, RawPattern, load_dirs, parse_spec, snapshot
 from schemas.alerts import (
@@ -58,11 +58,38 @@ class _Bucket:
     exact: dict[str, dict[Any, list[Trigger]]] = field(default_factory=dict)
     prefix: dict[str, list[tuple[tuple[str, ...], Trigger]]] = field(default_factory=dict)
     regex: dict[str, list[tuple[tuple[str, ...], Trigger]]] = field(default_factory=dict)
+    flags: dict[str, dict[str, list[Trigger]]] = field(default_factory=dict)
     rest: list[Trigger] = field(default_factory=list)
 
 
+@dataclass
+class _Plan:
+    """What to probe per event of one syscall: per field (its getter called once) an exact
+    table, a flag table, a prefix index and a regex group, each optional; and the triggers
+    that are always tried."""
+
+    fields: list[
+        tuple[
+            Any,
+            dict[Any, list[Trigger]] | None,
+            dict[str, list[Trigger]] | None,
+            _PrefixIndex | None,
+            _RegexGroup | None,
+        ]
+    ]
+    rest: list[Trigger]
+
+
+#: distinct field values whose index result is remembered, per prefix or regex index, and
+#: the longest value remembered (longer ones, e.g. huge command lines, are computed each time)
+MEMO_SIZE = 4096
+MEMO_MAX_LEN = 512
+_NONE: tuple[Trigger, ...] = ()
+
+
 class _PrefixIndex:
-    """Which prefixes a string starts with, by one dict probe per distinct prefix length."""
+    """Which prefixes a string starts with, by one dict probe per distinct prefix length;
+    results are remembered per value (paths and names repeat)."""
 
     def __init__(self, items: list[tuple[tuple[str, ...], Trigger]]) -> None:
         self.by_len: dict[int, dict[str, list[Trigger]]] = {}
@@ -72,15 +99,29 @@ class _PrefixIndex:
                 if trig not in lst:
                     lst.append(trig)
         self.lengths = sorted(self.by_len)
+        self.memo: dict[str, tuple[Trigger, ...]] = {}
 
-    def lookup(self, v: str, out: list[Trigger]) -> None:
+    def _compute(self, v: str) -> tuple[Trigger, ...]:
+        found: list[Trigger] = []
         n = len(v)
         for length in self.lengths:
             if length > n:
                 break
             hit = self.by_len[length].get(v[:length])
             if hit:
-                out.extend(hit)
+                found.extend(hit)
+        return tuple(found) if found else _NONE
+
+    def lookup(self, v: str, out: list[Trigger]) -> None:
+        hit = self.memo.get(v)
+        if hit is None:
+            hit = self._compute(v)
+            if len(v) <= MEMO_MAX_LEN:
+                if len(self.memo) >= MEMO_SIZE:
+                    self.memo.clear()
+                self.memo[v] = hit
+        if hit:
+            out.extend(hit)
 
 
 def _regex_source(src: str) -> str:
@@ -90,8 +131,9 @@ def _regex_source(src: str) -> str:
 
 
 class _RegexGroup:
-    """Triggers that each require a regex on one field: one combined search skips them all
-    when none can match (the common case for benign command lines)."""
+    """Triggers that each require a regex on one field. One combined search rejects most
+    values (benign command lines); a value it accepts is tested against each trigger's own
+    regexes, and the result is remembered per value."""
 
     def __init__(self, items: list[tuple[tuple[str, ...], Trigger]]) -> None:
         self.triggers = [t for _, t in items]
@@ -100,14 +142,42 @@ class _RegexGroup:
             self.rx: re.Pattern[str] | None = re.compile("|".join(sources))
         except re.error:
             self.rx = None  # e.g. clashing group names: fall back to testing each
+        self.each: list[tuple[Trigger, tuple[re.Pattern[str], ...] | None]] = []
+        for rxs, trig in items:
+            try:
+                self.each.append((trig, tuple(re.compile(r) for r in rxs)))
+            except re.error:
+                self.each.append((trig, None))  # always a candidate
+        self.memo: dict[str, tuple[Trigger, ...]] = {}
+
+    def _compute(self, v: str) -> tuple[Trigger, ...]:
+        if self.rx is not None and self.rx.search(v) is None:
+            return _NONE
+        found = [t for t, rxs in self.each if rxs is None or any(r.search(v) for r in rxs)]
+        return tuple(found) if found else _NONE
+
+    def _one(self, v: str) -> tuple[Trigger, ...]:
+        hit = self.memo.get(v)
+        if hit is None:
+            hit = self._compute(v)
+            if len(v) <= MEMO_MAX_LEN:
+                if len(self.memo) >= MEMO_SIZE:
+                    self.memo.clear()
+                self.memo[v] = hit
+        return hit
 
     def lookup(self, v: Any, out: list[Trigger]) -> None:
-        if self.rx is None:
-            out.extend(self.triggers)
-        elif isinstance(v, str):
-            if self.rx.search(v) is not None:
-                out.extend(self.triggers)
-        elif isinstance(v, list) and any(isinstance(x, str) and self.rx.search(x) for x in v):
+        if isinstance(v, str):
+            hit = self._one(v)
+            if hit:
+                out.extend(hit)
+        elif isinstance(v, list):
+            for x in v:
+                if isinstance(x, str):
+                    hit = self._one(x)
+                    if hit:
+                        out.extend(hit)
+        elif self.rx is None:
             out.extend(self.triggers)
 
 
@@ -135,11 +205,29 @@ def _pid(e: Mapping[str, Any]) -> Any:
     return (e.get("process") or {}).get("pid")
 
 
+def _pod(e: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(namespace, pod name): an audit event's ``kubernetes``, else its container's pod."""
+    k = e.get("kubernetes") or {}
+    if k.get("pod_name"):
+        return k.get("namespace") or "default", k.get("pod_name")
+    c = e.get("container") or {}
+    if c.get("pod_name"):
+        return c.get("pod_namespace") or "default", c.get("pod_name")
+    return None, None
+
+
 def store_key(kind: str, e: Mapping[str, Any]) -> tuple[Any, ...]:
     if kind in ("process", "tree"):
         return (_host(e), _pid(e))
     if kind == "container":
         return (_host(e), e.get("container_id") or (e.get("container") or {}).get("id") or "")
+    if kind == "pod":
+        # Not host-scoped: the API server's audit events and a node's syscalls meet here.
+        ns, pod = _pod(e)
+        if pod:
+            return ("pod", ns, pod)
+        # Outside a pod: per container (or host), so unrelated events never share a key.
+        return ("nopod", _host(e), e.get("container_id") or "")
     return (_host(e),)
 
 
@@ -188,8 +276,11 @@ def build_alert(cp: CompiledPattern, evidence: list[Mapping[str, Any]]) -> Alert
     else:
         message = f"{spec.name}: {who} (pid {proc.get('pid')}) in {where}"
     kube = None
-    if cont.get("pod_name") or cont.get("pod_namespace"):
-        kube = KubernetesRef(pod_name=cont.get("pod_name"), namespace=cont.get("pod_namespace"))
+    for ev in (last, first):  # the syscall side names the container; either side names the pod
+        ns, pod = _pod(ev)
+        if pod:
+            kube = KubernetesRef(pod_name=pod, namespace=ns)
+            break
     alert_id = cp.spec.id, *[str(e.get("id")) for e in evidence]
     return Alert(  # type: ignore[call-arg]  # populate_by_name: "timestamp" is "@timestamp"
         id=stable_id(*alert_id),
@@ -279,87 +370,175 @@ class PatternEngine:
         self._getters = getters
         self._index = by_sc
         self._any = by_sc.get(None, _Bucket())
-        # bucket -> what to probe per event: exact tables, prefix and regex indexes, the rest
-        self._plan: dict[Any, tuple[list[Any], list[Any], list[Trigger]]] = {}
+        # Triggers without a syscall are placed in every syscall's bucket too, so an event
+        # probes exactly one plan.
+        anysc = [t for t in self._triggers_of(self._any)]
         for s, b in by_sc.items():
-            probes: list[Any] = [(getters[f], _PrefixIndex(items)) for f, items in b.prefix.items()]
-            probes += [(getters[f], _RegexGroup(items)) for f, items in b.regex.items()]
-            self._plan[s] = ([(getters[f], tbl) for f, tbl in b.exact.items()], probes, b.rest)
+            if s is not None:
+                for trig in anysc:
+                    self._place(b, trig, getters)
+        self._plan: dict[Any, _Plan] = {s: self._make_plan(b, getters) for s, b in by_sc.items()}
+        self._plan_any = self._plan.get(None) or self._make_plan(_Bucket(), getters)
 
     @staticmethod
-    def _place(b: _Bucket, trig: Trigger, getters: dict[str, Any]) -> None:
-        """Index a trigger under its most selective required fact: an exact value, a
-        prefix, a regex, else a low-selectivity exact value; otherwise it is always tried."""
-        h = trig.hints
+    def _triggers_of(b: _Bucket) -> list[Trigger]:
+        out: list[Trigger] = []
+        for tbl in (*b.exact.values(), *b.flags.values()):
+            for lst in tbl.values():
+                out.extend(lst)
+        for items in (*b.prefix.values(), *b.regex.values()):
+            out.extend(t for _, t in items)
+        out.extend(b.rest)
+        return list(dict.fromkeys(out))
+
+    @staticmethod
+    def _make_plan(b: _Bucket, getters: dict[str, Any]) -> _Plan:
+        names = list(dict.fromkeys([*b.exact, *b.flags, *b.prefix, *b.regex]))
+        return _Plan(
+            fields=[
+                (
+                    getters[f],
+                    b.exact.get(f),
+                    b.flags.get(f),
+                    _PrefixIndex(b.prefix[f]) if f in b.prefix else None,
+                    _RegexGroup(b.regex[f]) if f in b.regex else None,
+                )
+                for f in names
+            ],
+            rest=list(b.rest),
+        )
+
+    @staticmethod
+    def _key_for(h: Hints) -> tuple[str, str] | None:
+        """The most selective required fact of a condition: an exact value, a prefix, a
+        regex, a flag, a ``true`` boolean, else a low-selectivity exact value; None when
+        nothing is required (the trigger is then tried on every event of its syscall)."""
         exact = [
             f
             for f in (*INDEX_FIELDS, *sorted(h.exact))
             if f != "syscall" and f in h.exact and all(not isinstance(v, bool) for v in h.exact[f])
         ]
         good = sorted((f for f in exact if f not in LOW_SELECTIVITY), key=lambda f: len(h.exact[f]))
-        for f in good[:1]:
-            getters.setdefault(f, compile_getter(f))
+        if good:
+            return "exact", good[0]
+        for kind, table in (("prefix", h.prefix), ("regex", h.regex)):
+            for f in (*INDEX_FIELDS, *sorted(table)):
+                if f in table:
+                    return kind, f
+        if h.flags:
+            return "flags", sorted(h.flags, key=lambda f: (len(h.flags[f]), f))[0]
+        for f in sorted(h.exact):
+            if f not in LOW_SELECTIVITY and all(v is True for v in h.exact[f]):
+                return "exact", f
+        if exact:
+            return "exact", exact[0]
+        return None
+
+    @classmethod
+    def _place(cls, b: _Bucket, trig: Trigger, getters: dict[str, Any], h: Hints | None = None) -> None:
+        """Index a trigger under its most selective required fact (see ``_key_for``); an
+        ``any`` whose branches share no fact is indexed under one fact of each branch."""
+        h = trig.hints if h is None else h
+        key = cls._key_for(h)
+        weak = key is None or (key[0] == "exact" and key[1] in LOW_SELECTIVITY)
+        if weak and h.alts and all(cls._indexable(a) for a in h.alts):
+            for a in h.alts:
+                cls._place(b, trig, getters, a)
+            return
+        if key is None:
+            if trig not in b.rest:
+                b.rest.append(trig)
+            return
+        kind, f = key
+        getters.setdefault(f, compile_getter(f))
+        if kind == "exact":
             tbl = b.exact.setdefault(f, {})
             for v in h.exact[f]:
                 tbl.setdefault(v, []).append(trig)
-            return
-        for f in (*INDEX_FIELDS, *sorted(h.prefix)):
-            if f in h.prefix:
-                getters.setdefault(f, compile_getter(f))
-                b.prefix.setdefault(f, []).append((h.prefix[f], trig))
-                return
-        for f in (*INDEX_FIELDS, *sorted(h.regex)):
-            if f in h.regex:
-                getters.setdefault(f, compile_getter(f))
-                b.regex.setdefault(f, []).append((h.regex[f], trig))
-                return
-        for f in exact[:1]:
-            getters.setdefault(f, compile_getter(f))
-            tbl = b.exact.setdefault(f, {})
-            for v in h.exact[f]:
-                tbl.setdefault(v, []).append(trig)
-            return
-        b.rest.append(trig)
+        elif kind == "flags":
+            ftbl = b.flags.setdefault(f, {})
+            for v in h.flags[f]:
+                ftbl.setdefault(v, []).append(trig)
+        elif kind == "prefix":
+            b.prefix.setdefault(f, []).append((h.prefix[f], trig))
+        else:
+            b.regex.setdefault(f, []).append((h.regex[f], trig))
+
+    @classmethod
+    def _indexable(cls, h: Hints) -> bool:
+        """Whether a branch has a selective key of its own (or its branches all do)."""
+        key = cls._key_for(h)
+        if key is not None and not (key[0] == "exact" and key[1] in LOW_SELECTIVITY):
+            return True
+        return bool(h.alts) and all(cls._indexable(a) for a in h.alts)
 
     def candidates(self, event: Mapping[str, Any]) -> list[Trigger]:
-        """Triggers whose cheap keys an event meets (every other trigger cannot match it)."""
-        out: list[Trigger] = []
-        sc = event.get("syscall")
-        for key in (sc, None) if sc is not None else (None,):
-            plan = self._plan.get(key)
-            if plan is None:
-                continue
-            exact, prefix, rest = plan
-            for get, tbl in exact:
-                v = get(event)
-                if isinstance(v, list):
-                    for x in v:
-                        if isinstance(x, str | int) and x in tbl:
-                            out.extend(tbl[x])
-                else:
-                    try:
-                        hit = tbl.get(v)
-                    except TypeError:
-                        hit = None
+        """Triggers whose cheap keys an event meets (every other trigger cannot match it).
+        A trigger may appear more than once."""
+        try:
+            plan = self._plan.get(event.get("syscall")) or self._plan_any
+        except TypeError:  # an unhashable syscall value
+            plan = self._plan_any
+        out = plan.rest.copy()
+        for get, tbl, ftbl, pidx, rgroup in plan.fields:
+            v = get(event)
+            if isinstance(v, str):
+                if tbl is not None:
+                    hit = tbl.get(v)
                     if hit:
                         out.extend(hit)
-            for get, probe in prefix:
-                v = get(event)
-                if isinstance(v, str):
-                    probe.lookup(v, out)
-                elif isinstance(v, list):
-                    if isinstance(probe, _RegexGroup):
-                        probe.lookup(v, out)
-                    else:
-                        for x in v:
-                            if isinstance(x, str):
-                                probe.lookup(x, out)
-            out.extend(rest)
+                if ftbl is not None:  # a flag test reads "A|B" as the flags A and B
+                    for x in v.split("|") if "|" in v else (v,):
+                        hit = ftbl.get(x)
+                        if hit:
+                            out.extend(hit)
+                if pidx is not None:
+                    pidx.lookup(v, out)
+                if rgroup is not None:
+                    rgroup.lookup(v, out)
+            elif isinstance(v, list):
+                for x in v:
+                    if isinstance(x, str):
+                        if tbl is not None:
+                            hit = tbl.get(x)
+                            if hit:
+                                out.extend(hit)
+                        if ftbl is not None:
+                            hit = ftbl.get(x)
+                            if hit:
+                                out.extend(hit)
+                        if pidx is not None:
+                            pidx.lookup(x, out)
+                    elif tbl is not None and isinstance(x, int):
+                        hit = tbl.get(x)
+                        if hit:
+                            out.extend(hit)
+                if rgroup is not None:
+                    rgroup.lookup(v, out)
+            elif tbl is not None:
+                try:
+                    hit = tbl.get(v)
+                except TypeError:  # unhashable: no exact value can equal it
+                    hit = None
+                if hit:
+                    out.extend(hit)
         return out
 
     # -- Engine protocol -------------------------------------------------------------------
     def process(self, event: Mapping[str, Any]) -> list[Alert]:
         alerts: list[Alert] = []
+        self._process_into(event, alerts)
+        return alerts
+
+    def process_batch(self, events: Iterable[Mapping[str, Any]]) -> list[Alert]:
+        out: list[Alert] = []
+        run = self._process_into
+        for e in events:
+            run(e, out)
+        return out
+
+    def _process_into(self, event: Mapping[str, Any], alerts: list[Alert]) -> None:
+        """One event: due absence alerts first, then what the event raises, appended to ``alerts``."""
         if self._ready:
             alerts.extend(self._ready)
             self._ready.clear()
@@ -371,23 +550,16 @@ class PatternEngine:
                 alerts.extend(self._fire_deadlines(self._clock))
         cands = self.candidates(event)
         if not cands:
-            return alerts
+            return
         # One event never both starts and completes a sequence (partials remember their last
         # event), so the order of candidates does not matter; duplicates are dropped.
         for trig in dict.fromkeys(cands) if len(cands) > 1 else cands:
             try:
-                hit = trig.pred(event)
+                hit = trig.fast(event)
             except Exception:  # a condition must never take the worker down
                 hit = False
             if hit:
                 alerts.extend(self._advance(trig, event))
-        return alerts
-
-    def process_batch(self, events: Iterable[Mapping[str, Any]]) -> list[Alert]:
-        out: list[Alert] = []
-        for e in events:
-            out.extend(self.process(e))
-        return out
 
     def expire(self, now: float) -> None:
         """Drop state older than its window; absences whose window ran out become alerts
@@ -531,6 +703,8 @@ class PatternEngine:
         return self._absence(cp, trig.step, e, t)
 
     def _sequence(self, cp: CompiledPattern, step: int, e: Mapping[str, Any], t: float) -> list[Alert]:
+        if step and not self._state.get(cp.id):
+            return []  # no open match of this pattern anywhere: a later step has nothing to advance
         table = self._table(cp)
         s = cp.steps[step]
         if step == 0:
@@ -589,6 +763,8 @@ class PatternEngine:
         return self._emit(cp, evidence)
 
     def _absence(self, cp: CompiledPattern, step: int, e: Mapping[str, Any], t: float) -> list[Alert]:
+        if step and not self._state.get(cp.id):
+            return []  # nothing pending
         table = self._table(cp)
         if step == 0:
             key = store_key(cp.key, e)

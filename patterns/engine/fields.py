@@ -188,6 +188,8 @@ def compile_getter(path: str) -> Getter:
 
         def get2(e: Mapping[str, Any]) -> Any:
             d = e.get(k1)
+            if type(d) is dict:  # the common case, without the slower ABC isinstance check
+                return d.get(k2)
             if isinstance(d, Mapping):
                 return d.get(k2)
             return _walk(d, (k2,)) if isinstance(d, list) else None

@@ -32,7 +32,8 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
-Key = Literal["process", "tree", "container", "host"]
+#: ``pod``: Kubernetes namespace + pod name (from ``kubernetes.*`` or ``container.pod_*``), any host.
+Key = Literal["process", "tree", "container", "host", "pod"]
 
 
 class FieldRef(_Strict):

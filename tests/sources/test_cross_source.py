@@ -10,7 +10,7 @@ from sources_helpers import consume, load_fixture
 
 from memtrail.settings import DEFAULT_PATTERNS_DIR, Settings
 from patterns.engine.api import load_engine
-from sensors.k8s_audit.sessions import PodSessions, annotate_session
+from sensors.k8s_audit.sessions import PodSessions, SessionStamper, annotate_session
 
 pytestmark = pytest.mark.broker
 
@@ -98,8 +98,13 @@ def test_exec_then_fileless_exec_in_that_pod_fires_once(webhook, settings: Setti
         *fileless(EXEC_AT + 45, 30, pod="other-pod"),  # another pod
         *fileless(EXEC_AT + 3600, 40),  # an hour later: window passed
     ]
-    for ev in syscalls:  # what the worker does with enriched syscall events
-        alerts += engine.process(annotate_session(ev, sessions))
+    stamper = SessionStamper(sessions)
+    for ev in syscalls:  # what the worker's enrichment + correlation do with syscall events
+        alerts += engine.process_batch(stamper.stamp([ev]))
+    # the session is put in front of the container's events once, whatever the batching
+    assert stamper.stamp(fileless(EXEC_AT + 50, 50)) == [
+        annotate_session(e, sessions) for e in fileless(EXEC_AT + 50, 50)
+    ]
 
     cross = [a for a in alerts if a.rule.id == "MT-K8S-020"]
     assert len(cross) == 1
@@ -109,7 +114,8 @@ def test_exec_then_fileless_exec_in_that_pod_fires_once(webhook, settings: Setti
         "shop",
         "web-7d9f8-abcde",
     )
-    session = a.evidence[0]["k8s_session"]
+    assert [e["syscall"] for e in a.evidence] == ["k8s_session", "execve"]
+    session = a.evidence[-1]["k8s_session"]
     assert (session["user"], session["kind"], session["age_s"]) == ("dev-alice", "exec", pytest.approx(40.2))
     assert session["auditid"] == "0c7e8d9a-5f4b-4a3c-9d2e-1f0a9b8c7d01"
     assert "dev-alice opened a exec session" in a.message
@@ -140,3 +146,45 @@ def test_forbidden_exec_opens_no_session() -> None:
     assert annotate_session(probe, sessions)["k8s_session"]["user"] == "mallory"
     sessions.expire(EXEC_AT + 601)
     assert len(sessions) == 0 and annotate_session(probe, sessions) is probe
+
+
+def test_stamper_puts_the_session_once_in_front_of_each_container() -> None:
+    sessions = PodSessions()
+    stamper = SessionStamper(sessions)
+    plain = [syscall(1, EXEC_AT + 5, "execve")]
+    assert stamper.stamp(plain) is plain  # no session at all: the list itself, untouched
+    sessions.observe(
+        {
+            "source": "k8s_audit",
+            "time": EXEC_AT,
+            "ka": {
+                "auditid": "s-1",
+                "request_time": EXEC_AT,
+                "verb": "create",
+                "target": {"resource": "pods", "subresource": "exec", "namespace": "shop", "name": "web-1"},
+                "response": {"code": 101},
+                "user": {"name": "alice"},
+                "exec": {"command": ["sh"], "container": "web"},
+            },
+        }
+    )
+    other = syscall(2, EXEC_AT + 6, "execve", pod="web-1")
+    other["container_id"] = other["container"]["id"] = "e7" * 32
+    host = {**syscall(3, EXEC_AT + 6, "execve"), "container_id": None, "container": None}
+    batch1 = [
+        syscall(4, EXEC_AT + 5, "openat", pod="web-1"),
+        host,
+        syscall(5, EXEC_AT + 6, "execve", pod="web-1"),
+    ]
+    out = stamper.stamp(batch1)
+    assert [e["syscall"] for e in out] == ["k8s_session", "openat", "execve", "execve"]
+    assert out[0]["id"] == f"k8s-session:s-1:{CID}" and out[0]["time"] == EXEC_AT
+    assert (
+        out[0]["kubernetes"] == {"namespace": "shop", "pod_name": "web-1"} and out[0]["container_id"] == CID
+    )
+    assert out[2] is host and "k8s_session" not in batch1[0]  # inputs are not mutated
+    assert [e["syscall"] for e in stamper.stamp([syscall(6, EXEC_AT + 7, "execve", pod="web-1")])] == [
+        "execve"
+    ]
+    out2 = stamper.stamp([other])  # the pod's other container gets its own session event
+    assert [e["syscall"] for e in out2] == ["k8s_session", "execve"] and out2[0]["container_id"] == "e7" * 32

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import orjson
 import pytest
 
 from memtrail.settings import Settings
-from schemas.alerts import Alert, HostRef, ProcessRef, Rule, Technique, Threat
+from schemas.alerts import Alert, HostRef, KubernetesRef, ProcessRef, Rule, Technique, Threat
+from sensors.k8s_audit.sessions import session_event
 from sinks.console import format_alert
 from sinks.jsonl import JsonlSink
 from streams.batches import check_event, decode_batch, encode_batch
@@ -146,6 +148,25 @@ def test_grouping_separates_rule_container_and_executable_and_windows() -> None:
     assert [(a.id, a.count) for a in ids if a] == [("a", 1), ("b", 1), ("c", 1), ("d", 1), ("e", 1)]
 
 
+def test_grouping_keeps_audit_alerts_of_other_requests_and_pods_apart() -> None:
+    """Audit alerts have no container and no executable: they group by command line and pod."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    g = Grouper(window_s=60)
+
+    def audit(aid: str, cmd: str, pod: str) -> Alert:
+        a = _alert(aid, t0, exe=None)  # type: ignore[arg-type]
+        a.process.command_line = cmd
+        a.kubernetes = KubernetesRef(namespace="shop", pod_name=pod)
+        return a
+
+    out = [
+        g.offer(audit("a", "alice: create /api/v1/namespaces/shop/pods/web-1/exec", "web-1")),
+        g.offer(audit("b", "alice: create /api/v1/namespaces/shop/pods/web-2/exec", "web-2")),
+        g.offer(audit("c", "alice: create /api/v1/namespaces/shop/pods/web-1/exec", "web-1")),
+    ]
+    assert [(a.id, a.count) for a in out if a] == [("a", 1), ("b", 1), ("a", 2)]
+
+
 def test_grouping_ignores_an_alert_id_it_already_counted() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
     g = Grouper()
@@ -213,3 +234,81 @@ def test_correlator_rejects_a_bad_custom_pattern_and_applies_a_good_one() -> Non
     ]
     c.apply_pattern_op("delete", {"id": "MT-CUSTOM-2"})
     assert c.process(3, [event("unshare", args={"flags": ["CLONE_NEWNS"]})]) == []
+
+
+_ABSENCE = {
+    "id": "MT-CUSTOM-ABS-9",
+    "name": "Custom: unshare not followed by exec",
+    "description": "A namespace unshare with no exec by the same process within 5 s",
+    "severity": "warning",
+    "techniques": ["T1611"],
+    "absence": {
+        "key": "process",
+        "window": "5s",
+        "first": {"condition": {"syscall": "unshare"}},
+        "then": {"condition": {"syscall": "execve"}},
+    },
+}
+
+
+def test_correlator_forks_partition_engines_from_one_compiled_library() -> None:
+    c = _correlator()
+    t = time.perf_counter()
+    for p in range(8):
+        c.assign(p)
+    per_engine = (time.perf_counter() - t) / 8
+    assert per_engine < 0.2, f"{per_engine:.3f}s per partition engine: not a fork"  # a load is 0.4-0.8 s
+    assert len({id(e) for e in c.engines.values()}) == 8  # separate state
+
+
+def test_correlator_flush_emits_absence_alerts_without_a_new_event() -> None:
+    c = _correlator()
+    assert c.apply_pattern_op("upsert", _ABSENCE) is None
+    t0 = time.time()
+    assert c.process(2, [event("unshare", pid=901, t=t0, args={"flags": ["CLONE_NEWNS"]})]) == []
+    assert c.flush(t0 + 1) == []  # window still open
+    assert c.flush(t0 + 6, skip=[2]) == []  # being replayed: left alone
+    assert [(a.rule.id, a.process.pid) for a in c.flush(t0 + 6)] == [("MT-CUSTOM-ABS-9", 901)]
+    assert c.flush(t0 + 7) == []
+
+
+def test_correlator_finish_replay_drops_absences_the_previous_owner_emitted() -> None:
+    c = _correlator()
+    assert c.apply_pattern_op("upsert", _ABSENCE) is None
+    t0 = time.time() - 30
+    c.assign(1)
+    c.replay(1, [event("unshare", pid=902, t=t0, args={"flags": ["CLONE_NEWNS"]})])
+    c.replay(1, [event("openat", pid=903, t=t0 + 20, args={"path": "/etc/hosts", "flags": ["O_RDONLY"]})])
+    c.finish_replay(1)  # due at t0+5, before the last replayed event: emitted before the takeover
+    assert [a for a in c.flush(time.time()) if a.rule.id == "MT-CUSTOM-ABS-9"] == []
+
+
+def test_correlator_drops_a_reinjected_session_event() -> None:
+    """A session event injected again (enrichment restart) must not let the session fire twice."""
+    cid, t0 = "e5" * 32, time.time()
+    cont = {"id": cid, "name": "web", "pod_name": "web-1", "pod_namespace": "shop"}
+    session = {
+        "kind": "exec",
+        "user": "alice",
+        "auditid": "a-1",
+        "time": t0,
+        "namespace": "shop",
+        "pod": "web-1",
+    }
+
+    def fileless(pid: int, t: float) -> list[dict]:
+        evs = memfd_pair(pid=pid, container_id=cid, t=t)
+        for e in evs:
+            e["container"], e["k8s_session"] = cont, {**session, "age_s": t - t0}
+        return evs
+
+    first = fileless(904, t0 + 1)
+    sev = session_event(session, first[0])
+    c = _correlator()
+    cross = [a for a in c.process(0, [sev, *first]) if a.rule.id == "MT-K8S-020"]
+    assert len(cross) == 1 and cross[0].kubernetes is not None
+    assert (cross[0].kubernetes.namespace, cross[0].kubernetes.pod_name) == ("shop", "web-1")
+    assert [e["syscall"] for e in cross[0].evidence] == ["k8s_session", "execve"]
+    # the same session event again, then another fileless exec: one alert per session and container
+    again = [a for a in c.process(0, [dict(sev), *fileless(905, t0 + 5)]) if a.rule.id == "MT-K8S-020"]
+    assert again == []

@@ -1,0 +1,165 @@
+"""The engine's candidate index and fast predicates never lose a match.
+
+The index (syscall, exact values, prefixes, regexes, flags, ``true`` booleans, the branches
+of an ``any``) only narrows which triggers an event is tested against; ``Trigger.fast``
+is the condition reordered with index-guaranteed syscall tests left out. Both must agree
+with the plain condition (``Trigger.pred``) on every event.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from memtrail.settings import DEFAULT_PATTERNS_DIR
+from patterns.engine import core
+from patterns.engine.core import PatternEngine, assemble, build_engine
+from patterns.engine.examples import fill_example
+from patterns.engine.loader import Loaded, RawPattern
+
+
+def _engine(*conds: Any) -> PatternEngine:
+    specs = [
+        {
+            "id": f"MT-TEST-{i:03d}",
+            "name": "test pattern",
+            "description": "a pattern made by a test",
+            "severity": "warning",
+            "techniques": ["T1059"],
+            "condition": c,
+        }
+        for i, c in enumerate(conds, 1)
+    ]
+    eng = assemble(Loaded(patterns=[RawPattern(s, "<test>") for s in specs]))
+    assert eng.errors == [], eng.errors
+    return eng
+
+
+def _hits(eng: PatternEngine, event: dict[str, Any]) -> list[str]:
+    return sorted(a.rule.id for a in eng.process(fill_example([event])[0]))
+
+
+def _cands(eng: PatternEngine, event: dict[str, Any]) -> set[str]:
+    return {t.pattern.id for t in eng.candidates(fill_example([event])[0])}
+
+
+def test_flag_index_reads_lists_and_pipe_strings() -> None:
+    eng = _engine(
+        {"syscall": "mmap", "args.prot": {"flags_all": ["PROT_WRITE", "PROT_EXEC"]}},
+        {"syscall": "openat", "flags": {"flags_any": ["O_WRONLY", "O_RDWR"]}},
+    )
+    wx = {"syscall": "mmap", "args": {"prot": ["PROT_READ", "PROT_WRITE", "PROT_EXEC"]}}
+    assert _hits(eng, wx) == ["MT-TEST-001"]
+    assert _hits(eng, {"syscall": "mmap", "args": {"prot": "PROT_WRITE|PROT_EXEC"}}) == ["MT-TEST-001"]
+    assert _hits(eng, {"syscall": "mmap", "args": {"prot": ["PROT_WRITE"]}}) == []
+    rx = {"syscall": "mmap", "args": {"prot": ["PROT_READ", "PROT_EXEC"]}}
+    assert _cands(eng, rx) == set()  # a benign library mapping reaches nothing
+    assert _hits(eng, {"syscall": "openat", "args": {"path": "/x", "flags": "O_RDWR|O_CREAT"}}) == [
+        "MT-TEST-002"
+    ]
+    assert _cands(eng, {"syscall": "openat", "args": {"path": "/x", "flags": ["O_RDONLY"]}}) == set()
+
+
+def test_any_without_a_shared_key_is_indexed_by_each_branch() -> None:
+    eng = _engine(
+        {
+            "syscall": ["mmap", "mprotect"],
+            "any": [{"args.prot": {"flags_all": ["PROT_WRITE", "PROT_EXEC"]}}, {"args.w_to_x": True}],
+        }
+    )
+    assert _hits(eng, {"syscall": "mprotect", "args": {"prot": ["PROT_READ"], "w_to_x": True}}) == [
+        "MT-TEST-001"
+    ]
+    assert _hits(eng, {"syscall": "mmap", "args": {"prot": ["PROT_WRITE", "PROT_EXEC"]}}) == ["MT-TEST-001"]
+    assert _cands(eng, {"syscall": "mprotect", "args": {"prot": ["PROT_READ"], "w_to_x": False}}) == set()
+
+
+def test_contradictory_syscalls_never_match() -> None:
+    eng = _engine({"syscall": "execve", "all": [{"syscall": "openat"}], "args.filename": "/bin/x"})
+    assert _hits(eng, {"syscall": "execve", "args": {"filename": "/bin/x"}}) == []
+    assert _hits(eng, {"syscall": "openat", "args": {"filename": "/bin/x"}}) == []
+
+
+def test_regex_index_tests_each_pattern_on_its_own_and_remembers_values() -> None:
+    eng = _engine(
+        {"syscall": "execve", "cmdline": {"regex": r"\bcurl\b.*\|\s*sh"}},
+        {"syscall": "execve", "cmdline": {"regex": r"(?i)base64\s+-d"}},
+    )
+    ev = {"syscall": "execve", "args": {"argv": ["sh", "-c", "curl x | sh"]}}
+    for _ in range(2):  # the second time from the remembered result
+        assert _cands(eng, ev) == {"MT-TEST-001"}
+        assert _hits(eng, ev) == ["MT-TEST-001"]
+    assert _hits(eng, {"syscall": "execve", "args": {"argv": ["sh", "-c", "BASE64 -d f"]}}) == ["MT-TEST-002"]
+    assert _cands(eng, {"syscall": "execve", "args": {"argv": ["ls", "-l"]}}) == set()
+
+
+def _flags_as_strings(o: Any) -> Any:
+    if isinstance(o, dict):
+        return {
+            k: "|".join(v)
+            if k in ("flags", "prot", "prev_prot")
+            and isinstance(v, list)
+            and all(isinstance(x, str) for x in v)
+            else _flags_as_strings(v)
+            for k, v in o.items()
+        }
+    if isinstance(o, list):
+        return [_flags_as_strings(x) for x in o]
+    return o
+
+
+@pytest.fixture(scope="module")
+def library() -> PatternEngine:
+    return build_engine([DEFAULT_PATTERNS_DIR], [])
+
+
+def test_index_and_fast_predicates_agree_with_conditions_on_every_library_example(
+    library: PatternEngine,
+) -> None:
+    """Every library example event (and its ``A|B`` flag-string form): each trigger whose
+    condition holds is a candidate, and its fast predicate gives the same answer."""
+    events: list[dict[str, Any]] = []
+    for cp in library.compiled():
+        ex = cp.spec.examples
+        for item in (*ex.match, *ex.no_match) if ex else ():
+            events.extend(fill_example(item))
+            events.extend(fill_example(_flags_as_strings(copy.deepcopy(item))))
+    triggers = [t for cp in library.compiled() if cp.spec.enabled for t in cp.triggers]
+    assert len(events) > 1500
+    missed: list[tuple[str, int, str]] = []
+    for e in events:
+        cands = set(map(id, library.candidates(e)))
+        for t in triggers:
+            try:
+                holds = bool(t.pred(e))
+            except Exception:
+                holds = False
+            if holds and id(t) not in cands:
+                missed.append((t.pattern.id, t.step, "not a candidate"))
+            elif id(t) in cands:
+                try:
+                    fast = bool(t.fast(e))
+                except Exception:
+                    fast = False
+                if fast != holds:
+                    missed.append((t.pattern.id, t.step, "fast predicate differs"))
+    assert missed == []
+
+
+def test_remembered_index_results_stay_bounded() -> None:
+    eng = _engine(
+        {"syscall": "openat", "path": {"startswith": "/etc/"}},
+        {"syscall": "openat", "path": {"regex": r"/\.ssh/"}},
+    )
+    for i in range(core.MEMO_SIZE + 100):
+        assert _cands(eng, {"syscall": "openat", "args": {"path": f"/etc/x{i}", "flags": ["O_RDONLY"]}}) == {
+            "MT-TEST-001"
+        }
+    long_path = "/home/u/.ssh/" + "x" * core.MEMO_MAX_LEN
+    assert _hits(eng, {"syscall": "openat", "args": {"path": long_path}}) == ["MT-TEST-002"]
+    _, _, _, pidx, rgroup = eng._plan["openat"].fields[0]
+    assert pidx is not None and rgroup is not None
+    assert 0 < len(pidx.memo) <= core.MEMO_SIZE
+    assert long_path not in rgroup.memo
