@@ -189,7 +189,9 @@ def userspace_rate(bootstrap: str, spool: Path, n: int = 200_000) -> tuple[float
         D.EVENT.pack(*hdr(8, (0, 8192, 5, 0x802, 3, 0), 0x7F0000000000), b""),
         D.EVENT.pack(*hdr(7, (0x7F0000000000, 4096, 5, 0, 0, 0), 0, D.F_W_TO_X | D.F_PREV_KNOWN, 3), b""),
         D.EXEC.pack(*hdr(1, (0, 2**64 - 100, 0, 0, 0, 0), 0, 0, len(argv)), b"/usr/bin/true", argv, b"", b"",
-                    b"true", b"session-1.scope", b"user-0.slice"),
+                    b"true", b"session-1.scope", b"user-0.slice",
+                    # stdio facts: fd_rdev, fd_family, fd_type (pipe, pipe, tty), fd_open
+                    0, 0, 136 << 20, 0, 0, 0, 0, 0, 1, 1, 2, 0, 1, 1, 1, 0),
     ]
     settings = Settings(kafka=KafkaSettings(bootstrap=bootstrap, local_broker=True))
     pub = Publisher(settings, spool)

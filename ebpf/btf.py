@@ -46,6 +46,18 @@ SENSOR_FIELDS: dict[str, str] = {
     "OFF_CGROUP_KN": "cgroup.kn",
     "OFF_KERNFS_NAME": "kernfs_node.name",
     "OFF_KERNFS_PARENT": "kernfs_node.__parent|kernfs_node.parent",  # renamed in 6.15
+    # exec-time stdio: task->files->fdt->fd[i]->f_inode->i_mode, and for sockets
+    # SOCKET_I(inode)->sk->__sk_common.skc_family
+    "OFF_TASK_FILES": "task_struct.files",
+    "OFF_FILES_FDT": "files_struct.fdt",
+    "OFF_FDT_MAX_FDS": "fdtable.max_fds",
+    "OFF_FDT_FD": "fdtable.fd",
+    "OFF_INODE_MODE": "inode.i_mode",
+    "OFF_INODE_RDEV": "inode.i_rdev",
+    "OFF_SOCKET_ALLOC_SOCKET": "socket_alloc.socket",
+    "OFF_SOCKET_ALLOC_INODE": "socket_alloc.vfs_inode",
+    "OFF_SOCKET_SK": "socket.sk",
+    "OFF_SK_FAMILY": "sock.__sk_common.skc_family",
 }
 
 

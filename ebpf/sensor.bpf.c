@@ -636,6 +636,12 @@ static __always_inline int exec_exit(__s64 ret)
     e->exe_name[0] = 0;
     e->cgroup_leaf[0] = 0;
     e->cgroup_parent[0] = 0;
+    for (int i = 0; i < 4; i++) {
+        e->fd_rdev[i] = 0;
+        e->fd_family[i] = 0;
+        e->fd_type[i] = 0;
+        e->fd_open[i] = 0;
+    }
     events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }
@@ -652,6 +658,60 @@ static __always_inline int is_prefix(const char *buf, const char *lit, int n)
             return 0;
     }
     return 1;
+}
+
+/* fds 0..2 of the new image (close-on-exec fds are already closed here): the file
+ * type, for sockets the address family, for char devices the device number.
+ * A shell whose stdin is a TCP socket is a reverse or bind shell. */
+#define MT_S_IFMT   0170000
+#define MT_S_IFSOCK 0140000
+#define MT_S_IFCHR  0020000
+static __always_inline void stdio_facts(char *task, struct mt_exec *e)
+{
+    char *files = 0, *fdt = 0, *fdarr = 0;
+    unsigned int max_fds = 0;
+
+    bpf_probe_read_kernel(&files, sizeof(files), task + OFF_TASK_FILES);
+    if (files)
+        bpf_probe_read_kernel(&fdt, sizeof(fdt), files + OFF_FILES_FDT);
+    if (fdt) {
+        bpf_probe_read_kernel(&max_fds, sizeof(max_fds), fdt + OFF_FDT_MAX_FDS);
+        bpf_probe_read_kernel(&fdarr, sizeof(fdarr), fdt + OFF_FDT_FD);
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        char *file = 0, *inode = 0, *sk = 0;
+        __u16 mode = 0, family = 0;
+        __u32 rdev = 0;
+
+        e->fd_rdev[i] = 0;
+        e->fd_family[i] = 0;
+        e->fd_type[i] = 0;
+        e->fd_open[i] = 0;
+        if (i >= MT_STDIO_FDS || !fdarr || i >= max_fds)
+            continue;
+        bpf_probe_read_kernel(&file, sizeof(file), fdarr + i * sizeof(void *));
+        if (!file)
+            continue;
+        e->fd_open[i] = 1;
+        bpf_probe_read_kernel(&inode, sizeof(inode), file + OFF_FILE_INODE);
+        if (!inode)
+            continue;
+        bpf_probe_read_kernel(&mode, sizeof(mode), inode + OFF_INODE_MODE);
+        e->fd_type[i] = (mode & MT_S_IFMT) >> 12;
+        if ((mode & MT_S_IFMT) == MT_S_IFSOCK) {
+            /* SOCKET_I(inode): struct socket_alloc { struct socket socket; struct inode vfs_inode; } */
+            char *sock = inode - OFF_SOCKET_ALLOC_INODE + OFF_SOCKET_ALLOC_SOCKET;
+            bpf_probe_read_kernel(&sk, sizeof(sk), sock + OFF_SOCKET_SK);
+            if (sk) {
+                bpf_probe_read_kernel(&family, sizeof(family), sk + OFF_SK_FAMILY);
+                e->fd_family[i] = family;
+            }
+        } else if ((mode & MT_S_IFMT) == MT_S_IFCHR) {
+            bpf_probe_read_kernel(&rdev, sizeof(rdev), inode + OFF_INODE_RDEV);
+            e->fd_rdev[i] = rdev;
+        }
+    }
 }
 
 TRACEPOINT_PROBE(sched, sched_process_exec)
@@ -716,6 +776,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
         if (nlink == 0)
             e->h.flags |= MT_F_EXE_DELETED;
     }
+    stdio_facts(task, e);
 
     /* cgroup2 directory names: container attribution even when the container is
      * gone before userspace resolves its cgroup id */

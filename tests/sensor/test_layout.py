@@ -25,6 +25,8 @@ int main(void) {
     P(offsetof(struct mt_exec, filename)); P(offsetof(struct mt_exec, argv)); P(offsetof(struct mt_exec, ld_preload));
     P(offsetof(struct mt_exec, ld_library_path)); P(offsetof(struct mt_exec, exe_name));
     P(offsetof(struct mt_exec, cgroup_leaf)); P(offsetof(struct mt_exec, cgroup_parent));
+    P(offsetof(struct mt_exec, fd_rdev)); P(offsetof(struct mt_exec, fd_family));
+    P(offsetof(struct mt_exec, fd_type)); P(offsetof(struct mt_exec, fd_open)); P(MT_STDIO_FDS);
     P(MT_EXECVE); P(MT_EXECVEAT); P(MT_MOUNT); P(MT_F_EXE_MEMFD); P(MT_F_EXE_DELETED); P(MT_F_W_TO_X);
     P(MT_F_PREV_KNOWN); P(MT_PREFIX_LEN);
     return 0;
@@ -54,8 +56,15 @@ def test_offsets(layout: dict[str, int]) -> None:
     assert layout["offsetof(struct mt_hdr, type)"] == D.TYPE_OFFSET
     assert layout["offsetof(struct mt_hdr, a)"] == 24
     assert layout["offsetof(struct mt_hdr, comm)"] == D.HDR.size - D.COMM_LEN
-    assert layout["offsetof(struct mt_exec, cgroup_parent)"] == D.EXEC.size - D.CGNAME_LEN
-    assert layout["offsetof(struct mt_exec, exe_name)"] == D.EXEC.size - D.EXE_NAME_LEN - 2 * D.CGNAME_LEN
+    stdio = D.EXEC.size - D.STDIO_LEN
+    assert layout["offsetof(struct mt_exec, cgroup_parent)"] == stdio - D.CGNAME_LEN
+    assert layout["offsetof(struct mt_exec, exe_name)"] == stdio - D.EXE_NAME_LEN - 2 * D.CGNAME_LEN
+    # fd_rdev[4] u32, fd_family[4] u16, fd_type[4] u8, fd_open[4] u8: the "4I4H4B4B" tail
+    assert layout["offsetof(struct mt_exec, fd_rdev)"] == stdio
+    assert layout["offsetof(struct mt_exec, fd_family)"] == stdio + 16
+    assert layout["offsetof(struct mt_exec, fd_type)"] == stdio + 24
+    assert layout["offsetof(struct mt_exec, fd_open)"] == stdio + 28
+    assert layout["MT_STDIO_FDS"] == len(D.STDIO_NAMES)
     assert layout["offsetof(struct mt_exec, argv)"] == D.HDR.size + D.PATH_LEN
 
 
