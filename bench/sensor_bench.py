@@ -91,8 +91,10 @@ def count_only_program() -> str:
     """A per-CPU counter on every tracepoint the sensor attaches: the floor."""
     from ebpf.loader import TRACEPOINTS
 
-    lines = ["BPF_PERCPU_ARRAY(hits, u64, 1);",
-             "static __always_inline int hit(void) { int z = 0; u64 *v = hits.lookup(&z); if (v) (*v)++; return 0; }"]
+    lines = [
+        "BPF_PERCPU_ARRAY(hits, u64, 1);",
+        "static __always_inline int hit(void) { int z = 0; u64 *v = hits.lookup(&z); if (v) (*v)++; return 0; }",
+    ]
     for tp in TRACEPOINTS:
         cat, name = tp.split(":")
         lines.append(f"TRACEPOINT_PROBE({cat}, {name}) {{ return hit(); }}")
@@ -117,8 +119,11 @@ def proc_cpu_rss(pid: int) -> tuple[float, int]:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
     cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    rss = next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-               if line.startswith("VmRSS:"))
+    rss = next(
+        int(line.split()[1])
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        if line.startswith("VmRSS:")
+    )
     return cpu, rss * 1024
 
 
@@ -133,7 +138,16 @@ def metric(port: int, name: str) -> float:
 class SensorProc:
     def __init__(self, bootstrap: str, port: int, spool: Path, wide: bool) -> None:
         memtrail = Path(sys.executable).parent / "memtrail"
-        cmd = [str(memtrail), "sensor", "--bootstrap", bootstrap, "--metrics-port", str(port), "--spool-dir", str(spool)]
+        cmd = [
+            str(memtrail),
+            "sensor",
+            "--bootstrap",
+            bootstrap,
+            "--metrics-port",
+            str(port),
+            "--spool-dir",
+            str(spool),
+        ]
         if wide:
             cmd += ["--no-open-filter", "--no-mmap-filter"]
         env = {**os.environ, "MEMTRAIL_LOG_LEVEL": "WARNING"}
@@ -151,9 +165,14 @@ class SensorProc:
 
     def snapshot(self) -> dict[str, float]:
         cpu, rss = proc_cpu_rss(self.p.pid)
-        return {"cpu": cpu, "rss": rss, "events": metric(self.port, "memtrail_sensor_events_total"),
-                "published": metric(self.port, "memtrail_sensor_events_published_total"),
-                "lost": metric(self.port, "memtrail_sensor_events_lost_total"), "t": time.monotonic()}
+        return {
+            "cpu": cpu,
+            "rss": rss,
+            "events": metric(self.port, "memtrail_sensor_events_total"),
+            "published": metric(self.port, "memtrail_sensor_events_published_total"),
+            "lost": metric(self.port, "memtrail_sensor_events_lost_total"),
+            "t": time.monotonic(),
+        }
 
     def close(self) -> None:
         self.p.terminate()
@@ -188,10 +207,33 @@ def userspace_rate(bootstrap: str, spool: Path, n: int = 200_000) -> tuple[float
         D.EVENT.pack(*hdr(10, (2**64 - 100, 0, 0o2000000, 0, 0, 0), 3), b"/etc/hostname"),
         D.EVENT.pack(*hdr(8, (0, 8192, 5, 0x802, 3, 0), 0x7F0000000000), b""),
         D.EVENT.pack(*hdr(7, (0x7F0000000000, 4096, 5, 0, 0, 0), 0, D.F_W_TO_X | D.F_PREV_KNOWN, 3), b""),
-        D.EXEC.pack(*hdr(1, (0, 2**64 - 100, 0, 0, 0, 0), 0, 0, len(argv)), b"/usr/bin/true", argv, b"", b"",
-                    b"true", b"session-1.scope", b"user-0.slice",
-                    # stdio facts: fd_rdev, fd_family, fd_type (pipe, pipe, tty), fd_open
-                    0, 0, 136 << 20, 0, 0, 0, 0, 0, 1, 1, 2, 0, 1, 1, 1, 0),
+        D.EXEC.pack(
+            *hdr(1, (0, 2**64 - 100, 0, 0, 0, 0), 0, 0, len(argv)),
+            b"/usr/bin/true",
+            argv,
+            b"",
+            b"",
+            b"true",
+            b"session-1.scope",
+            b"user-0.slice",
+            # stdio facts: fd_rdev, fd_family, fd_type (pipe, pipe, tty), fd_open
+            0,
+            0,
+            136 << 20,
+            0,
+            0,
+            0,
+            0,
+            0,
+            1,
+            1,
+            2,
+            0,
+            1,
+            1,
+            1,
+            0,
+        ),
     ]
     settings = Settings(kafka=KafkaSettings(bootstrap=bootstrap, local_broker=True))
     pub = Publisher(settings, spool)
@@ -230,7 +272,9 @@ def main() -> None:
     if args.userspace_only:
         with tempfile.TemporaryDirectory() as tmp, LocalBroker() as broker:
             ups, published = userspace_rate(broker.bootstrap, Path(tmp) / "spool")
-            print(f"userspace pipeline: {ups:,.0f} events per CPU-second; {published:,} of 200,000 acknowledged")
+            print(
+                f"userspace pipeline: {ups:,.0f} events per CPU-second; {published:,} of 200,000 acknowledged"
+            )
         return
     with tempfile.TemporaryDirectory() as tmp, LocalBroker() as broker:
         d = Path(tmp)
@@ -250,25 +294,52 @@ def main() -> None:
                     time.sleep(0.5)  # let the sensor drain and publish the tail
                     b = s.snapshot()
                     dt = b["t"] - a["t"]
-                    results[mode][ld] = {"rate": rate, "ev_s": (b["events"] - a["events"]) / dt,
-                                         "pub_s": (b["published"] - a["published"]) / dt,
-                                         "lost": b["lost"] - a["lost"], "cpu": (b["cpu"] - a["cpu"]) / dt,
-                                         "rss": b["rss"]}
+                    results[mode][ld] = {
+                        "rate": rate,
+                        "ev_s": (b["events"] - a["events"]) / dt,
+                        "pub_s": (b["published"] - a["published"]) / dt,
+                        "lost": b["lost"] - a["lost"],
+                        "cpu": (b["cpu"] - a["cpu"]) / dt,
+                        "rss": b["rss"],
+                    }
             finally:
                 s.close()
         for ld in loads:
             for mode in ("default", "wide"):
                 r = results[mode][ld]
-                rows.append([
-                    ld, mode, f"{base[ld]:,.0f}", f"{floor[ld]:,.0f}", f"{r['rate']:,.0f}",
-                    f"{floor[ld] / r['rate']:.2f}x", f"{r['ev_s']:,.0f}", f"{r['pub_s']:,.0f}", f"{r['lost']:.0f}",
-                    f"{100 * r['cpu']:.0f}%", f"{r['rss'] / 2**20:.0f}",
-                ])
+                rows.append(
+                    [
+                        ld,
+                        mode,
+                        f"{base[ld]:,.0f}",
+                        f"{floor[ld]:,.0f}",
+                        f"{r['rate']:,.0f}",
+                        f"{floor[ld] / r['rate']:.2f}x",
+                        f"{r['ev_s']:,.0f}",
+                        f"{r['pub_s']:,.0f}",
+                        f"{r['lost']:.0f}",
+                        f"{100 * r['cpu']:.0f}%",
+                        f"{r['rss'] / 2**20:.0f}",
+                    ]
+                )
         ups, published = userspace_rate(broker.bootstrap, d / "spool-userspace")
-    print(f"userspace pipeline (decode → context → orjson → Kafka, synthetic records): "
-          f"{ups:,.0f} events per CPU-second; {published:,} of 200,000 acknowledged by Kafka\n")
-    head = ["load", "filters", "no trace/s", "count-only/s", "sensor/s", "vs floor", "events/s", "to Kafka/s",
-            "lost", "sensor CPU", "RSS MiB"]
+    print(
+        f"userspace pipeline (decode → context → orjson → Kafka, synthetic records): "
+        f"{ups:,.0f} events per CPU-second; {published:,} of 200,000 acknowledged by Kafka\n"
+    )
+    head = [
+        "load",
+        "filters",
+        "no trace/s",
+        "count-only/s",
+        "sensor/s",
+        "vs floor",
+        "events/s",
+        "to Kafka/s",
+        "lost",
+        "sensor CPU",
+        "RSS MiB",
+    ]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(head)]
     print(" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
     print("-+-".join("-" * w for w in widths))

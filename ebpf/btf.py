@@ -21,9 +21,18 @@ BTF_PATH = Path("/sys/kernel/btf/vmlinux")
 _INT, _PTR, _ARRAY, _STRUCT, _UNION, _ENUM, _FWD, _TYPEDEF = 1, 2, 3, 4, 5, 6, 7, 8
 _VOLATILE, _CONST, _RESTRICT, _FUNC, _FUNC_PROTO, _VAR, _DATASEC = 9, 10, 11, 12, 13, 14, 15
 _FLOAT, _DECL_TAG, _TYPE_TAG, _ENUM64 = 16, 17, 18, 19
-_EXTRA = {_INT: lambda v: 4, _ARRAY: lambda v: 12, _STRUCT: lambda v: 12 * v, _UNION: lambda v: 12 * v,
-          _ENUM: lambda v: 8 * v, _FUNC_PROTO: lambda v: 8 * v, _VAR: lambda v: 4,
-          _DATASEC: lambda v: 12 * v, _DECL_TAG: lambda v: 4, _ENUM64: lambda v: 12 * v}
+_EXTRA = {
+    _INT: lambda v: 4,
+    _ARRAY: lambda v: 12,
+    _STRUCT: lambda v: 12 * v,
+    _UNION: lambda v: 12 * v,
+    _ENUM: lambda v: 8 * v,
+    _FUNC_PROTO: lambda v: 8 * v,
+    _VAR: lambda v: 4,
+    _DATASEC: lambda v: 12 * v,
+    _DECL_TAG: lambda v: 4,
+    _ENUM64: lambda v: 12 * v,
+}
 _MODIFIERS = {_TYPEDEF, _VOLATILE, _CONST, _RESTRICT, _TYPE_TAG}
 
 #: The fields the sensor program reads: -D name -> "struct.path.to.field".

@@ -20,32 +20,91 @@ SOURCE = HERE / "sensor.bpf.c"
 HEADER = HERE / "sensor.h"
 
 MT_PREFIX_LEN = 64
-CFG_SELF_TGID, CFG_OPEN_FILTER, CFG_MMAP_FILTER, CFG_CONNECT_ALL, CFG_RATE_LIMIT, CFG_ALLOW_COMMS = 0, 1, 2, 3, 4, 5
+CFG_SELF_TGID, CFG_OPEN_FILTER, CFG_MMAP_FILTER, CFG_CONNECT_ALL, CFG_RATE_LIMIT, CFG_ALLOW_COMMS = (
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+)
 CNT_LOST, CNT_FILTERED, CNT_RATE_LIMITED = 0, 1, 2
 
 #: Where opens are reported by default: what fileless and injection detections read.
 DEFAULT_OPEN_PREFIXES: tuple[str, ...] = (
-    "/proc/", "/dev/", "/etc/", "/tmp/", "/root/", "/var/run/", "/run/", "/var/tmp/",
-    "/sys/kernel/", "/boot/", "/lib/modules/", "/home/",
+    "/proc/",
+    "/dev/",
+    "/etc/",
+    "/tmp/",
+    "/root/",
+    "/var/run/",
+    "/run/",
+    "/var/tmp/",
+    "/sys/kernel/",
+    "/boot/",
+    "/lib/modules/",
+    "/home/",
 )
 #: Where write opens (O_WRONLY/O_RDWR/O_CREAT/O_TRUNC/O_APPEND) are reported: persistence,
 #: tampering and escapes are writes (cron, ld.so.preload, authorized_keys, binaries, logs,
 #: cgroup release_agent, /proc/<pid>/mem).
 DEFAULT_WRITE_PREFIXES: tuple[str, ...] = (
-    *DEFAULT_OPEN_PREFIXES, "/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/", "/opt/", "/var/log/",
-    "/var/spool/", "/var/lib/", "/sys/",
+    *DEFAULT_OPEN_PREFIXES,
+    "/usr/",
+    "/bin/",
+    "/sbin/",
+    "/lib/",
+    "/lib64/",
+    "/opt/",
+    "/var/log/",
+    "/var/spool/",
+    "/var/lib/",
+    "/sys/",
 )
 #: Where unlink/rename are reported: files droppers stage and remove, binaries replaced, logs wiped.
 DEFAULT_PATH_PREFIXES: tuple[str, ...] = (
-    "/tmp/", "/dev/shm/", "/var/tmp/", "/run/", "/etc/", "/root/", "/home/", "/var/log/", "/usr/bin/",
-    "/usr/sbin/", "/bin/", "/sbin/", "/usr/lib/", "/lib/", "/var/spool/cron/",
+    "/tmp/",
+    "/dev/shm/",
+    "/var/tmp/",
+    "/run/",
+    "/etc/",
+    "/root/",
+    "/home/",
+    "/var/log/",
+    "/usr/bin/",
+    "/usr/sbin/",
+    "/bin/",
+    "/sbin/",
+    "/usr/lib/",
+    "/lib/",
+    "/var/spool/cron/",
 )
 
 #: The tracepoints the program attaches (for the heartbeat and docs).
 _SYSCALLS = (
-    "execve", "execveat", "memfd_create", "ptrace", "process_vm_writev", "process_vm_readv", "mprotect", "mmap",
-    "open", "openat", "openat2", "unshare", "setns", "connect", "unlink", "unlinkat", "rename", "renameat2",
-    "chmod", "fchmodat", "mount", "clone", "clone3",
+    "execve",
+    "execveat",
+    "memfd_create",
+    "ptrace",
+    "process_vm_writev",
+    "process_vm_readv",
+    "mprotect",
+    "mmap",
+    "open",
+    "openat",
+    "openat2",
+    "unshare",
+    "setns",
+    "connect",
+    "unlink",
+    "unlinkat",
+    "rename",
+    "renameat2",
+    "chmod",
+    "fchmodat",
+    "mount",
+    "clone",
+    "clone3",
 )
 TRACEPOINTS: tuple[str, ...] = (
     *(f"syscalls:sys_{d}_{s}" for s in _SYSCALLS for d in ("enter", "exit")),
@@ -107,7 +166,9 @@ class SensorProgram:
         except Exception as exc:  # bcc raises plain Exception on compile/load failure
             raise LoadError(f"cannot load the eBPF program: {exc}") from exc
         cfg = self.bpf[b"config"]
-        cfg[ctypes.c_int(CFG_SELF_TGID)] = ctypes.c_uint64(exclude_pid if exclude_pid is not None else os.getpid())
+        cfg[ctypes.c_int(CFG_SELF_TGID)] = ctypes.c_uint64(
+            exclude_pid if exclude_pid is not None else os.getpid()
+        )
         cfg[ctypes.c_int(CFG_OPEN_FILTER)] = ctypes.c_uint64(int(open_filter))
         cfg[ctypes.c_int(CFG_MMAP_FILTER)] = ctypes.c_uint64(int(mmap_filter))
         cfg[ctypes.c_int(CFG_CONNECT_ALL)] = ctypes.c_uint64(int(connect_all))

@@ -3,6 +3,7 @@
 
 Nearest means: the highest version not above the running one if such exists, else the lowest above.
 """
+
 import re
 import sys
 
@@ -16,8 +17,8 @@ def main() -> int:
     names = [n.strip() for n in sys.stdin if re.match(r"^linux-headers-\d", n.strip())]
     if not names:
         return 1
-    versions = sorted(names, key=lambda n: vtuple(n[len("linux-headers-"):]))
-    below = [n for n in versions if vtuple(n[len("linux-headers-"):])[:2] <= running[:2]]
+    versions = sorted(names, key=lambda n: vtuple(n[len("linux-headers-") :]))
+    below = [n for n in versions if vtuple(n[len("linux-headers-") :])[:2] <= running[:2]]
     print(below[-1] if below else versions[0])
     return 0
 

@@ -105,7 +105,7 @@ class CgroupResolver:
                 with os.scandir(d) as it:
                     for entry in it:
                         if entry.is_dir(follow_symlinks=False):
-                            paths[entry.inode()] = entry.path[len(root):] or "/"
+                            paths[entry.inode()] = entry.path[len(root) :] or "/"
                             stack.append(entry.path)
             except OSError:
                 continue  # removed while scanning

@@ -28,18 +28,40 @@ from sensors.config import SensorSettings
 log = logging.getLogger(__name__)
 
 API = "/v1.41"
-DEFAULT_SOCKETS = (Path("/run/podman/podman.sock"), Path("/var/run/docker.sock"), Path("/run/containerd/containerd.sock"))
-_STATE_EVENTS = {"create", "start", "restart", "unpause", "pause", "die", "stop", "kill", "destroy", "remove", "rename"}
+DEFAULT_SOCKETS = (
+    Path("/run/podman/podman.sock"),
+    Path("/var/run/docker.sock"),
+    Path("/run/containerd/containerd.sock"),
+)
+_STATE_EVENTS = {
+    "create",
+    "start",
+    "restart",
+    "unpause",
+    "pause",
+    "die",
+    "stop",
+    "kill",
+    "destroy",
+    "remove",
+    "rename",
+}
 
 
-def meta_from_inspect(doc: dict[str, Any], host: str | None = None, runtime: str | None = None) -> ContainerMeta:
+def meta_from_inspect(
+    doc: dict[str, Any], host: str | None = None, runtime: str | None = None
+) -> ContainerMeta:
     """ContainerMeta from a Docker Engine ``GET /containers/{id}/json`` document."""
     config = doc.get("Config") or {}
     labels = {str(k): str(v) for k, v in (config.get("Labels") or {}).items()}
     state = doc.get("State") or {}
     status = state.get("Status") if isinstance(state, dict) else str(state)
     mounts = [
-        {"source": str(m.get("Source", "")), "destination": str(m.get("Destination", "")), "mode": str(m.get("Mode", ""))}
+        {
+            "source": str(m.get("Source", "")),
+            "destination": str(m.get("Destination", "")),
+            "mode": str(m.get("Mode", "")),
+        }
         for m in doc.get("Mounts") or []
     ]
     return ContainerMeta(
@@ -67,8 +89,11 @@ class ContainerWatcher:
         self.resync_s = resync_s
         self.host = settings.host_name
         self.topic = settings.topics.containers
-        self.client = httpx.Client(transport=httpx.HTTPTransport(uds=str(socket_path)), base_url="http://engine",
-                                   timeout=httpx.Timeout(10.0, read=None))
+        self.client = httpx.Client(
+            transport=httpx.HTTPTransport(uds=str(socket_path)),
+            base_url="http://engine",
+            timeout=httpx.Timeout(10.0, read=None),
+        )
         self.producer = Producer(producer_config(settings.kafka))
         self.runtime: str | None = None
         self._stop = threading.Event()
@@ -81,8 +106,10 @@ class ContainerWatcher:
         for sock in candidates:
             if sock is not None and sock.exists():
                 return cls(settings, sock, cfg.container_resync_s)
-        log.info("no container engine socket (%s): container names come only from ids",
-                 ", ".join(str(c) for c in candidates))
+        log.info(
+            "no container engine socket (%s): container names come only from ids",
+            ", ".join(str(c) for c in candidates),
+        )
         return None
 
     def _detect_runtime(self) -> None:
@@ -128,15 +155,24 @@ class ContainerWatcher:
         meta = self.inspect(cid)
         if meta is None:  # gone: keep what we know, marked removed
             attrs = (ev.get("Actor") or {}).get("Attributes") or {}
-            meta = ContainerMeta(id=cid, name=attrs.get("name"), image=attrs.get("image"), host=self.host,
-                                 runtime=self.runtime, state="removed", updated=time.time())
+            meta = ContainerMeta(
+                id=cid,
+                name=attrs.get("name"),
+                image=attrs.get("image"),
+                host=self.host,
+                runtime=self.runtime,
+                state="removed",
+                updated=time.time(),
+            )
         self.publish(meta)
         self.producer.flush(5)
 
     def _events_loop(self) -> None:
         while not self._stop.is_set():
             try:
-                with self.client.stream("GET", f"{API}/events", params={"filters": '{"type":["container"]}'}) as r:
+                with self.client.stream(
+                    "GET", f"{API}/events", params={"filters": '{"type":["container"]}'}
+                ) as r:
                     for line in r.iter_lines():
                         if self._stop.is_set():
                             return

@@ -49,7 +49,11 @@ class Context:
             if syscall == "process_fork":
                 self.procs.on_fork(pid, args["child_pid"], proc["comm"], ev["ts_ns"])
             elif syscall != "process_exit" and ev["ret"] == 0:
-                exe = f"memfd:{args['exe_name'][6:]}" if args["exe_memfd"] and args["exe_name"] else args["filename"]
+                exe = (
+                    f"memfd:{args['exe_name'][6:]}"
+                    if args["exe_memfd"] and args["exe_name"]
+                    else args["filename"]
+                )
                 self.procs.on_exec(pid, proc["ppid"], proc["comm"], exe, " ".join(args["argv"]) or None)
         proc.update(self._process_part(pid, proc["ppid"]))
         if syscall == "process_exit":

@@ -33,10 +33,26 @@ F_EXE_MEMFD, F_EXE_DELETED, F_ARGV_TRUNC, F_WX, F_W_TO_X, F_PREV_KNOWN = 0x1, 0x
 
 #: enum mt_type → syscall name in events
 EVENT_TYPES: dict[int, str] = {
-    1: "execve", 2: "execveat", 3: "memfd_create", 4: "ptrace", 5: "process_vm_writev",
-    6: "process_vm_readv", 7: "mprotect", 8: "mmap", 9: "open", 10: "openat", 11: "openat2",
-    12: "unshare", 13: "setns", 14: "connect", 15: "process_fork", 16: "process_exit",
-    17: "rename", 18: "unlink", 19: "chmod", 20: "mount",
+    1: "execve",
+    2: "execveat",
+    3: "memfd_create",
+    4: "ptrace",
+    5: "process_vm_writev",
+    6: "process_vm_readv",
+    7: "mprotect",
+    8: "mmap",
+    9: "open",
+    10: "openat",
+    11: "openat2",
+    12: "unshare",
+    13: "setns",
+    14: "connect",
+    15: "process_fork",
+    16: "process_exit",
+    17: "rename",
+    18: "unlink",
+    19: "chmod",
+    20: "mount",
 }
 EXEC_TYPES = {1, 2}
 EVENT2_TYPES = {17, 18, 20}
@@ -114,17 +130,34 @@ def _mode(mode: int) -> dict[str, Any]:
 
 def _args_simple(t: int, a: tuple[int, ...], s: bytes, h_aux: int, h_flags: int) -> dict[str, Any]:
     if t in (9, 10, 11):  # open, openat, openat2
-        args = {"dirfd": F.s32(a[0]), "path": _cstr(s), "flags": F.open_flags(a[2]), "mode": oct(a[3] & 0o7777)}
+        args = {
+            "dirfd": F.s32(a[0]),
+            "path": _cstr(s),
+            "flags": F.open_flags(a[2]),
+            "mode": oct(a[3] & 0o7777),
+        }
         if t == 11:
             args["resolve"] = F.bits(a[4], F.RESOLVE_FLAGS)
         return args
     if t == 8:  # mmap
-        return {"addr": a[0], "len": a[1], "prot": F.prot_flags(a[2]), "flags": F.map_flags(a[3]),
-                "fd": F.s32(a[4]), "offset": a[5], "wx": bool(h_flags & F_WX)}
+        return {
+            "addr": a[0],
+            "len": a[1],
+            "prot": F.prot_flags(a[2]),
+            "flags": F.map_flags(a[3]),
+            "fd": F.s32(a[4]),
+            "offset": a[5],
+            "wx": bool(h_flags & F_WX),
+        }
     if t == 7:  # mprotect
-        return {"addr": a[0], "len": a[1], "prot": F.prot_flags(a[2]),
-                "prev_prot": F.prot_flags(h_aux) if h_flags & F_PREV_KNOWN else None,
-                "wx": bool(h_flags & F_WX), "w_to_x": bool(h_flags & F_W_TO_X)}
+        return {
+            "addr": a[0],
+            "len": a[1],
+            "prot": F.prot_flags(a[2]),
+            "prev_prot": F.prot_flags(h_aux) if h_flags & F_PREV_KNOWN else None,
+            "wx": bool(h_flags & F_WX),
+            "w_to_x": bool(h_flags & F_W_TO_X),
+        }
     if t == 3:
         return {"name": _cstr(s), "flags": F.bits(a[1], F.MFD_FLAGS)}
     if t == 4:
@@ -200,13 +233,23 @@ class Decoder:
         elif t in EVENT2_TYPES:
             s1, s2 = _cstr(f[18]), _cstr(f[19])
             if t == 17:
-                args = {"olddirfd": F.s32(a[0]), "oldpath": s1, "newdirfd": F.s32(a[2]), "newpath": s2,
-                        "flags": F.bits(a[4], F.RENAME_FLAGS)}
+                args = {
+                    "olddirfd": F.s32(a[0]),
+                    "oldpath": s1,
+                    "newdirfd": F.s32(a[2]),
+                    "newpath": s2,
+                    "flags": F.bits(a[4], F.RENAME_FLAGS),
+                }
             elif t == 18:
                 args = {"dirfd": F.s32(a[0]), "path": s1, "flags": F.bits(a[2], F.AT_FLAGS)}
             else:
                 fstype = struct.pack("<QQ", a[4], a[5])
-                args = {"source": s1, "target": s2, "fstype": _cstr(fstype), "flags": F.bits(a[2], F.MS_FLAGS)}
+                args = {
+                    "source": s1,
+                    "target": s2,
+                    "fstype": _cstr(fstype),
+                    "flags": F.bits(a[2], F.MS_FLAGS),
+                }
         else:
             args = _args_simple(t, a, f[18], aux, hflags)
         out = {

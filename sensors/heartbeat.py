@@ -24,8 +24,17 @@ class HeartbeatState:
         rate = (events_total - self._last_events) / max(now - self._last_time, 1e-6)
         self._last_events, self._last_time = events_total, now
         return SensorHeartbeat(
-            host=self.host, sensor_id=self.sensor_id, time=time.time(), started=self.started,
-            kernel=os.uname().release, version=__version__, programs=self.programs,
-            events_total=events_total, events_per_s=round(rate, 1), lost_total=lost,
-            spool_depth=spool_depth, producer_errors_total=producer_errors, interval_s=self.interval_s,
+            host=self.host,
+            sensor_id=self.sensor_id,
+            time=time.time(),
+            started=self.started,
+            kernel=os.uname().release,
+            version=__version__,
+            programs=self.programs,
+            events_total=events_total,
+            events_per_s=round(rate, 1),
+            lost_total=lost,
+            spool_depth=spool_depth,
+            producer_errors_total=producer_errors,
+            interval_s=self.interval_s,
         )

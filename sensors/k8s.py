@@ -43,7 +43,8 @@ def metas_from_pod(pod: dict[str, Any], host: str | None = None) -> list[Contain
     labels = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
     privileged = {
         c.get("name"): bool((c.get("securityContext") or {}).get("privileged"))
-        for c in (spec.get("containers") or []) + (spec.get("initContainers") or [])
+        for c in (spec.get("containers") or [])
+        + (spec.get("initContainers") or [])
         + (spec.get("ephemeralContainers") or [])
     }
     out = []
@@ -53,18 +54,37 @@ def metas_from_pod(pod: dict[str, Any], host: str | None = None) -> list[Contain
                 continue  # not started yet
             cid, runtime = split_container_id(cs["containerID"])
             state = next(iter(cs.get("state") or {}), None)
-            out.append(ContainerMeta(
-                id=cid, name=cs.get("name"), image=cs.get("image"), image_id=cs.get("imageID"), labels=labels,
-                runtime=runtime, pod_name=meta.get("name"), pod_namespace=meta.get("namespace"),
-                pod_uid=meta.get("uid"), privileged=privileged.get(cs.get("name")), host=host or spec.get("nodeName"),
-                state=state, updated=time.time(),
-            ))
+            out.append(
+                ContainerMeta(
+                    id=cid,
+                    name=cs.get("name"),
+                    image=cs.get("image"),
+                    image_id=cs.get("imageID"),
+                    labels=labels,
+                    runtime=runtime,
+                    pod_name=meta.get("name"),
+                    pod_namespace=meta.get("namespace"),
+                    pod_uid=meta.get("uid"),
+                    privileged=privileged.get(cs.get("name")),
+                    host=host or spec.get("nodeName"),
+                    state=state,
+                    updated=time.time(),
+                )
+            )
     return out
 
 
 class PodWatcher:
-    def __init__(self, settings: Settings, api: str, token: str | None, node: str, *,
-                 verify: str | bool = True, interval_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        api: str,
+        token: str | None,
+        node: str,
+        *,
+        verify: str | bool = True,
+        interval_s: float = 10.0,
+    ) -> None:
         self.settings = settings
         self.node = node
         self.interval_s = interval_s
@@ -77,13 +97,22 @@ class PodWatcher:
 
     @classmethod
     def in_cluster(cls, settings: Settings, interval_s: float = 10.0) -> PodWatcher | None:
-        host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+        host, port = (
+            os.environ.get("KUBERNETES_SERVICE_HOST"),
+            os.environ.get("KUBERNETES_SERVICE_PORT", "443"),
+        )
         node = os.environ.get("MEMTRAIL_NODE_NAME") or settings.host_name
         if not host or not (SA_DIR / "token").exists():
             return None
         ca = SA_DIR / "ca.crt"
-        return cls(settings, f"https://{host}:{port}", (SA_DIR / "token").read_text().strip(), node,
-                   verify=str(ca) if ca.exists() else True, interval_s=interval_s)
+        return cls(
+            settings,
+            f"https://{host}:{port}",
+            (SA_DIR / "token").read_text().strip(),
+            node,
+            verify=str(ca) if ca.exists() else True,
+            interval_s=interval_s,
+        )
 
     def sync(self) -> int:
         """List this node's pods; publish containers that are new or changed. Returns how many."""
@@ -98,14 +127,17 @@ class PodWatcher:
                 if self._known.get(m.id) == sig:
                     continue
                 self._known[m.id] = sig
-                self.producer.produce(self.settings.topics.containers, key=m.id.encode(),
-                                      value=m.model_dump_json().encode())
+                self.producer.produce(
+                    self.settings.topics.containers, key=m.id.encode(), value=m.model_dump_json().encode()
+                )
                 M.CONTAINERS.inc()
                 n += 1
         for gone in set(self._known) - seen:  # pod deleted: keep the record, mark it removed
             del self._known[gone]
             rec = ContainerMeta(id=gone, host=self.settings.host_name, state="removed", updated=time.time())
-            self.producer.produce(self.settings.topics.containers, key=gone.encode(), value=rec.model_dump_json().encode())
+            self.producer.produce(
+                self.settings.topics.containers, key=gone.encode(), value=rec.model_dump_json().encode()
+            )
             n += 1
         self.producer.flush(10)
         return n

@@ -154,7 +154,9 @@ class Publisher:
             self._to_spool(key, value, n)
             return
         try:
-            self._producer.produce(self.topic, value=value, key=key, on_delivery=partial(self._on_delivery, n))
+            self._producer.produce(
+                self.topic, value=value, key=key, on_delivery=partial(self._on_delivery, n)
+            )
         except BufferError:
             self._producer.poll(0.1)
             self._to_spool(key, value, n)
@@ -175,8 +177,12 @@ class Publisher:
         if not self.spool.append(n.to_bytes(4, "little") + key, value):
             self.dropped_events += n
             M.SPOOL_DROPPED.inc(n)
-            log.error("spool full (%d bytes): dropped a batch of %d events (%d dropped so far)",
-                      self.spool.size_bytes, n, self.dropped_events)
+            log.error(
+                "spool full (%d bytes): dropped a batch of %d events (%d dropped so far)",
+                self.spool.size_bytes,
+                n,
+                self.dropped_events,
+            )
 
     def _replay(self) -> None:
         """Broker is back: let the old producer settle, then deliver the spool in order."""
@@ -234,6 +240,10 @@ class Publisher:
             log.error("%d batches neither delivered nor failed at shutdown: lost", left)
         self._producer.poll(0)
         if self.spool:
-            log.warning("%d batches left in the spool %s: replayed at the next start", self.spool.depth, self.spool.dir)
+            log.warning(
+                "%d batches left in the spool %s: replayed at the next start",
+                self.spool.depth,
+                self.spool.dir,
+            )
         self._stop.set()
         self.spool.close()

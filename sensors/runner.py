@@ -39,7 +39,9 @@ def preflight() -> None:
     except (OSError, StopIteration, ValueError):
         cap_eff = 0
     if not (cap_eff >> CAP_SYS_ADMIN & 1 or (cap_eff >> CAP_BPF & 1 and cap_eff >> CAP_PERFMON & 1)):
-        raise PreflightError("the sensor needs root or CAP_BPF+CAP_PERFMON (+SYS_RESOURCE, SYS_PTRACE): run as root")
+        raise PreflightError(
+            "the sensor needs root or CAP_BPF+CAP_PERFMON (+SYS_RESOURCE, SYS_PTRACE): run as root"
+        )
     try:
         import bcc  # noqa: F401
     except ImportError as exc:
@@ -51,9 +53,13 @@ def preflight() -> None:
         raise PreflightError("tracefs is not mounted: mount -t tracefs nodev /sys/kernel/tracing")
     release = os.uname().release
     if not Path(f"/lib/modules/{release}/build").exists():
-        raise PreflightError(f"kernel headers missing: /lib/modules/{release}/build (scripts/bootstrap.sh links them)")
+        raise PreflightError(
+            f"kernel headers missing: /lib/modules/{release}/build (scripts/bootstrap.sh links them)"
+        )
     if not Path("/sys/kernel/btf/vmlinux").exists():
-        raise PreflightError("kernel BTF (/sys/kernel/btf/vmlinux) missing: the sensor locates kernel fields with it")
+        raise PreflightError(
+            "kernel BTF (/sys/kernel/btf/vmlinux) missing: the sensor locates kernel fields with it"
+        )
 
 
 class Sensor:
@@ -136,12 +142,19 @@ class Sensor:
         lost, filtered, limited = c["lost"], c["filtered"], c["rate_limited"]
         if limited > self._limited_seen:
             M.RATE_LIMITED.inc(limited - self._limited_seen)
-            log.info("rate limit dropped %d noisy events (%.0f/s)", limited - self._limited_seen,
-                     (limited - self._limited_seen) / max(now - last, 1e-6))
+            log.info(
+                "rate limit dropped %d noisy events (%.0f/s)",
+                limited - self._limited_seen,
+                (limited - self._limited_seen) / max(now - last, 1e-6),
+            )
         if lost > self._lost_seen:
             M.LOST.inc(lost - self._lost_seen)
-            log.warning("ring buffer full: %d events lost (%.0f/s); %d in total",
-                        lost - self._lost_seen, (lost - self._lost_seen) / max(now - last, 1e-6), lost)
+            log.warning(
+                "ring buffer full: %d events lost (%.0f/s); %d in total",
+                lost - self._lost_seen,
+                (lost - self._lost_seen) / max(now - last, 1e-6),
+                lost,
+            )
         if filtered > self._filtered_seen:
             M.FILTERED.inc(filtered - self._filtered_seen)
         self._lost_seen, self._filtered_seen, self._limited_seen = lost, filtered, limited
@@ -154,8 +167,9 @@ class Sensor:
         if pub.spooling:
             return  # heartbeats are a live signal: not worth spooling
         try:
-            pub._producer.produce(self.settings.topics.heartbeats, key=self.host.encode(),
-                                  value=hb.model_dump_json().encode())
+            pub._producer.produce(
+                self.settings.topics.heartbeats, key=self.host.encode(), value=hb.model_dump_json().encode()
+            )
         except (BufferError, Exception) as exc:
             log.debug("heartbeat not sent: %s", exc)
 

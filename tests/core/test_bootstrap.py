@@ -6,16 +6,22 @@ import subprocess
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "nearest-headers.py"
-CANDIDATES = "\n".join([
-    "linux-headers-6.1.0-47-cloud-amd64",
-    "linux-headers-6.12.99+deb12-cloud-amd64",
-    "linux-headers-6.12.117+deb12-cloud-amd64",
-]) + "\n"
+CANDIDATES = (
+    "\n".join(
+        [
+            "linux-headers-6.1.0-47-cloud-amd64",
+            "linux-headers-6.12.99+deb12-cloud-amd64",
+            "linux-headers-6.12.117+deb12-cloud-amd64",
+        ]
+    )
+    + "\n"
+)
 
 
 def pick(kernel: str) -> str:
-    return subprocess.run([str(SCRIPT), kernel], input=CANDIDATES, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run(
+        [str(SCRIPT), kernel], input=CANDIDATES, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def test_newest_not_above_running_kernel() -> None:

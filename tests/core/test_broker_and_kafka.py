@@ -54,8 +54,11 @@ def test_broker_command_runs_and_stops() -> None:
     from memtrail.broker import free_port, wait_for_port
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "memtrail.cli", "broker", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "memtrail.cli", "broker", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         assert wait_for_port("127.0.0.1", port, 20)
         check_reachable(KafkaSettings(bootstrap=f"127.0.0.1:{port}"))

@@ -49,7 +49,9 @@ class Collector:
 
     def run(self, action: str, *, env: dict[str, str] | None = None) -> tuple[int, list[dict[str, Any]], str]:
         """Run a trigger; return its pid, the events of that pid (and of its children) and stdout."""
-        p = subprocess.Popen([sys.executable, str(TRIGGERS), action], stdout=subprocess.PIPE, text=True, env=env)
+        p = subprocess.Popen(
+            [sys.executable, str(TRIGGERS), action], stdout=subprocess.PIPE, text=True, env=env
+        )
         out, _ = p.communicate(timeout=30)
         pid = p.pid
         self.wait_for(lambda e: e["syscall"] == "process_exit" and e["process"]["pid"] == pid)

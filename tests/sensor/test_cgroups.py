@@ -16,11 +16,16 @@ CASES = [
     (f"/system.slice/docker-{ID}.scope", (ID, "docker")),
     (f"/docker/{ID}", (ID, "docker")),
     # containerd / Kubernetes, systemd and cgroupfs drivers
-    (f"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b_3c4d.slice/cri-containerd-{ID}.scope",
-     (ID, "containerd")),
+    (
+        f"/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1a2b_3c4d.slice/cri-containerd-{ID}.scope",
+        (ID, "containerd"),
+    ),
     (f"/kubepods/burstable/pod1a2b3c4d-0000-1111-2222-333344445555/{ID}", (ID, None)),
     (f"/kubepods/pod1a2b3c4d-0000-1111-2222-333344445555/{ID}", (ID, None)),
-    (f"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podx.slice/docker-{ID}.scope", (ID, "docker")),
+    (
+        f"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podx.slice/docker-{ID}.scope",
+        (ID, "docker"),
+    ),
     # CRI-O, and its conmon
     (f"/kubepods.slice/kubepods-pod1.slice/crio-{ID}.scope", (ID, "cri-o")),
     (f"/kubepods.slice/kubepods-pod1.slice/crio-conmon-{ID}.scope", None),

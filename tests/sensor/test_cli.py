@@ -20,7 +20,9 @@ from .test_pipeline import consume_all, events_of
 MEMTRAIL = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "memtrail")
 
 
-def _run(*args: str, env: dict[str, str] | None = None, user: bool = False) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str, env: dict[str, str] | None = None, user: bool = False
+) -> subprocess.CompletedProcess[str]:
     cmd = [MEMTRAIL, "sensor", *args]
     if user:
         cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", *cmd]
@@ -55,15 +57,28 @@ def test_refuses_without_privileges() -> None:
 @pytest.mark.slow
 def test_subprocess_publishes_and_stops_cleanly(settings: Settings, tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "MEMTRAIL_TOPICS__RAW": settings.topics.raw,
-           "MEMTRAIL_TOPICS__HEARTBEATS": settings.topics.heartbeats}
+    env = {
+        **os.environ,
+        "MEMTRAIL_TOPICS__RAW": settings.topics.raw,
+        "MEMTRAIL_TOPICS__HEARTBEATS": settings.topics.heartbeats,
+    }
     bootstrap = settings.kafka.bootstrap
     assert bootstrap
     log = (tmp_path / "sensor.log").open("w")  # a file, not a pipe: a full pipe would block the sensor
     proc = subprocess.Popen(
-        [MEMTRAIL, "sensor", "--bootstrap", bootstrap, "--metrics-port", str(port), "--spool-dir",
-         str(tmp_path / "spool")],
-        env=env, stderr=log, text=True,
+        [
+            MEMTRAIL,
+            "sensor",
+            "--bootstrap",
+            bootstrap,
+            "--metrics-port",
+            str(port),
+            "--spool-dir",
+            str(tmp_path / "spool"),
+        ],
+        env=env,
+        stderr=log,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -87,7 +102,9 @@ def test_subprocess_publishes_and_stops_cleanly(settings: Settings, tmp_path: Pa
         while 'syscall="execve"' not in metrics and time.monotonic() < deadline:
             time.sleep(0.3)  # counters are folded into Prometheus once a second
             metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
-        assert 'memtrail_sensor_events_total{syscall="execve"}' in metrics, (tmp_path / "sensor.log").read_text()[-2000:]
+        assert 'memtrail_sensor_events_total{syscall="execve"}' in metrics, (
+            tmp_path / "sensor.log"
+        ).read_text()[-2000:]
         assert "memtrail_sensor_events_lost_total" in metrics
     finally:
         proc.send_signal(signal.SIGTERM)  # a clean stop flushes what is pending
@@ -96,7 +113,10 @@ def test_subprocess_publishes_and_stops_cleanly(settings: Settings, tmp_path: Pa
     err = (tmp_path / "sensor.log").read_text()
     assert proc.returncode == 0, err[-2000:]
     assert "Traceback" not in err
-    msgs = consume_all(bootstrap, settings.topics.raw, until=lambda out: any(
-        e["syscall"] == "execve" and e["args"]["exe_memfd"] for e in events_of(out)))
+    msgs = consume_all(
+        bootstrap,
+        settings.topics.raw,
+        until=lambda out: any(e["syscall"] == "execve" and e["args"]["exe_memfd"] for e in events_of(out)),
+    )
     x = [e for e in events_of(msgs) if e["syscall"] == "execve" and e["args"]["exe_memfd"]]
     assert x and x[0]["args"]["argv"] == ["cli-payload"] and x[0]["process"]["exe"] == "memfd:cli"

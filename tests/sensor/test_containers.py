@@ -22,15 +22,28 @@ CID = "c" * 64
 
 def test_meta_from_inspect_k8s_labels() -> None:
     doc = {
-        "Id": CID, "Name": "/k8s_app_web-0_prod_uid_0", "Image": "sha256:abc",
-        "Config": {"Image": "nginx:1.25", "Labels": {"io.kubernetes.pod.name": "web-0",
-                                                     "io.kubernetes.pod.namespace": "prod",
-                                                     "io.kubernetes.pod.uid": "uid-1"}},
-        "State": {"Status": "running"}, "HostConfig": {"Privileged": True},
+        "Id": CID,
+        "Name": "/k8s_app_web-0_prod_uid_0",
+        "Image": "sha256:abc",
+        "Config": {
+            "Image": "nginx:1.25",
+            "Labels": {
+                "io.kubernetes.pod.name": "web-0",
+                "io.kubernetes.pod.namespace": "prod",
+                "io.kubernetes.pod.uid": "uid-1",
+            },
+        },
+        "State": {"Status": "running"},
+        "HostConfig": {"Privileged": True},
         "Mounts": [{"Source": "/var/run/docker.sock", "Destination": "/var/run/docker.sock", "Mode": "rw"}],
     }
     m = meta_from_inspect(doc, host="node1", runtime="docker")
-    assert (m.id, m.name, m.image, m.image_id) == (CID, "k8s_app_web-0_prod_uid_0", "nginx:1.25", "sha256:abc")
+    assert (m.id, m.name, m.image, m.image_id) == (
+        CID,
+        "k8s_app_web-0_prod_uid_0",
+        "nginx:1.25",
+        "sha256:abc",
+    )
     assert (m.pod_name, m.pod_namespace, m.pod_uid) == ("web-0", "prod", "uid-1")
     assert m.privileged is True and m.state == "running" and m.host == "node1"
     assert m.mounts[0]["source"] == "/var/run/docker.sock"
@@ -44,8 +57,11 @@ def test_meta_from_inspect_minimal() -> None:
 @pytest.fixture
 def podman_socket(tmp_path: Path) -> Iterator[Path]:
     sock = tmp_path / "podman.sock"
-    p = subprocess.Popen([*PODMAN, "system", "service", "--time=0", f"unix://{sock}"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [*PODMAN, "system", "service", "--time=0", f"unix://{sock}"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 20
         while not sock.exists() and time.monotonic() < deadline:
@@ -66,8 +82,12 @@ def podman_socket(tmp_path: Path) -> Iterator[Path]:
 @pytest.mark.slow
 def test_watcher_publishes_snapshot_and_changes(settings: Settings, podman_socket: Path, image: str) -> None:  # noqa: F811
     name = f"memtrail-watch-{uuid.uuid4().hex[:8]}"
-    run = subprocess.run([*PODMAN, "run", "-d", *OPTS, "--name", name, "--label", "app=demo", image,
-                          "/bin/sleep", "30"], capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [*PODMAN, "run", "-d", *OPTS, "--name", name, "--label", "app=demo", image, "/bin/sleep", "30"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     cid = run.stdout.strip().splitlines()[-1]
     w = ContainerWatcher(settings, podman_socket, resync_s=3600)
@@ -79,8 +99,12 @@ def test_watcher_publishes_snapshot_and_changes(settings: Settings, podman_socke
         def mine(out: list[dict]) -> list[dict]:
             return [m["value"] for m in out if m["key"] == cid.encode()]
 
-        msgs = consume_all(settings.kafka.bootstrap or "", settings.topics.containers, timeout=20,
-                           until=lambda out: any(v["state"] in ("removed", "exited") for v in mine(out)))
+        msgs = consume_all(
+            settings.kafka.bootstrap or "",
+            settings.topics.containers,
+            timeout=20,
+            until=lambda out: any(v["state"] in ("removed", "exited") for v in mine(out)),
+        )
     finally:
         w.stop()
         with contextlib.suppress(subprocess.SubprocessError):

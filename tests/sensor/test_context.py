@@ -13,10 +13,18 @@ from sensors.proctable import ProcTable, read_proc
 CID = "b" * 64
 
 
-def ev(syscall: str, pid: int, ppid: int, args: dict[str, Any], cgroup_id: int = 0, ret: int = 0,
-       **extra: Any) -> dict[str, Any]:
-    return {"syscall": syscall, "ret": ret, "ts_ns": 5, "args": args, "cgroup_id": cgroup_id,
-            "process": {"pid": pid, "tid": pid, "ppid": ppid, "uid": 0, "gid": 0, "comm": "x"}, **extra}
+def ev(
+    syscall: str, pid: int, ppid: int, args: dict[str, Any], cgroup_id: int = 0, ret: int = 0, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "syscall": syscall,
+        "ret": ret,
+        "ts_ns": 5,
+        "args": args,
+        "cgroup_id": cgroup_id,
+        "process": {"pid": pid, "tid": pid, "ppid": ppid, "uid": 0, "gid": 0, "comm": "x"},
+        **extra,
+    }
 
 
 def test_read_proc_self() -> None:
@@ -31,11 +39,25 @@ def test_fork_exec_exit_lineage(tmp_path: Path) -> None:
     ctx = Context(procs, CgroupResolver(root=tmp_path, rescan_interval=3600))
     procs.on_exec(100, 1, "sh", "/bin/sh", "sh -c payload")
     ctx.apply(ev("process_fork", 100, 1, {"child_pid": 200}))
-    x = ctx.apply(ev("execve", 200, 100, {"filename": "/proc/self/fd/3", "argv": ["payload", "-x"],
-                                          "exe_memfd": True, "exe_name": "memfd:payload"},
-                     cgroup_id=77, cgroup_name=f"libpod_parent/libpod-{CID}"))
+    x = ctx.apply(
+        ev(
+            "execve",
+            200,
+            100,
+            {
+                "filename": "/proc/self/fd/3",
+                "argv": ["payload", "-x"],
+                "exe_memfd": True,
+                "exe_name": "memfd:payload",
+            },
+            cgroup_id=77,
+            cgroup_name=f"libpod_parent/libpod-{CID}",
+        )
+    )
     assert x["process"]["exe"] == "memfd:payload" and x["process"]["cmdline"] == "payload -x"
-    assert x["process"]["ancestors"] == [{"pid": 100, "exe": "/bin/sh", "comm": "sh", "cmdline": "sh -c payload"}]
+    assert x["process"]["ancestors"] == [
+        {"pid": 100, "exe": "/bin/sh", "comm": "sh", "cmdline": "sh -c payload"}
+    ]
     assert x["container_id"] == CID  # learned from the kernel's cgroup name
     o = ctx.apply(ev("openat", 200, 100, {"path": "/etc/shadow"}, cgroup_id=77))
     assert o["process"]["exe"] == "memfd:payload" and o["container_id"] == CID

@@ -12,17 +12,25 @@ from sensors import decoder as D
 from sensors.flags import map_flags, open_flags, prot_flags
 
 
-def hdr(t: int, a: tuple[int, ...] = (0,) * 6, ret: int = 0, flags: int = 0, aux: int = 0) -> tuple[object, ...]:
+def hdr(
+    t: int, a: tuple[int, ...] = (0,) * 6, ret: int = 0, flags: int = 0, aux: int = 0
+) -> tuple[object, ...]:
     return (1_000_000_000, 4242, ret, *a, t, 100, 101, 1, 0, 0, flags, aux, b"evil")
 
 
 def test_openat() -> None:
-    raw = D.EVENT.pack(*hdr(10, ((-100) & 0xFFFFFFFFFFFFFFFF, 0, 0o2 | 0o100 | 0o2000000, 0o644, 0, 0), ret=3),
-                       b"/proc/1/mem\0junk")
+    raw = D.EVENT.pack(
+        *hdr(10, ((-100) & 0xFFFFFFFFFFFFFFFF, 0, 0o2 | 0o100 | 0o2000000, 0o644, 0, 0), ret=3),
+        b"/proc/1/mem\0junk",
+    )
     e = D.Decoder("h", 100.0).decode(raw)
     assert e["syscall"] == "openat" and e["ret"] == 3
-    assert e["args"] == {"dirfd": -100, "path": "/proc/1/mem", "flags": ["O_RDWR", "O_CREAT", "O_CLOEXEC"],
-                         "mode": "0o644"}
+    assert e["args"] == {
+        "dirfd": -100,
+        "path": "/proc/1/mem",
+        "flags": ["O_RDWR", "O_CREAT", "O_CLOEXEC"],
+        "mode": "0o644",
+    }
     assert e["id"] == "h:1000000000:101" and e["time"] == pytest.approx(101.0)
     assert e["process"] == {"pid": 100, "tid": 101, "ppid": 1, "uid": 0, "gid": 0, "comm": "evil"}
     Event.model_validate(e)
@@ -30,36 +38,63 @@ def test_openat() -> None:
 
 def test_exec_record() -> None:
     argv = b"/bin/x\0-a\0b c\0"
-    raw = D.EXEC.pack(*hdr(2, (0, 5, 0x1000, 0, 0, 0), flags=D.F_EXE_MEMFD | D.F_EXE_DELETED, aux=len(argv)),
-                      b"/dev/fd/5", argv, b"/tmp/x.so", b"", b"memfd:x", b"libpod-" + b"a" * 64, b"libpod_parent",
-                      *NO_STDIO)
+    raw = D.EXEC.pack(
+        *hdr(2, (0, 5, 0x1000, 0, 0, 0), flags=D.F_EXE_MEMFD | D.F_EXE_DELETED, aux=len(argv)),
+        b"/dev/fd/5",
+        argv,
+        b"/tmp/x.so",
+        b"",
+        b"memfd:x",
+        b"libpod-" + b"a" * 64,
+        b"libpod_parent",
+        *NO_STDIO,
+    )
     e = D.Decoder("h", 0.0).decode(raw)
     assert e["cgroup_name"] == "libpod_parent/libpod-" + "a" * 64
     a = e["args"]
     assert a["argv"] == ["/bin/x", "-a", "b c"] and a["flags"] == ["AT_EMPTY_PATH"] and a["dirfd"] == 5
-    assert a["exe_memfd"] and a["exe_deleted"] and a["ld_preload"] == "/tmp/x.so" and a["ld_library_path"] is None
+    assert (
+        a["exe_memfd"]
+        and a["exe_deleted"]
+        and a["ld_preload"] == "/tmp/x.so"
+        and a["ld_library_path"] is None
+    )
 
 
 NO_STDIO = (0,) * 16
 
 
-def stdio(rdev: tuple[int, ...], family: tuple[int, ...], ftype: tuple[int, ...], is_open: tuple[int, ...]) -> tuple[int, ...]:
+def stdio(
+    rdev: tuple[int, ...], family: tuple[int, ...], ftype: tuple[int, ...], is_open: tuple[int, ...]
+) -> tuple[int, ...]:
     return (*rdev, 0, *family, 0, *ftype, 0, *is_open, 0)
 
 
 def test_exec_stdio() -> None:
     """fd facts: socket + family, pipe, tty by device major, /dev/null, closed, anonymous inode."""
+
     def decode(facts: tuple[int, ...], ret: int = 0) -> dict[str, object]:
         raw = D.EXEC.pack(*hdr(1, ret=ret), b"/bin/sh", b"", b"", b"", b"sh", b"", b"", *facts)
         return D.Decoder("h", 0.0).decode(raw)["args"]
 
     tty = (136 << 20) | 3
     a = decode(stdio((0, 0, tty), (2, 10, 0), (0xC, 0xC, 0x2), (1, 1, 1)))
-    assert a["stdio"] == {"stdin": "socket", "stdin_family": "AF_INET", "stdout": "socket",
-                          "stdout_family": "AF_INET6", "stderr": "tty", "network": ["stdin", "stdout"]}
+    assert a["stdio"] == {
+        "stdin": "socket",
+        "stdin_family": "AF_INET",
+        "stdout": "socket",
+        "stdout_family": "AF_INET6",
+        "stderr": "tty",
+        "network": ["stdin", "stdout"],
+    }
     a = decode(stdio(((1 << 20) | 3, 0, 0), (0, 1, 0), (0x2, 0xC, 0x1), (1, 1, 1)))
-    assert a["stdio"] == {"stdin": "null", "stdout": "socket", "stdout_family": "AF_UNIX", "stderr": "pipe",
-                          "network": []}
+    assert a["stdio"] == {
+        "stdin": "null",
+        "stdout": "socket",
+        "stdout_family": "AF_UNIX",
+        "stderr": "pipe",
+        "network": [],
+    }
     a = decode(stdio((0, 0, 0), (0, 0, 0), (0x8, 0, 0), (1, 0, 1)))
     assert a["stdio"] == {"stdin": "file", "stdout": "closed", "stderr": "other", "network": []}
     assert "stdio" not in decode(NO_STDIO, ret=-2)  # a failed exec has no new image
@@ -68,8 +103,14 @@ def test_exec_stdio() -> None:
 def test_mprotect_w_to_x() -> None:
     raw = D.EVENT.pack(*hdr(7, (0x7000, 4096, 5, 0, 0, 0), flags=D.F_W_TO_X | D.F_PREV_KNOWN, aux=3), b"")
     a = D.Decoder("h", 0.0).decode(raw)["args"]
-    assert a == {"addr": 0x7000, "len": 4096, "prot": ["PROT_READ", "PROT_EXEC"],
-                 "prev_prot": ["PROT_READ", "PROT_WRITE"], "wx": False, "w_to_x": True}
+    assert a == {
+        "addr": 0x7000,
+        "len": 4096,
+        "prot": ["PROT_READ", "PROT_EXEC"],
+        "prev_prot": ["PROT_READ", "PROT_WRITE"],
+        "wx": False,
+        "w_to_x": True,
+    }
     raw = D.EVENT.pack(*hdr(7, (0x7000, 4096, 7, 0, 0, 0), flags=D.F_WX), b"")
     a = D.Decoder("h", 0.0).decode(raw)["args"]
     assert a["prev_prot"] is None and a["wx"] is True
@@ -79,7 +120,9 @@ def test_connect_ipv4_ipv6() -> None:
     sa = struct.pack("<H", 2) + struct.pack(">H", 4444) + socket.inet_aton("10.1.2.3")
     a = D.Decoder("h", 0.0).decode(D.EVENT.pack(*hdr(14, (3, 0, 16, 0, 0, 0), ret=-111), sa))["args"]
     assert a == {"fd": 3, "family": "AF_INET", "addr": "10.1.2.3", "port": 4444}
-    sa6 = struct.pack("<H", 10) + struct.pack(">H", 443) + b"\0" * 4 + socket.inet_pton(socket.AF_INET6, "::1")
+    sa6 = (
+        struct.pack("<H", 10) + struct.pack(">H", 443) + b"\0" * 4 + socket.inet_pton(socket.AF_INET6, "::1")
+    )
     a = D.Decoder("h", 0.0).decode(D.EVENT.pack(*hdr(14, (3, 0, 28, 0, 0, 0)), sa6))["args"]
     assert a["family"] == "AF_INET6" and a["addr"] == "::1" and a["port"] == 443
 

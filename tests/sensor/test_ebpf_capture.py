@@ -15,7 +15,9 @@ pytestmark = pytest.mark.ebpf
 
 
 def one(events: list[dict[str, Any]], syscall: str, **match: Any) -> dict[str, Any]:
-    found = [e for e in events if e["syscall"] == syscall and all(e["args"].get(k) == v for k, v in match.items())]
+    found = [
+        e for e in events if e["syscall"] == syscall and all(e["args"].get(k) == v for k, v in match.items())
+    ]
     assert found, f"no {syscall} {match} among {[(e['syscall'], e['args']) for e in events]}"
     return found[0]
 
@@ -67,7 +69,9 @@ def test_exec_env_and_lineage(collector: Collector) -> None:
     env = {**os.environ, "LD_PRELOAD": "/tmp/evil.so", "LD_LIBRARY_PATH": "/opt/evil"}
     p = subprocess.run(["/bin/sh", "-c", "/bin/true one two"], env=env, check=False)
     assert p.returncode == 0
-    found = collector.wait_for(lambda e: e["syscall"] == "execve" and e["args"]["argv"] == ["/bin/true", "one", "two"])
+    found = collector.wait_for(
+        lambda e: e["syscall"] == "execve" and e["args"]["argv"] == ["/bin/true", "one", "two"]
+    )
     assert found, "exec of /bin/true not seen"
     x = found[0]
     assert x["args"]["ld_preload"] == "/tmp/evil.so" and x["args"]["ld_library_path"] == "/opt/evil"
@@ -143,13 +147,22 @@ def test_lifecycle(collector: Collector) -> None:
     sh = p.pid
     ex = collector.wait_for(lambda e: e["syscall"] == "process_exit" and e["process"]["pid"] == sh)
     assert ex and ex[0]["args"]["exit_code"] == 3
-    x = [e for e in collector.events if e["syscall"] == "execve" and e["args"]["argv"] == ["/bin/true", "lifecycle"]]
+    x = [
+        e
+        for e in collector.events
+        if e["syscall"] == "execve" and e["args"]["argv"] == ["/bin/true", "lifecycle"]
+    ]
     assert x and x[0]["process"]["ppid"] == sh
     child = x[0]["process"]["pid"]
-    forks = [e for e in collector.events if e["syscall"] == "process_fork" and e["args"]["child_pid"] == child]
+    forks = [
+        e for e in collector.events if e["syscall"] == "process_fork" and e["args"]["child_pid"] == child
+    ]
     assert forks and forks[0]["process"]["pid"] == sh
     assert x[0]["process"]["ancestors"][0] == {
-        "pid": sh, "exe": "/bin/sh", "comm": "sh", "cmdline": "/bin/sh -c /bin/true lifecycle; exit 3"
+        "pid": sh,
+        "exe": "/bin/sh",
+        "comm": "sh",
+        "cmdline": "/bin/sh -c /bin/true lifecycle; exit 3",
     }
 
 
@@ -194,8 +207,10 @@ def test_runtime_allowlist_and_rate_limit(collector: Collector) -> None:
 
         before = prog.counters()["rate_limited"]
         prog.set_rate_limit(5)
-        script = "import os\nfor _ in range(200): os.close(os.open('/etc/hostname', os.O_RDONLY))\n" \
-                 "os.close(os.open('/tmp/.memtrail-rl', os.O_WRONLY | os.O_CREAT))\nos.unlink('/tmp/.memtrail-rl')"
+        script = (
+            "import os\nfor _ in range(200): os.close(os.open('/etc/hostname', os.O_RDONLY))\n"
+            "os.close(os.open('/tmp/.memtrail-rl', os.O_WRONLY | os.O_CREAT))\nos.unlink('/tmp/.memtrail-rl')"
+        )
         p = subprocess.Popen([sys.executable, "-c", script])
         p.wait()
         collector.wait_for(lambda e: e["syscall"] == "process_exit" and e["process"]["pid"] == p.pid)
@@ -215,8 +230,10 @@ def test_write_opens_have_their_own_prefixes(collector: Collector) -> None:
     import uuid
 
     path = f"/var/log/memtrail-test-{uuid.uuid4().hex[:8]}.log"
-    script = (f"import os\nfd = os.open({path!r}, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)\nos.close(fd)\n"
-              f"os.close(os.open({path!r}, os.O_RDONLY))\nos.unlink({path!r})")
+    script = (
+        f"import os\nfd = os.open({path!r}, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)\nos.close(fd)\n"
+        f"os.close(os.open({path!r}, os.O_RDONLY))\nos.unlink({path!r})"
+    )
     p = subprocess.Popen([sys.executable, "-c", script])
     p.wait()
     collector.wait_for(lambda e: e["syscall"] == "process_exit" and e["process"]["pid"] == p.pid)
@@ -252,16 +269,21 @@ def _reverse_shell(collector: Collector, argv: list[str]) -> tuple[int, list[dic
         srv.bind(("127.0.0.1", 0))
         srv.listen(1)
         port = srv.getsockname()[1]
-        p = subprocess.Popen([sys.executable, "-c", REVERSE_SHELL, str(port), *argv], stdin=subprocess.DEVNULL)
+        p = subprocess.Popen(
+            [sys.executable, "-c", REVERSE_SHELL, str(port), *argv], stdin=subprocess.DEVNULL
+        )
         srv.settimeout(30)
         conn, _ = srv.accept()
         with conn:
             assert p.wait(timeout=30) == 0
-    found = collector.wait_for(lambda e: e["syscall"] == "execve" and e["process"]["pid"] == p.pid
-                               and e["args"]["argv"] == argv)
+    found = collector.wait_for(
+        lambda e: e["syscall"] == "execve" and e["process"]["pid"] == p.pid and e["args"]["argv"] == argv
+    )
     assert found, f"exec of {argv} not seen"
     collector.wait_for(lambda e: e["syscall"] == "process_exit" and e["process"]["pid"] == p.pid)
-    return p.pid, sorted((e for e in collector.events if e["process"]["pid"] == p.pid), key=lambda e: e["ts_ns"])
+    return p.pid, sorted(
+        (e for e in collector.events if e["process"]["pid"] == p.pid), key=lambda e: e["ts_ns"]
+    )
 
 
 def test_reverse_shell_stdio_is_a_socket(collector: Collector) -> None:
@@ -273,8 +295,14 @@ def test_reverse_shell_stdio_is_a_socket(collector: Collector) -> None:
     assert c["ret"] == 0 and c["args"]["family"] == "AF_INET"
     x = one(ev, "execve", argv=["/bin/sh", "-c", "exit 0"])
     assert x["args"]["stdio"] == {
-        "stdin": "socket", "stdin_family": "AF_INET", "stdout": "socket", "stdout_family": "AF_INET",
-        "stderr": "socket", "stderr_family": "AF_INET", "network": ["stdin", "stdout", "stderr"]}
+        "stdin": "socket",
+        "stdin_family": "AF_INET",
+        "stdout": "socket",
+        "stdout_family": "AF_INET",
+        "stderr": "socket",
+        "stderr_family": "AF_INET",
+        "network": ["stdin", "stdout", "stderr"],
+    }
     # the python child's own exec (stdin /dev/null, the test's stdout) has no socket stdio
     py = [e for e in ev if e["syscall"] == "execve" and e is not x]
     assert py and py[0]["args"]["stdio"]["stdin"] == "null" and py[0]["args"]["stdio"]["network"] == []
@@ -300,10 +328,18 @@ def test_interpreter_on_a_socket_and_plain_exec(collector: Collector) -> None:
     assert "MT-NET-004" in ids and "MT-NET-003" not in ids, sorted(ids)
 
     # a plain exec from the test: pipe and /dev/null, no socket, no reverse-shell alert
-    p = subprocess.run(["/bin/true", "stdio-plain"], stdin=subprocess.DEVNULL, capture_output=True,
-                       check=True)
+    p = subprocess.run(
+        ["/bin/true", "stdio-plain"], stdin=subprocess.DEVNULL, capture_output=True, check=True
+    )
     assert p.returncode == 0
-    found = collector.wait_for(lambda e: e["syscall"] == "execve" and e["args"]["argv"] == ["/bin/true", "stdio-plain"])
-    assert found and found[0]["args"]["stdio"] == {"stdin": "null", "stdout": "pipe", "stderr": "pipe", "network": []}
+    found = collector.wait_for(
+        lambda e: e["syscall"] == "execve" and e["args"]["argv"] == ["/bin/true", "stdio-plain"]
+    )
+    assert found and found[0]["args"]["stdio"] == {
+        "stdin": "null",
+        "stdout": "pipe",
+        "stderr": "pipe",
+        "network": [],
+    }
     engine = load_engine([DEFAULT_PATTERNS_DIR])
     assert not {a.rule.id for a in engine.process_batch(found)} & {"MT-NET-003", "MT-NET-004", "MT-NET-005"}

@@ -19,27 +19,47 @@ from .test_pipeline import consume_all
 CID = "e" * 64
 POD: dict[str, Any] = {
     "metadata": {"name": "web-0", "namespace": "prod", "uid": "u-1", "labels": {"app": "web"}},
-    "spec": {"nodeName": "node-a", "containers": [{"name": "nginx", "securityContext": {"privileged": True}},
-                                                   {"name": "sidecar"}]},
-    "status": {"containerStatuses": [
-        {"name": "nginx", "image": "nginx:1.25", "imageID": "sha256:1", "containerID": f"containerd://{CID}",
-         "state": {"running": {}}},
-        {"name": "sidecar", "image": "envoy", "state": {"waiting": {}}},  # not started: no id yet
-    ]},
+    "spec": {
+        "nodeName": "node-a",
+        "containers": [{"name": "nginx", "securityContext": {"privileged": True}}, {"name": "sidecar"}],
+    },
+    "status": {
+        "containerStatuses": [
+            {
+                "name": "nginx",
+                "image": "nginx:1.25",
+                "imageID": "sha256:1",
+                "containerID": f"containerd://{CID}",
+                "state": {"running": {}},
+            },
+            {"name": "sidecar", "image": "envoy", "state": {"waiting": {}}},  # not started: no id yet
+        ]
+    },
 }
 
 
-@pytest.mark.parametrize(("raw", "expected"), [
-    (f"containerd://{CID}", (CID, "containerd")), (f"docker://{CID}", (CID, "docker")),
-    (f"cri-o://{CID}", (CID, "cri-o")), (CID, (CID, None)),
-])
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (f"containerd://{CID}", (CID, "containerd")),
+        (f"docker://{CID}", (CID, "docker")),
+        (f"cri-o://{CID}", (CID, "cri-o")),
+        (CID, (CID, None)),
+    ],
+)
 def test_split_container_id(raw: str, expected: tuple[str, str | None]) -> None:
     assert split_container_id(raw) == expected
 
 
 def test_metas_from_pod() -> None:
     [m] = metas_from_pod(POD)
-    assert (m.id, m.name, m.image, m.runtime, m.state) == (CID, "nginx", "nginx:1.25", "containerd", "running")
+    assert (m.id, m.name, m.image, m.runtime, m.state) == (
+        CID,
+        "nginx",
+        "nginx:1.25",
+        "containerd",
+        "running",
+    )
     assert (m.pod_name, m.pod_namespace, m.pod_uid, m.labels) == ("web-0", "prod", "u-1", {"app": "web"})
     assert m.privileged is True and m.host == "node-a"
 
@@ -69,7 +89,9 @@ def fake_api() -> Iterator[tuple[str, list[str], dict[str, Any]]]:
 
 
 @pytest.mark.broker
-def test_pod_watcher_publishes_changes(settings: Settings, fake_api: tuple[str, list[str], dict[str, Any]]) -> None:
+def test_pod_watcher_publishes_changes(
+    settings: Settings, fake_api: tuple[str, list[str], dict[str, Any]]
+) -> None:
     url, queries, state = fake_api
     w = PodWatcher(settings, url, "tok", "node-a", interval_s=3600)
     try:
@@ -80,6 +102,8 @@ def test_pod_watcher_publishes_changes(settings: Settings, fake_api: tuple[str, 
         assert w.sync() == 1  # the pod is gone: a "removed" record
     finally:
         w.stop()
-    msgs = consume_all(settings.kafka.bootstrap or "", settings.topics.containers, until=lambda out: len(out) >= 2)
+    msgs = consume_all(
+        settings.kafka.bootstrap or "", settings.topics.containers, until=lambda out: len(out) >= 2
+    )
     assert [m["key"] for m in msgs] == [CID.encode(), CID.encode()]
     assert msgs[0]["value"]["pod_name"] == "web-0" and msgs[1]["value"]["state"] == "removed"

@@ -40,7 +40,9 @@ def layout(tmp_path_factory: pytest.TempPathFactory) -> dict[str, int]:
         pytest.skip("gcc not installed")
     d = tmp_path_factory.mktemp("layout")
     (d / "layout.c").write_text(PROGRAM)
-    subprocess.run(["gcc", "-I", str(Path(HEADER).parent), "-o", str(d / "layout"), str(d / "layout.c")], check=True)
+    subprocess.run(
+        ["gcc", "-I", str(Path(HEADER).parent), "-o", str(d / "layout"), str(d / "layout.c")], check=True
+    )
     out = subprocess.run([str(d / "layout")], capture_output=True, text=True, check=True).stdout
     return {k: int(v) for k, v in (line.rsplit(" ", 1) for line in out.splitlines())}
 

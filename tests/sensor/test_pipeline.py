@@ -23,15 +23,23 @@ pytestmark = [pytest.mark.ebpf, pytest.mark.broker, pytest.mark.slow]
 
 def consume_all(bootstrap: str, topic: str, timeout: float = 10.0, until: Any = None) -> list[dict[str, Any]]:
     """Every message of ``topic`` from the beginning (no consumer group: no join delay)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4()}", "enable.auto.commit": False,
-                  "fetch.wait.max.ms": 50})
+    c = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"t-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 50,
+        }
+    )
     out: list[dict[str, Any]] = []
     try:
         deadline = time.monotonic() + timeout
         parts: list[int] = []
         while not parts and time.monotonic() < deadline:
             md = c.list_topics(topic, timeout=5)
-            parts = list(md.topics[topic].partitions) if topic in md.topics and not md.topics[topic].error else []
+            parts = (
+                list(md.topics[topic].partitions) if topic in md.topics and not md.topics[topic].error else []
+            )
             if not parts:
                 time.sleep(0.2)
         c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in parts])
@@ -51,8 +59,13 @@ def events_of(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def markers(msgs: list[dict[str, Any]], tag: str) -> set[str]:
-    return {e["args"]["argv"][1] for e in events_of(msgs)
-            if e["syscall"] == "execve" and len(e["args"].get("argv", [])) > 1 and e["args"]["argv"][1].startswith(tag)}
+    return {
+        e["args"]["argv"][1]
+        for e in events_of(msgs)
+        if e["syscall"] == "execve"
+        and len(e["args"].get("argv", [])) > 1
+        and e["args"]["argv"][1].startswith(tag)
+    }
 
 
 def fire(tag: str, n: int) -> set[str]:
@@ -86,8 +99,9 @@ def broker() -> Iterator[LocalBroker]:
 @pytest.fixture(scope="module")
 def running(broker: LocalBroker, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     settings = Settings(kafka=KafkaSettings(bootstrap=broker.bootstrap, local_broker=True))
-    cfg = SensorSettings(spool_dir=tmp_path_factory.mktemp("spool"), delivery_timeout_ms=3000,
-                         heartbeat_interval_s=1.0)
+    cfg = SensorSettings(
+        spool_dir=tmp_path_factory.mktemp("spool"), delivery_timeout_ms=3000, heartbeat_interval_s=1.0
+    )
     r = Running(settings, cfg)
     yield r
     r.close()
@@ -101,11 +115,20 @@ def test_round_trip(running: Running, broker: LocalBroker) -> None:
     assert markers(msgs, tag) == want
     m = next(m for m in msgs if m["value"]["key"] == f"host:{running.sensor.host}")
     assert m["key"] == m["value"]["key"].encode() and m["value"]["v"] == 1
-    ev = next(e for e in events_of(msgs)
-              if e["syscall"] == "execve" and len(e["args"]["argv"]) > 1 and e["args"]["argv"][1] in want)
+    ev = next(
+        e
+        for e in events_of(msgs)
+        if e["syscall"] == "execve" and len(e["args"]["argv"]) > 1 and e["args"]["argv"][1] in want
+    )
     assert ev["container_id"] is None and ev["process"]["exe"] == "/bin/true"
-    hb = consume_all(broker.bootstrap, running.sensor.settings.topics.heartbeats, until=lambda out: len(out) >= 1)
-    assert hb and hb[0]["value"]["host"] == running.sensor.host and "sched:sched_process_exec" in hb[0]["value"]["programs"]
+    hb = consume_all(
+        broker.bootstrap, running.sensor.settings.topics.heartbeats, until=lambda out: len(out) >= 1
+    )
+    assert (
+        hb
+        and hb[0]["value"]["host"] == running.sensor.host
+        and "sched:sched_process_exec" in hb[0]["value"]["programs"]
+    )
 
 
 def test_broker_restart_loses_nothing(running: Running, broker: LocalBroker) -> None:

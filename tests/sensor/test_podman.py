@@ -23,9 +23,15 @@ RUN = [*PODMAN, "run", "--rm", *OPTS]
 
 def _static_busybox() -> Path:
     bb = Path("/bin/busybox")
-    out = subprocess.run(["file", "-L", str(bb)], capture_output=True, text=True).stdout if shutil.which("file") else ""
+    out = (
+        subprocess.run(["file", "-L", str(bb)], capture_output=True, text=True).stdout
+        if shutil.which("file")
+        else ""
+    )
     if not bb.exists() or ("statically linked" not in out and out):
-        pytest.fail("a static /bin/busybox is needed (Debian busybox-static; scripts/bootstrap.sh test installs it)")
+        pytest.fail(
+            "a static /bin/busybox is needed (Debian busybox-static; scripts/bootstrap.sh test installs it)"
+        )
     return bb
 
 
@@ -62,22 +68,39 @@ def test_container_id_inside_and_null_on_host(image: str, collector: Collector) 
     marker = f"mt{uuid.uuid4().hex[:8]}"
     name = f"memtrail-test-{marker}"
     p = subprocess.run(
-        [*RUN, "--name", name, image, "/bin/sh", "-c", f"cat /etc/hostname /proc/self/cgroup; /bin/true {marker}"],
-        capture_output=True, text=True, timeout=120,
+        [
+            *RUN,
+            "--name",
+            name,
+            image,
+            "/bin/sh",
+            "-c",
+            f"cat /etc/hostname /proc/self/cgroup; /bin/true {marker}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert p.returncode == 0, p.stderr
     inside = [line for line in p.stdout.splitlines() if "libpod-" in line]
     assert inside, p.stdout
     cid = inside[0].rsplit("libpod-", 1)[1].removesuffix(".scope")[:64]
-    found = collector.wait_for(lambda e: e["syscall"] == "execve" and e["args"]["argv"] == ["/bin/true", marker])
+    found = collector.wait_for(
+        lambda e: e["syscall"] == "execve" and e["args"]["argv"] == ["/bin/true", marker]
+    )
     assert found, "exec inside the container not seen"
     ev = found[0]
     assert ev["container_id"] == cid
     assert ev["cgroup_id"] != 0
-    opens = [e for e in collector.events if e["container_id"] == cid and e["syscall"] == "openat"
-             and e["args"]["path"] == "/etc/hostname"]
+    opens = [
+        e
+        for e in collector.events
+        if e["container_id"] == cid and e["syscall"] == "openat" and e["args"]["path"] == "/etc/hostname"
+    ]
     assert opens, "open of /etc/hostname inside the container not attributed"
     host = subprocess.run(["/bin/true", marker + "-host"], check=True)
     assert host.returncode == 0
-    h = collector.wait_for(lambda e: e["syscall"] == "execve" and e["args"]["argv"] == ["/bin/true", marker + "-host"])
+    h = collector.wait_for(
+        lambda e: e["syscall"] == "execve" and e["args"]["argv"] == ["/bin/true", marker + "-host"]
+    )
     assert h and h[0]["container_id"] is None

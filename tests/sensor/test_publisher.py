@@ -28,8 +28,9 @@ def test_batches_are_keyed_and_bounded(settings: Settings, tmp_path: Path) -> No
         pub.add(e)
     pub.flush()
     pub.close()
-    msgs = consume_all(settings.kafka.bootstrap or "", settings.topics.raw,
-                       until=lambda out: len(events_of(out)) >= 60)
+    msgs = consume_all(
+        settings.kafka.bootstrap or "", settings.topics.raw, until=lambda out: len(events_of(out)) >= 60
+    )
     assert len(events_of(msgs)) == 60 and pub.published_events == 60
     assert {m["key"] for m in msgs} == {b"host:" + settings.host_name.encode(), CID.encode()}
     assert all(m["key"].decode() == m["value"]["key"] for m in msgs)
@@ -54,6 +55,7 @@ def test_shutdown_without_broker_spools_then_replays(settings: Settings, tmp_pat
         time.sleep(0.1)
     again.close()
     assert not again.spooling and again.spool.depth == 0
-    msgs = consume_all(settings.kafka.bootstrap or "", settings.topics.raw,
-                       until=lambda out: len(events_of(out)) >= 25)
+    msgs = consume_all(
+        settings.kafka.bootstrap or "", settings.topics.raw, until=lambda out: len(events_of(out)) >= 25
+    )
     assert sorted(e["id"] for e in events_of(msgs)) == sorted(e["id"] for e in _events(25, "offline"))

@@ -18,9 +18,19 @@ from typing import Any
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
-SYS = {"open": 2, "mmap": 9, "mprotect": 10, "ptrace": 101, "unshare": 272, "setns": 308,
-       "process_vm_readv": 310, "process_vm_writev": 311, "execveat": 322, "openat2": 437,
-       "memfd_create": 319}
+SYS = {
+    "open": 2,
+    "mmap": 9,
+    "mprotect": 10,
+    "ptrace": 101,
+    "unshare": 272,
+    "setns": 308,
+    "process_vm_readv": 310,
+    "process_vm_writev": 311,
+    "execveat": 322,
+    "openat2": 437,
+    "memfd_create": 319,
+}
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_PRIVATE, MAP_ANONYMOUS = 2, 0x20
 
@@ -49,10 +59,24 @@ def main(action: str) -> None:
             tf.write(b"/etc/hostname\0")
             tf.flush()
             libc.mmap.restype = ctypes.c_void_p
-            libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+            libc.mmap.argtypes = [
+                ctypes.c_void_p,
+                ctypes.c_size_t,
+                ctypes.c_int,
+                ctypes.c_int,
+                ctypes.c_int,
+                ctypes.c_long,
+            ]
             base = libc.mmap(None, 4096, mmap.PROT_READ, mmap.MAP_SHARED, tf.fileno(), 0)
-            fd = int(libc.syscall(ctypes.c_long(257), ctypes.c_long(-100), ctypes.c_void_p(base),
-                                  ctypes.c_long(os.O_RDONLY), ctypes.c_long(0)))
+            fd = int(
+                libc.syscall(
+                    ctypes.c_long(257),
+                    ctypes.c_long(-100),
+                    ctypes.c_void_p(base),
+                    ctypes.c_long(os.O_RDONLY),
+                    ctypes.c_long(0),
+                )
+            )
             os.close(fd)
         fd = os.open("/proc/self/status", os.O_RDONLY | os.O_NONBLOCK)
         os.close(fd)
