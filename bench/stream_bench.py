@@ -33,6 +33,7 @@ from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 from memtrail.broker import LocalBroker, free_port
 from memtrail.kafka import consumer_config, ensure_topics, producer_config
 from memtrail.settings import KafkaSettings, Settings
+from schemas.containers import ContainerMeta
 
 HOST = "benchhost"
 # librdkafka's idempotent producer sees 0.5-1 s tail latencies on Tansu (p99 of a paced
@@ -124,6 +125,34 @@ class Gen:
 
 def batch_msg(key: str, events: list[dict[str, Any]]) -> tuple[bytes, bytes]:
     return key.encode(), orjson.dumps({"v": 1, "host": HOST, "key": key, "events": events})
+
+
+def container_meta(cid: str) -> dict[str, Any]:
+    """A ContainerMeta as the sensor's watcher publishes it (a pod container: ~600 bytes)."""
+    n = int(cid, 16)
+    return ContainerMeta(
+        id=cid,
+        name=f"k8s_web_web-{n}_default_{n:08x}",
+        image="docker.io/library/nginx:1.25",
+        image_id="sha256:" + "ab" * 32,
+        labels={"app": "web", "io.kubernetes.pod.name": f"web-{n}", "io.kubernetes.pod.namespace": "default"},
+        runtime="containerd",
+        pod_name=f"web-{n}",
+        pod_namespace="default",
+        pod_uid=f"{n:08x}-0000-4000-8000-000000000000",
+        privileged=False,
+        mounts=[{"source": "/var/lib/kubelet/pods/x/volumes/cfg", "destination": "/etc/nginx", "mode": "ro"}],
+        host=HOST,
+        state="running",
+        updated=time.time(),
+    ).model_dump(mode="json")
+
+
+def produce_containers(settings: Settings) -> None:
+    p = Producer(producer_config(settings.kafka, **FEED))
+    for cid in CONTAINERS:
+        p.produce(settings.topics.containers, key=cid.encode(), value=orjson.dumps(container_meta(cid)))
+    p.flush(30)
 
 
 def produce_load(settings: Settings, n: int, batch: int, attacks_every: int) -> int:
@@ -268,6 +297,8 @@ def run(n_workers: int, args: argparse.Namespace, broker: LocalBroker, workdir: 
     for name, value in s.topics.model_dump().items():
         setattr(s.topics, name, f"{value}.{tag}")
     ensure_topics(s)
+    if args.containers:
+        produce_containers(s)
     t0 = time.perf_counter()
     n = produce_load(s, args.events, args.batch, args.attacks_every)
     produce_s = time.perf_counter() - t0
@@ -312,6 +343,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rate", type=float, default=50.0, help="latency phase: attacks per second")
     ap.add_argument("--background", type=int, default=50, help="latency phase: normal events per attack")
     ap.add_argument("--timeout", type=float, default=600.0)
+    ap.add_argument(
+        "--containers",
+        action="store_true",
+        help="publish ContainerMeta for the 64 containers first, so the enrichment joins every "
+        "container event (without it nothing is joined and batches are forwarded as they came)",
+    )
     args = ap.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="memtrail-bench-"))
     rows = []
@@ -331,7 +368,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{r['per_worker']:>12,.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['alerts']:>4}/{r['attacks']:<4}"
         )
     print(
-        f"(partitions {args.partitions}, {args.batch} events/message, {os.cpu_count()} CPUs; logs in {workdir})"
+        f"(partitions {args.partitions}, {args.batch} events/message, "
+        f"container metadata {'joined' if args.containers else 'absent'}, {os.cpu_count()} CPUs; logs in {workdir})"
     )
 
 

@@ -35,6 +35,11 @@ class StreamOptions(BaseSettings):
     flush_interval_s: float = Field(default=1.0, gt=0)
     #: Fetch long-poll wait used with the local broker (Faust hard-codes 1500 ms; Tansu sleeps on it).
     local_fetch_wait_ms: int = 20
+    #: Compression of what the worker produces (enriched batches, alerts): lz4, zstd, gzip,
+    #: snappy or "" for none.
+    producer_compression: str = "lz4"
+    #: lz4 level for it: 0-2 is LZ4's fast mode; aiokafka's own default 9 is LZ4-HC, ~10x slower.
+    lz4_level: int = Field(default=0, ge=0, le=16)
     datadir: Path | None = None
     #: "module:function" returning an engine factory; default: patterns.engine.api.load_engine.
     engine_factory: str | None = None

@@ -26,6 +26,22 @@ def enrich_events(events: list[dict[str, Any]], containers: Mapping[str, Mapping
     return filled
 
 
+def detach_containers(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Move the joined ContainerMeta out of the events into one table per message (in place).
+
+    The enriched topic then carries each container once per message, not a ~600-byte copy
+    per event that the correlation agent would decode 500 times (``batches.attach_containers``
+    puts it back). An event whose container differs from the table's entry keeps its own.
+    """
+    table: dict[str, Any] = {}
+    for ev in events:
+        meta = ev.get("container")
+        cid = ev.get("container_id")
+        if meta is not None and cid and table.setdefault(cid, meta) is meta:
+            ev["container"] = None
+    return table
+
+
 def annotate_trails(events: list[dict[str, Any]], matcher: TrailMatcher) -> int:
     """Replace connect events whose destination is on a trail list by their annotated copy
     (``args.trail``); returns how many matched. Other events are untouched."""

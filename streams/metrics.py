@@ -33,3 +33,7 @@ ANNOTATED = Counter(
     "Events annotated by the enrichment from other sources (trail: args.trail; k8s_session: stamped)",
     ["kind"],
 )
+FORWARDED = Counter(
+    "memtrail_stream_forwarded_batches_total",
+    "Raw messages forwarded to the enriched topic as they were (nothing to join or annotate)",
+)

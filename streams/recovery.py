@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from memtrail.kafka import consumer_config
 from memtrail.settings import KafkaSettings
+from streams.batches import attach_containers
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def replay_batches(
                 events = doc.get("events")
                 if isinstance(events, list):
                     if events:
-                        yield events
+                        yield attach_containers(doc, events)
                 elif isinstance(doc.get("syscall"), str):  # one event per message (memtrail.k8s.audit)
                     yield [doc]
         if pos < committed:

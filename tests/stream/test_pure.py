@@ -15,10 +15,10 @@ from schemas.alerts import Alert, HostRef, KubernetesRef, ProcessRef, Rule, Tech
 from sensors.k8s_audit.sessions import session_event
 from sinks.console import format_alert
 from sinks.jsonl import JsonlSink
-from streams.batches import check_event, decode_batch, encode_batch
+from streams.batches import attach_containers, check_event, decode_batch, encode_batch
 from streams.correlate import Correlator, default_engine_factory
 from streams.deadletter import dead_letter, reason_label
-from streams.enrich import enrich_events
+from streams.enrich import detach_containers, enrich_events
 from streams.grouping import Grouper
 from tests.stream.helpers import batch, event, memfd_pair
 
@@ -66,6 +66,70 @@ def test_decode_bad_event_is_rejected_alone() -> None:
 
 def test_check_event_refuses_bool_for_int() -> None:
     assert check_event({**event("x"), "ts_ns": True}) == "event field 'ts_ns' has type bool"
+
+
+class _Str(str):
+    pass
+
+
+class _Dict(dict):
+    pass
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {},
+        {"args": None},
+        {"container_id": "c" * 64},
+        {"time": 17},
+        {"ts_ns": True},
+        {"ts_ns": 1.5},
+        {"time": False},
+        {"id": None},
+        {"host": 3},
+        {"syscall": _Str("execve")},  # a str subclass: accepted by the full check
+        {"process": _Dict(pid=1, tid=1, ppid=0)},
+        {"process": {"pid": 1, "tid": True, "ppid": 0}},
+        {"process": {"pid": 1, "tid": 1}},
+        {"process": []},
+        {"args": []},
+        {"container_id": 5},
+    ],
+)
+def test_check_fast_path_agrees_with_the_full_check(change: dict[str, object]) -> None:
+    from streams.batches import _why_not_event
+
+    ev = {**event("execve"), **change}
+    assert check_event(ev) == _why_not_event(ev)
+
+
+def test_decode_marks_batches_that_can_be_forwarded_as_they_came() -> None:
+    assert decode_batch(batch([event("mmap"), event("openat")])[1]).pristine
+    no_args = event("mmap")
+    del no_args["args"]
+    dec = decode_batch(batch([no_args])[1])
+    assert dec.events[0]["args"] == {} and not dec.pristine  # the decoded events differ from the bytes
+    assert not decode_batch(batch([event("mmap"), {"bad": 1}])[1]).pristine  # a rejected event
+    assert not decode_batch(b"[]").pristine
+
+
+def test_enriched_message_carries_each_container_once() -> None:
+    meta = {"id": "c" * 64, "name": "web"}
+    other = {"id": "c" * 64, "name": "came with the event"}
+    evs = [event("mmap", container_id="c" * 64), event("openat", container_id="c" * 64), event("ptrace")]
+    enrich_events(evs, {"c" * 64: meta})
+    evs.append({**event("openat", container_id="c" * 64), "container": other})
+    table = detach_containers(evs)
+    assert table == {"c" * 64: meta}
+    assert [e["container"] for e in evs] == [None, None, None, other]
+    value = encode_batch("k", "h", evs, table)
+    assert value.count(b'"name":"web"') == 1
+    doc = orjson.loads(value)
+    back = attach_containers(doc, doc["events"])
+    assert [e["container"] for e in back] == [meta, meta, None, other]
+    assert back[0]["container"] is back[1]["container"]  # one shared dict, not a copy per event
+    assert "containers" not in orjson.loads(encode_batch("k", "h", evs[2:3], {}))
 
 
 def test_encode_batch_round_trips() -> None:

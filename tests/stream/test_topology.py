@@ -14,6 +14,7 @@ import pytest
 
 from memtrail.kafka import ensure_topics
 from memtrail.settings import Settings
+from streams.batches import attach_containers
 from tests.stream.helpers import (
     ARTIFACTS,
     WorkerProc,
@@ -89,11 +90,13 @@ def test_enrichment_joins_container_name_and_image(settings: Settings) -> None:
         alert = found[0]
         assert alert["container"]["id"] == cid
         assert (alert["container"]["name"], alert["container"]["image"]) == ("web-1", "localhost/nginx:1.25")
-        enriched = [
-            e
+        docs = [
+            orjson.loads(m.value())
             for m in consume(settings, settings.topics.enriched, 1, timeout=5, idle=0.5)
-            for e in orjson.loads(m.value())["events"]
         ]
+        # The container is written once per message (the "containers" table), not per event.
+        assert docs and all(d["containers"][cid]["name"] == "web-1" for d in docs)
+        enriched = [e for d in docs for e in attach_containers(d, d["events"])]
         assert enriched and all(e["container"]["name"] == "web-1" for e in enriched)
         # Host events stay without container.
         produce(settings, settings.topics.raw, [batch([event("ptrace", pid=39999)])])
