@@ -87,7 +87,27 @@ MEMO_MAX_LEN = 512
 _NONE: tuple[Trigger, ...] = ()
 
 
-class _PrefixIndex:
+class _MemoizedLookup:
+    """Per-value result cache for a string index: values (paths, command lines) repeat, so a
+    bounded dict of results beats recomputing; long values are not remembered."""
+
+    memo: dict[str, tuple[Trigger, ...]]
+
+    def _compute(self, v: str) -> tuple[Trigger, ...]:
+        raise NotImplementedError
+
+    def _one(self, v: str) -> tuple[Trigger, ...]:
+        hit = self.memo.get(v)
+        if hit is None:
+            hit = self._compute(v)
+            if len(v) <= MEMO_MAX_LEN:
+                if len(self.memo) >= MEMO_SIZE:
+                    self.memo.clear()
+                self.memo[v] = hit
+        return hit
+
+
+class _PrefixIndex(_MemoizedLookup):
     """Which prefixes a string starts with, by one dict probe per distinct prefix length;
     results are remembered per value (paths and names repeat)."""
 
@@ -113,13 +133,7 @@ class _PrefixIndex:
         return tuple(found) if found else _NONE
 
     def lookup(self, v: str, out: list[Trigger]) -> None:
-        hit = self.memo.get(v)
-        if hit is None:
-            hit = self._compute(v)
-            if len(v) <= MEMO_MAX_LEN:
-                if len(self.memo) >= MEMO_SIZE:
-                    self.memo.clear()
-                self.memo[v] = hit
+        hit = self._one(v)
         if hit:
             out.extend(hit)
 
@@ -130,7 +144,7 @@ def _regex_source(src: str) -> str:
     return f"(?{m.group(1)}:{src[m.end() :]})" if m else f"(?:{src})"
 
 
-class _RegexGroup:
+class _RegexGroup(_MemoizedLookup):
     """Triggers that each require a regex on one field. One combined search rejects most
     values (benign command lines); a value it accepts is tested against each trigger's own
     regexes, and the result is remembered per value."""
@@ -155,16 +169,6 @@ class _RegexGroup:
             return _NONE
         found = [t for t, rxs in self.each if rxs is None or any(r.search(v) for r in rxs)]
         return tuple(found) if found else _NONE
-
-    def _one(self, v: str) -> tuple[Trigger, ...]:
-        hit = self.memo.get(v)
-        if hit is None:
-            hit = self._compute(v)
-            if len(v) <= MEMO_MAX_LEN:
-                if len(self.memo) >= MEMO_SIZE:
-                    self.memo.clear()
-                self.memo[v] = hit
-        return hit
 
     def lookup(self, v: Any, out: list[Trigger]) -> None:
         if isinstance(v, str):
