@@ -34,6 +34,7 @@ from memtrail.broker import LocalBroker, free_port
 from memtrail.kafka import consumer_config, ensure_topics, producer_config
 from memtrail.settings import KafkaSettings, Settings
 from schemas.containers import ContainerMeta
+from schemas.events import synthetic_event
 
 HOST = "benchhost"
 # librdkafka's idempotent producer sees 0.5-1 s tail latencies on Tansu (p99 of a paced
@@ -62,31 +63,17 @@ class Gen:
     ) -> dict[str, Any]:
         self.seq += 1
         cid = None if key.startswith("host:") else key
-        return {
-            "v": 1,
-            "id": f"{HOST}:{self.seq}:{pid}",
-            "ts_ns": self.seq,
-            "time": time.time(),
-            "host": HOST,
-            "syscall": syscall,
-            "ret": ret,
-            "args": args,
-            "process": {
-                "pid": pid,
-                "tid": pid,
-                "ppid": 1,
-                "uid": 0,
-                "gid": 0,
-                "comm": Path(exe).name[:15],
-                "exe": exe,
-                "cmdline": exe,
-                "ancestors": [],
-            },
-            "cgroup_id": 0,
-            "container_id": cid,
-            "container": None,
-            "source": "test",
-        }
+        return synthetic_event(
+            syscall,
+            host=HOST,
+            pid=pid,
+            exe=exe,
+            time_s=time.time(),
+            ts_ns=self.seq,
+            args=args,
+            ret=ret,
+            container_id=cid,
+        )
 
     def normal(self, key: str) -> dict[str, Any]:
         r = self.rnd.random()

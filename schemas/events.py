@@ -73,3 +73,44 @@ class EventBatch(BaseModel):
 
 def partition_key(host: str, container_id: str | None) -> str:
     return container_id or f"host:{host}"
+
+
+def synthetic_event(
+    syscall: str,
+    *,
+    host: str,
+    pid: int,
+    exe: str,
+    time_s: float,
+    ts_ns: int,
+    args: dict[str, Any] | None = None,
+    ret: int | None = 0,
+    container_id: str | None = None,
+    source: str = "test",
+) -> dict[str, Any]:
+    """A minimal valid event as the plain dict the stream tier handles (tests, benchmarks)."""
+    return {
+        "v": EVENT_SCHEMA_VERSION,
+        "id": f"{host}:{ts_ns}:{pid}",
+        "ts_ns": ts_ns,
+        "time": time_s,
+        "host": host,
+        "syscall": syscall,
+        "ret": ret,
+        "args": args or {},
+        "process": {
+            "pid": pid,
+            "tid": pid,
+            "ppid": 1,
+            "uid": 0,
+            "gid": 0,
+            "comm": exe.rsplit("/", 1)[-1][:15],
+            "exe": exe,
+            "cmdline": exe,
+            "ancestors": [],
+        },
+        "cgroup_id": 0,
+        "container_id": container_id,
+        "container": None,
+        "source": source,
+    }

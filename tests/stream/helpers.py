@@ -19,6 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from memtrail.broker import free_port
 from memtrail.kafka import consumer_config, producer_config
 from memtrail.settings import Settings
+from schemas.events import synthetic_event
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -37,31 +38,17 @@ def event(
 ) -> dict[str, Any]:
     t = time.time() if t is None else t
     ts_ns = time.monotonic_ns() + next(_seq)
-    return {
-        "v": 1,
-        "id": f"{host}:{ts_ns}:{pid}",
-        "ts_ns": ts_ns,
-        "time": t,
-        "host": host,
-        "syscall": syscall,
-        "ret": ret,
-        "args": args or {},
-        "process": {
-            "pid": pid,
-            "tid": pid,
-            "ppid": 1,
-            "uid": 0,
-            "gid": 0,
-            "comm": Path(exe).name[:15],
-            "exe": exe,
-            "cmdline": exe,
-            "ancestors": [],
-        },
-        "cgroup_id": 0,
-        "container_id": container_id,
-        "container": None,
-        "source": "test",
-    }
+    return synthetic_event(
+        syscall,
+        host=host,
+        pid=pid,
+        exe=exe,
+        time_s=t,
+        ts_ns=ts_ns,
+        args=args,
+        ret=ret,
+        container_id=container_id,
+    )
 
 
 def memfd_pair(
