@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import ssl
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,11 +21,8 @@ import httpx
 import orjson
 import pytest
 
-from memtrail.broker import LocalBroker, free_port
+from memtrail.broker import LocalBroker
 from memtrail.settings import Settings
-from sensors.k8s_audit.server import build_server
-from sensors.k8s_audit.settings import AuditWebhookSettings
-from sensors.k8s_audit.tls import self_signed
 from tests.stream.conftest import module_settings
 from tests.stream.helpers import (
     ARTIFACTS,
@@ -40,6 +36,7 @@ from tests.stream.helpers import (
     metric,
     produce,
 )
+from tests.webhook_support import running_webhook
 
 pytestmark = pytest.mark.broker
 
@@ -77,22 +74,8 @@ def webhook_url(
     src_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Path]]:
     """The real webhook (uvicorn + TLS) in a thread, publishing to this module's topics."""
-    cert, key = self_signed(tmp_path_factory.mktemp("tls"), ["localhost", "127.0.0.1"])
-    cfg = AuditWebhookSettings(
-        host="127.0.0.1", port=free_port(), cert_file=cert, key_file=key, cluster_name="test-cluster"
-    )
-    server = build_server(src_settings, cfg)
-    t = threading.Thread(target=server.run, name="audit-webhook", daemon=True)
-    t.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert t.is_alive() and time.monotonic() < deadline, "webhook did not start"
-        time.sleep(0.02)
-    try:
-        yield f"https://127.0.0.1:{cfg.port}{cfg.path}", cert
-    finally:
-        server.should_exit = True
-        t.join(10)
+    with running_webhook(src_settings, tmp_path_factory.mktemp("tls")) as (base, path, cert):
+        yield base + path, cert
 
 
 def _iso(t: float) -> str:
