@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import shutil
+import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +145,60 @@ def make_client(
         portainer=portainer,
     )
     return TestClient(create_app(ctx), headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+# Debian's Chromium, headless, with its background traffic off (this machine has no internet).
+CHROME_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1440,1000",
+)
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """A selenium driver for headless Chromium with a throwaway profile."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="memtrail-chromium-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in (*CHROME_FLAGS, f"--user-data-dir={profile}"):
+        opts.add_argument(flag)
+    service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    d = webdriver.Chrome(options=opts, service=service)
+    d.set_page_load_timeout(30)
+    try:
+        yield d
+    finally:
+        d.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+class JsonHandler(BaseHTTPRequestHandler):
+    """Base of the local stand-in servers (OpenSearch, Portainer cannot run here): JSON replies, no log."""
+
+    def _send(self, code: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """Start ``handler`` on a free loopback port in a daemon thread; returns (server, base URL)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"

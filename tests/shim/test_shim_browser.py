@@ -5,8 +5,6 @@ Screenshots go to test-artifacts/screenshots/ (shim-*.png).
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +13,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 from prometheus_client import CollectorRegistry
-from shimkit import CID_WEB, TOKEN, heartbeat, sample_alerts
+from shimkit import CID_WEB, TOKEN, chromium, heartbeat, sample_alerts
 
 from memtrail.broker import free_port
 from memtrail.settings import Settings
@@ -27,17 +25,6 @@ from sinks.shim.store import Store
 pytestmark = pytest.mark.browser
 
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-CHROME_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1440,1000",
-)
 
 
 @pytest.fixture(scope="module")
@@ -66,45 +53,31 @@ def shim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def driver() -> Iterator[object]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="memtrail-chromium-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in (*CHROME_FLAGS, f"--user-data-dir={profile}"):
-        opts.add_argument(flag)
-    service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
-    d = webdriver.Chrome(options=opts, service=service)
-    d.set_page_load_timeout(30)
     SHOTS.mkdir(parents=True, exist_ok=True)
-    try:
+    with chromium() as d:
         yield d
-    finally:
-        d.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
-def wait(d, cond, timeout: float = 10):  # type: ignore[no-untyped-def]
+def wait(d, cond, timeout: float = 10):
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(d, timeout, poll_frequency=0.1).until(cond)
 
 
-def rows(d, kind: str = "event-row") -> list:  # type: ignore[no-untyped-def]
+def rows(d, kind: str = "event-row") -> list:
     from selenium.webdriver.common.by import By
 
     return d.find_elements(By.CSS_SELECTOR, f'[data-testid="{kind}"]')
 
 
-def by(d, css: str):  # type: ignore[no-untyped-def]
+def by(d, css: str):
     from selenium.webdriver.common.by import By
 
     return d.find_element(By.CSS_SELECTOR, css)
 
 
 @pytest.fixture
-def page(driver, shim_url: str):  # type: ignore[no-untyped-def]
+def page(driver, shim_url: str):
     """The page signed in through the URL fragment (as `memtrail up` prints it), table loaded."""
     driver.get("about:blank")  # a fresh document: from "/" a "#token=" URL would not reload the page
     driver.get(f"{shim_url}/#token={TOKEN}")
@@ -112,7 +85,7 @@ def page(driver, shim_url: str):  # type: ignore[no-untyped-def]
     return driver
 
 
-def test_table_cards_and_collector_status(page) -> None:  # type: ignore[no-untyped-def]
+def test_table_cards_and_collector_status(page) -> None:
     assert "#token" not in page.current_url  # the token does not stay in the address bar
     status = wait(
         page,
@@ -134,7 +107,7 @@ def test_table_cards_and_collector_status(page) -> None:  # type: ignore[no-unty
     status.click()
 
 
-def test_container_modes(page) -> None:  # type: ignore[no-untyped-def]
+def test_container_modes(page) -> None:
     by(page, '[data-mode="without"]').click()
     wait(page, lambda d: len(rows(d)) == 2)
     assert all(r.get_attribute("data-container") == "" for r in rows(page))
@@ -146,7 +119,7 @@ def test_container_modes(page) -> None:  # type: ignore[no-untyped-def]
     wait(page, lambda d: len(rows(d)) == 8)
 
 
-def test_filter_by_severity(page) -> None:  # type: ignore[no-untyped-def]
+def test_filter_by_severity(page) -> None:
     by(page, '.chip[data-sev="critical"]').click()
     wait(page, lambda d: len(rows(d)) == 3)
     assert {r.get_attribute("data-severity") for r in rows(page)} == {"critical"}
@@ -156,7 +129,7 @@ def test_filter_by_severity(page) -> None:  # type: ignore[no-untyped-def]
     page.save_screenshot(str(SHOTS / "shim-severity-filter.png"))
 
 
-def test_detail_modal(page) -> None:  # type: ignore[no-untyped-def]
+def test_detail_modal(page) -> None:
     row = next(r for r in rows(page) if r.get_attribute("data-id") == "a4")
     row.find_element("css selector", ".rule-name").click()
     modal = by(page, '[data-testid="detail-modal"]')
@@ -173,7 +146,7 @@ def test_detail_modal(page) -> None:  # type: ignore[no-untyped-def]
     wait(page, lambda d: not modal.is_displayed())
 
 
-def test_grouping_counts_and_mitre_badges(page) -> None:  # type: ignore[no-untyped-def]
+def test_grouping_counts_and_mitre_badges(page) -> None:
     by(page, '[data-testid="group-toggle"]').click()
     wait(page, lambda d: len(rows(d, "group-row")) == 6)
     counts = {}
@@ -194,7 +167,7 @@ def test_grouping_counts_and_mitre_badges(page) -> None:  # type: ignore[no-unty
     wait(page, lambda d: len(rows(d)) == 8)
 
 
-def test_login_prompt_without_token(driver, shim_url: str) -> None:  # type: ignore[no-untyped-def]
+def test_login_prompt_without_token(driver, shim_url: str) -> None:
     driver.get(shim_url + "/")
     driver.execute_script("localStorage.clear()")
     driver.get(shim_url + "/")

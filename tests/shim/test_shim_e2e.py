@@ -6,11 +6,9 @@ Real parts only: the embedded broker, the eBPF sensor, the Faust worker, the shi
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from shimkit import chromium
 
 from memtrail.broker import free_port
 
@@ -138,30 +137,10 @@ def test_fileless_exec_and_selftest_reach_the_page(tmp_path: Path) -> None:
 
 
 def _see_on_page(base: str, alert_id: str) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    profile = tempfile.mkdtemp(prefix="memtrail-chromium-")
-    opts = webdriver.ChromeOptions()
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1440,1000",
-        f"--user-data-dir={profile}",
-    ):
-        opts.add_argument(flag)
-    d = webdriver.Chrome(
-        options=opts, service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver")
-    )
-    try:
+    with chromium() as d:
         d.get(f"{base}/#token={TOKEN}")
         WebDriverWait(d, 15).until(
             lambda x: (
@@ -175,6 +154,3 @@ def _see_on_page(base: str, alert_id: str) -> None:
         WebDriverWait(d, 15).until(lambda x: x.find_elements(By.CSS_SELECTOR, f'tr[data-id="{alert_id}"]'))
         SHOTS.mkdir(parents=True, exist_ok=True)
         d.save_screenshot(str(SHOTS / "shim-e2e-live.png"))
-    finally:
-        d.quit()
-        shutil.rmtree(profile, ignore_errors=True)

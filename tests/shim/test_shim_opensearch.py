@@ -10,15 +10,13 @@ It holds documents as the OpenSearch sink writes them (alert JSON plus ``event.*
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from shimkit import NOW, make_alert
+from shimkit import NOW, JsonHandler, make_alert, serve
 
 from sinks.shim.opensearch import OpenSearchReader
 from sinks.shim.store import Store
@@ -36,7 +34,7 @@ class StandIn:
         self.requests: list[tuple[str, dict[str, Any]]] = []
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 path = self.path.split("?", 1)[0]
@@ -64,20 +62,7 @@ class StandIn:
                 ]
                 self._send(200, {"hits": {"total": {"value": len(docs)}, "hits": hits}})
 
-            def _send(self, code: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve(Handler)
 
     def index(self, doc: dict[str, Any]) -> None:
         self.docs[doc["id"]] = {**doc, "event": {"kind": "alert", "module": "memtrail"}}
@@ -119,21 +104,14 @@ def test_pulls_new_and_updated_alerts_in_pages(opensearch: StandIn, tmp_path: Pa
 
 
 def test_missing_index_is_empty(tmp_path: Path) -> None:
-    class NotFound(BaseHTTPRequestHandler):
+    class NotFound(JsonHandler):
         def do_POST(self) -> None:
-            self.send_response(404)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"{}")
+            self._send(404, {})
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server, url = serve(NotFound)
     try:
         store = Store(str(tmp_path / "o.sqlite3"))
-        assert OpenSearchReader(f"http://127.0.0.1:{server.server_address[1]}").pull(store) == 0
+        assert OpenSearchReader(url).pull(store) == 0
     finally:
         server.shutdown()
         server.server_close()

@@ -8,15 +8,12 @@ and checks the ``X-API-Key`` header and the ``all=1`` query like Portainer would
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from shimkit import CID_DB, CID_WEB, TOKEN, make_alert, make_client
+from shimkit import CID_DB, CID_WEB, TOKEN, JsonHandler, make_alert, make_client, serve
 
 from sinks.shim.portainer import PortainerClient
 from sinks.shim.store import Store
@@ -35,7 +32,7 @@ class StandIn:
         self.fail = False
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(JsonHandler):
             def do_GET(self) -> None:
                 url = urlparse(self.path)
                 stand_in.calls.append(url.path)
@@ -53,20 +50,7 @@ class StandIn:
                     return self._send(200, CONTAINERS[ep]) if ep in CONTAINERS else self._send(404, {})
                 self._send(404, {"message": "not found"})
 
-            def _send(self, code: int, body: Any) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = serve(Handler)
 
 
 @pytest.fixture
