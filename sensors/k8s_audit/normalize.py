@@ -349,22 +349,27 @@ def normalize(ev: AuditEvent, cluster: str) -> dict[str, Any]:
         "args": {},
         # No process: the actor is an API user. A stub keeps the Event schema and gives alerts
         # a readable command line ("create /api/v1/namespaces/x/pods").
-        "process": {
-            "pid": 0,
-            "tid": 0,
-            "ppid": 0,
-            "uid": -1,
-            "gid": -1,
-            "comm": "k8s-audit",
-            "exe": None,
-            "cmdline": f"{ev.user.username}: {ev.verb} {ev.requestURI}",
-        },
+        "process": actor_process("k8s-audit", f"{ev.user.username}: {ev.verb} {ev.requestURI}"),
         "cgroup_id": 0,
         "container_id": None,
         "container": None,
         "source": SOURCE,
         "kubernetes": {"namespace": ns, "pod_name": pod, "pod_key": pod_key(ns, pod)},
         "ka": ka,
+    }
+
+
+def actor_process(comm: str, cmdline: str) -> dict[str, Any]:
+    """The ``process`` stub of a non-syscall event: no process, the actor is an API user."""
+    return {
+        "pid": 0,
+        "tid": 0,
+        "ppid": 0,
+        "uid": -1,
+        "gid": -1,
+        "comm": comm,
+        "exe": None,
+        "cmdline": cmdline,
     }
 
 

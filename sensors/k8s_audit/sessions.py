@@ -21,6 +21,8 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
+from sensors.k8s_audit.normalize import actor_process
+
 SESSION_SUBRESOURCES = frozenset({"exec", "attach", "ephemeralcontainers"})
 DEFAULT_WINDOW_S = 600.0
 MAX_PODS = 20_000  # distinct pods with a live session; the oldest are forgotten first
@@ -144,17 +146,10 @@ def session_event(session: Mapping[str, Any], event: Mapping[str, Any]) -> dict[
         "syscall": SESSION_SYSCALL,
         "ret": 0,
         "args": {},
-        "process": {
-            "pid": 0,
-            "tid": 0,
-            "ppid": 0,
-            "uid": -1,
-            "gid": -1,
-            "comm": "k8s-session",
-            "exe": None,
-            "cmdline": f"{session.get('user')}: {session.get('kind')} "
-            f"{' '.join(session.get('command') or [])}".rstrip(),
-        },
+        "process": actor_process(
+            "k8s-session",
+            f"{session.get('user')}: {session.get('kind')} {' '.join(session.get('command') or [])}".rstrip(),
+        ),
         "cgroup_id": event.get("cgroup_id") or 0,
         "container_id": cid or None,
         "container": event.get("container"),
