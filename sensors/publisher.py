@@ -1,10 +1,14 @@
 """Batches events per partition key and publishes them as EventBatch JSON; spools when Kafka is away.
 
 Direct mode: batches go to the confluent-kafka producer. A delivery failure, a
-fatal client error or "all brokers down" switches to spool mode: every new batch
-(and every failed one) goes to the disk spool; a background probe watches the
-broker, and when it answers the spool is replayed oldest first with a fresh
-producer before direct mode resumes.
+fatal client error, "all brokers down" or a full producer queue switches to spool
+mode. Order is kept across the switch: the batches still queued or in flight in the
+producer are purged at once and spooled first (their delivery reports arrive in
+produce order per partition); batches made meanwhile wait in memory and follow them
+into the spool. A background probe watches the broker, and when it answers the spool
+is replayed oldest first with a fresh producer before direct mode resumes, so each
+partition key sees its batches in the order they were made (a purged in-flight batch
+the broker did store arrives twice: delivery is at least once).
 """
 
 from __future__ import annotations
@@ -55,6 +59,10 @@ class Publisher:
         self._pending_n = 0
         self._last_flush = time.monotonic()
         self.spooling = bool(self.spool)  # leftovers from a previous run: replay first
+        #: Spool mode began while the producer still held batches: they are purged and
+        #: spooled first, and new batches wait here (in order) until that is done.
+        self._settling = False
+        self._held: list[tuple[bytes, bytes, int]] = []
         self._broker_up = threading.Event()
         self._stop = threading.Event()
         self._producer = self._new_producer()
@@ -74,12 +82,32 @@ class Publisher:
 
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN or err.fatal():
-            if not self.spooling:
-                log.warning("Kafka unavailable (%s): spooling to %s", err.str(), self.spool.dir)
-            self.spooling = True
-            self._broker_up.clear()
+            self._enter_spool_mode(f"Kafka unavailable ({err.str()})")
         self.producer_errors += 1
         M.PRODUCER_ERRORS.inc()
+
+    def _enter_spool_mode(self, why: str) -> None:
+        if not self.spooling:
+            log.warning("%s: spooling to %s", why, self.spool.dir)
+            self.spooling = True
+            self._settling = True
+        self._broker_up.clear()
+
+    def _settle(self) -> None:
+        """Spool what the producer still holds, then the batches held back meanwhile.
+
+        Purging does not wait for ``message.timeout.ms``: the purged batches' delivery
+        reports (served by ``poll``) put them in the spool ahead of anything newer."""
+        p = self._producer
+        if len(p):
+            p.purge(in_queue=True, in_flight=True, blocking=False)
+            p.poll(0.01)
+        if len(p):
+            return
+        held, self._held = self._held, []
+        self._settling = False
+        for key, value, n in held:
+            self._to_spool(key, value, n)
 
     def _on_delivery(self, n: int, err: KafkaError | None, msg: Any) -> None:
         if err is None:
@@ -92,10 +120,8 @@ class Publisher:
         if err.code() in _PERMANENT:
             self._drop(n, err.str())
             return
-        if not self.spooling:
-            log.warning("Kafka delivery failed (%s): spooling to %s", err.str(), self.spool.dir)
-        self.spooling = True
-        self._broker_up.clear()
+        if err.code() not in (KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT):
+            self._enter_spool_mode(f"Kafka delivery failed ({err.str()})")
         self._to_spool(msg.key() or b"", msg.value() or b"", n)
 
     def _probe_loop(self) -> None:
@@ -124,7 +150,9 @@ class Publisher:
         if self._pending_n and now - self._last_flush >= self.flush_interval:
             self.flush()
         self._producer.poll(0)
-        if self.spooling and self._broker_up.is_set():
+        if self._settling:
+            self._settle()
+        elif self.spooling and self._broker_up.is_set():
             self._replay()
         M.SPOOL_DEPTH.set(self.spool.depth)
 
@@ -150,23 +178,28 @@ class Publisher:
             self._send(key.encode(), value, len(chunk))
 
     def _send(self, key: bytes, value: bytes, n: int) -> None:
-        if self.spooling:
-            self._to_spool(key, value, n)
-            return
-        try:
-            self._producer.produce(
-                self.topic, value=value, key=key, on_delivery=partial(self._on_delivery, n)
-            )
-        except BufferError:
-            self._producer.poll(0.1)
-            self._to_spool(key, value, n)
-        except KafkaException as exc:
-            if exc.args[0].code() in _PERMANENT:
-                self._drop(n, str(exc))
+        if not self.spooling:
+            try:
+                self._produce(key, value, n)
                 return
-            log.warning("produce failed (%s): spooling", exc)
-            self.spooling = True
+            except BufferError:
+                self._enter_spool_mode("Kafka producer queue full")
+            except KafkaException as exc:
+                if exc.args[0].code() in _PERMANENT:
+                    self._drop(n, str(exc))
+                    return
+                self._enter_spool_mode(f"produce failed ({exc})")
+        if self._settling:
+            self._held.append((key, value, n))  # tick() settles
+        else:
             self._to_spool(key, value, n)
+
+    def _produce(self, key: bytes, value: bytes, n: int) -> None:
+        try:
+            self._producer.produce(self.topic, value=value, key=key, on_delivery=partial(self._on_delivery, n))
+        except BufferError:
+            self._producer.poll(0.1)  # a slow broker: serve delivery reports, then one more try
+            self._producer.produce(self.topic, value=value, key=key, on_delivery=partial(self._on_delivery, n))
 
     def _drop(self, n: int, why: str) -> None:
         self.dropped_events += n
@@ -224,6 +257,9 @@ class Publisher:
             if failed or left:
                 log.warning("spool replay interrupted: broker unavailable again")
                 self._broker_up.clear()
+                if left:  # nothing of this segment may land after its retry
+                    self._producer.purge(in_queue=True, in_flight=True, blocking=False)
+                    self._producer.poll(0.1)
                 return  # segment kept (some of it may be delivered twice on the next try)
             self.spool.remove(seg, len(records))
             replayed += len(records)
@@ -235,10 +271,19 @@ class Publisher:
         delivery timeout, and a failed one is spooled by its callback, so waiting that
         long loses nothing; the spool is replayed at the next start."""
         self.flush()
+        if self._settling:
+            self._settle()
         left = self._producer.flush(self.delivery_timeout_ms / 1000 + 2)
-        if left:
-            log.error("%d batches neither delivered nor failed at shutdown: lost", left)
+        if left:  # still undelivered: spool them (reports served by poll), not lose them
+            self._producer.purge(in_queue=True, in_flight=True, blocking=False)
+            self._producer.poll(0.5)
+            left = len(self._producer)
+            if left:
+                log.error("%d batches neither delivered nor failed at shutdown: lost", left)
         self._producer.poll(0)
+        for key, value, n in self._held:
+            self._to_spool(key, value, n)
+        self._held.clear()
         if self.spool:
             log.warning(
                 "%d batches left in the spool %s: replayed at the next start",
