@@ -9,6 +9,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ebpf.loader import DEFAULT_OPEN_PREFIXES, DEFAULT_PATH_PREFIXES, DEFAULT_WRITE_PREFIXES
 
+#: Where kubelets find their runtime: containerd, CRI-O, cri-dockerd (tried in this order).
+DEFAULT_CRI_SOCKETS = (
+    Path("/run/containerd/containerd.sock"),
+    Path("/run/crio/crio.sock"),
+    Path("/var/run/cri-dockerd.sock"),
+)
+
 
 class SensorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEMTRAIL_SENSOR_", extra="ignore")
@@ -42,3 +49,9 @@ class SensorSettings(BaseSettings):
     delivery_timeout_ms: int = Field(default=10000, ge=100)
     docker_socket: Path | None = None  # default: the first of /run/podman/podman.sock, /var/run/docker.sock
     container_resync_s: float = 60.0
+    #: CRI socket (containerd, CRI-O, cri-dockerd). A socket given here that does not answer is a
+    #: start-up error; unset, the first of ``cri_candidates`` that answers is used, or none.
+    cri_socket: Path | None = None
+    cri_candidates: list[Path] = Field(default_factory=lambda: list(DEFAULT_CRI_SOCKETS))
+    cri: bool = True  # false: no CRI watcher at all
+    cri_poll_s: float = Field(default=2.0, gt=0)  # ListContainers interval (runtimes without event streams)

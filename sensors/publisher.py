@@ -196,10 +196,14 @@ class Publisher:
 
     def _produce(self, key: bytes, value: bytes, n: int) -> None:
         try:
-            self._producer.produce(self.topic, value=value, key=key, on_delivery=partial(self._on_delivery, n))
+            self._producer.produce(
+                self.topic, value=value, key=key, on_delivery=partial(self._on_delivery, n)
+            )
         except BufferError:
             self._producer.poll(0.1)  # a slow broker: serve delivery reports, then one more try
-            self._producer.produce(self.topic, value=value, key=key, on_delivery=partial(self._on_delivery, n))
+            self._producer.produce(
+                self.topic, value=value, key=key, on_delivery=partial(self._on_delivery, n)
+            )
 
     def _drop(self, n: int, why: str) -> None:
         self.dropped_events += n

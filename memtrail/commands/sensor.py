@@ -48,6 +48,10 @@ def register(app: typer.Typer) -> None:
         print_bpf: bool = typer.Option(False, "--print-bpf", help="Print the eBPF C program and exit"),
         spool_dir: Path | None = typer.Option(None, help="Disk spool used while Kafka is unreachable"),
         docker_socket: Path | None = typer.Option(None, help="Docker Engine API socket (podman's works)"),
+        cri_socket: Path | None = typer.Option(
+            None, help="CRI socket (containerd, CRI-O); default: the first well-known one that answers"
+        ),
+        no_cri: bool = typer.Option(False, "--no-cri", help="No container metadata from a CRI socket"),
         path_prefix: list[str] | None = typer.Option(
             None,
             "--path-prefix",
@@ -89,6 +93,10 @@ def register(app: typer.Typer) -> None:
             cfg.spool_dir = spool_dir
         if docker_socket is not None:
             cfg.docker_socket = docker_socket
+        if cri_socket is not None:
+            cfg.cri_socket = cri_socket
+        if no_cri:
+            cfg.cri = False
         if path_prefix:
             cfg.open_prefixes = list(path_prefix)
             cfg.write_prefixes = list(path_prefix)
@@ -104,6 +112,12 @@ def register(app: typer.Typer) -> None:
             cfg.spool_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             die(f"spool directory {cfg.spool_dir}: {exc.strerror}")
+        from sensors.cri import CriError, CriWatcher
+
+        try:
+            cri = CriWatcher.from_settings(settings, cfg)  # a configured socket that does not answer: refuse
+        except CriError as exc:
+            die(str(exc))
         s = Sensor(settings, cfg)
         try:
             server = serve(s, cfg.metrics_port, cfg.metrics_host)
@@ -121,8 +135,8 @@ def register(app: typer.Typer) -> None:
         from sensors.containers import ContainerWatcher
         from sensors.k8s import PodWatcher
 
-        watchers: list[ContainerWatcher | PodWatcher] = []
-        for w in (ContainerWatcher.from_settings(settings, cfg), PodWatcher.in_cluster(settings)):
+        watchers: list[ContainerWatcher | PodWatcher | CriWatcher] = []
+        for w in (ContainerWatcher.from_settings(settings, cfg), cri, PodWatcher.in_cluster(settings)):
             if w is not None:
                 w.start()
                 watchers.append(w)

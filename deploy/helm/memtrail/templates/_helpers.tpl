@@ -148,6 +148,39 @@ prometheus.io/path: /metrics
 {{- end -}}
 {{- end -}}
 
+{{/* The CRI socket as the sensor sees it: under /host/run when the node path is under
+hostPaths.run, else its own mount at /host/cri/<name>. Empty when auto-detecting. */}}
+{{- define "memtrail.sensorCriSocket" -}}
+{{- with .Values.sensor.cri.socket -}}
+{{- $p := . | replace "/var/run/" "/run/" -}}
+{{- $run := printf "%s/" (trimSuffix "/" $.Values.sensor.hostPaths.run) -}}
+{{- if hasPrefix $run $p -}}
+{{- printf "/host/run/%s" (trimPrefix $run $p) -}}
+{{- else -}}
+{{- printf "/host/cri/%s" (base $p) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the CRI socket is outside hostPaths.run and needs a hostPath mount of its own. */}}
+{{- define "memtrail.sensorCriOwnMount" -}}
+{{- if and .Values.sensor.cri.enabled (hasPrefix "/host/cri/" (include "memtrail.sensorCriSocket" .)) -}}true{{- end -}}
+{{- end -}}
+
+{{/* Sensor environment for the CRI source. */}}
+{{- define "memtrail.sensorCriEnv" -}}
+{{- if not .Values.sensor.cri.enabled }}
+- name: MEMTRAIL_SENSOR_CRI
+  value: "false"
+{{- else if .Values.sensor.cri.socket }}
+- name: MEMTRAIL_SENSOR_CRI_SOCKET
+  value: {{ include "memtrail.sensorCriSocket" . | quote }}
+{{- else }}
+- name: MEMTRAIL_SENSOR_CRI_CANDIDATES
+  value: '["/host/run/containerd/containerd.sock", "/host/run/crio/crio.sock", "/host/run/cri-dockerd.sock"]'
+{{- end }}
+{{- end -}}
+
 {{/* The Docker Engine API socket as the sensor sees it: the node's /run is mounted at /host/run. */}}
 {{- define "memtrail.sensorDockerSocket" -}}
 {{- with .Values.sensor.dockerSocket -}}
