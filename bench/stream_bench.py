@@ -51,12 +51,31 @@ LIBS = [
 OPENS = ["/etc/passwd", "/etc/hosts", "/etc/resolv.conf", "/proc/self/status", "/proc/meminfo", "/dev/null"]
 # Benign servers only: a shell in a container is itself a detection (MT-CONT-SHELL-*).
 EXES = ["/usr/bin/python3", "/usr/sbin/nginx", "/usr/bin/node", "/usr/bin/java", "/usr/bin/redis-server"]
+# Container i runs IMAGES[i % 5] and execs only its own program, as on a real node. With
+# ``--drift`` every container is an nginx image that execs any of EXES: an exec of a
+# foreign program in an nginx container is a true detection (MT-CONT-UNAUTH-001), so
+# ~8 % of the events then raise an alert update (an alert storm: ~80k per 1M events).
+IMAGES = [
+    ("docker.io/library/nginx:1.25", "/usr/sbin/nginx"),
+    ("docker.io/library/redis:7.2", "/usr/local/bin/redis-server"),
+    ("docker.io/library/python:3.11", "/usr/local/bin/python3"),
+    ("docker.io/library/node:20", "/usr/local/bin/node"),
+    ("docker.io/library/eclipse-temurin:21", "/opt/java/openjdk/bin/java"),
+]
+
+
+def image_of(cid: str, drift: bool = False) -> tuple[str, str]:
+    """(image, its program) of a bench container."""
+    return IMAGES[0] if drift else IMAGES[int(cid, 16) % len(IMAGES)]
 
 
 class Gen:
-    def __init__(self, seed: int = 7) -> None:
+    def __init__(self, seed: int = 7, drift: bool = True) -> None:
+        """``drift``: containers exec any of EXES (the mix before images were assigned; what
+        ``bench.engine_bench`` replays); otherwise a container execs its image's program."""
         self.rnd = random.Random(seed)
         self.seq = 0
+        self.drift = drift
 
     def event(
         self, key: str, syscall: str, args: dict[str, Any], pid: int, exe: str, ret: int = 0
@@ -79,6 +98,8 @@ class Gen:
         r = self.rnd.random()
         pid = self.rnd.randrange(1000, 60000)
         exe = self.rnd.choice(EXES)
+        if not self.drift and not key.startswith("host:"):
+            exe = image_of(key)[1]
         if r < 0.55:
             args = {
                 "dirfd": -100,
@@ -114,13 +135,13 @@ def batch_msg(key: str, events: list[dict[str, Any]]) -> tuple[bytes, bytes]:
     return key.encode(), orjson.dumps({"v": 1, "host": HOST, "key": key, "events": events})
 
 
-def container_meta(cid: str) -> dict[str, Any]:
+def container_meta(cid: str, drift: bool = False) -> dict[str, Any]:
     """A ContainerMeta as the sensor's watcher publishes it (a pod container: ~600 bytes)."""
     n = int(cid, 16)
     return ContainerMeta(
         id=cid,
         name=f"k8s_web_web-{n}_default_{n:08x}",
-        image="docker.io/library/nginx:1.25",
+        image=image_of(cid, drift)[0],
         image_id="sha256:" + "ab" * 32,
         labels={"app": "web", "io.kubernetes.pod.name": f"web-{n}", "io.kubernetes.pod.namespace": "default"},
         runtime="containerd",
@@ -135,15 +156,16 @@ def container_meta(cid: str) -> dict[str, Any]:
     ).model_dump(mode="json")
 
 
-def produce_containers(settings: Settings) -> None:
+def produce_containers(settings: Settings, drift: bool = False) -> None:
     p = Producer(producer_config(settings.kafka, **FEED))
     for cid in CONTAINERS:
-        p.produce(settings.topics.containers, key=cid.encode(), value=orjson.dumps(container_meta(cid)))
+        meta = container_meta(cid, drift)
+        p.produce(settings.topics.containers, key=cid.encode(), value=orjson.dumps(meta))
     p.flush(30)
 
 
-def produce_load(settings: Settings, n: int, batch: int, attacks_every: int) -> int:
-    gen = Gen()
+def produce_load(settings: Settings, n: int, batch: int, attacks_every: int, drift: bool = False) -> int:
+    gen = Gen(drift=drift)
     p = Producer(producer_config(settings.kafka, **FEED))
     keys = [*CONTAINERS, f"host:{HOST}"]
     sent = 0
@@ -222,7 +244,9 @@ def wait_ready(workers: list[Worker], timeout: float = 120) -> None:
     raise SystemExit("workers not ready in time")
 
 
-def measure_latency(settings: Settings, attacks: int, rate: float, background: int) -> list[float]:
+def measure_latency(
+    settings: Settings, attacks: int, rate: float, background: int, drift: bool = False
+) -> list[float]:
     """Send paced memfd attacks; return alert arrival − last evidence time (seconds)."""
     got: dict[int, float] = {}
     stop = threading.Event()
@@ -251,7 +275,7 @@ def measure_latency(settings: Settings, attacks: int, rate: float, background: i
     t = threading.Thread(target=listen, daemon=True)
     t.start()
     ready.wait(15)
-    gen = Gen(seed=11)
+    gen = Gen(seed=11, drift=drift)
     p = Producer(producer_config(settings.kafka, **FEED, **{"linger.ms": 1}))
     keys = [*CONTAINERS, f"host:{HOST}"]
     for i in range(attacks):
@@ -285,9 +309,9 @@ def run(n_workers: int, args: argparse.Namespace, broker: LocalBroker, workdir: 
         setattr(s.topics, name, f"{value}.{tag}")
     ensure_topics(s)
     if args.containers:
-        produce_containers(s)
+        produce_containers(s, args.drift)
     t0 = time.perf_counter()
-    n = produce_load(s, args.events, args.batch, args.attacks_every)
+    n = produce_load(s, args.events, args.batch, args.attacks_every, args.drift)
     produce_s = time.perf_counter() - t0
     workers = [Worker(s, f"g-{tag}", workdir / f"worker-{tag}-{i}.log") for i in range(n_workers)]
     try:
@@ -300,7 +324,7 @@ def run(n_workers: int, args: argparse.Namespace, broker: LocalBroker, workdir: 
             if time.perf_counter() - start > args.timeout:
                 break
         elapsed = time.perf_counter() - start
-        lat = measure_latency(s, args.attacks, args.rate, args.background)
+        lat = measure_latency(s, args.attacks, args.rate, args.background, args.drift)
     finally:
         for w in workers:
             w.stop()
@@ -336,6 +360,12 @@ def main(argv: list[str] | None = None) -> None:
         help="publish ContainerMeta for the 64 containers first, so the enrichment joins every "
         "container event (without it nothing is joined and batches are forwarded as they came)",
     )
+    ap.add_argument(
+        "--drift",
+        action="store_true",
+        help="the earlier mix: containers exec foreign programs (with --containers an alert "
+        "storm: MT-CONT-UNAUTH-001 on ~8 %% of the events); default: each its image's program",
+    )
     args = ap.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="memtrail-bench-"))
     rows = []
@@ -356,7 +386,8 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(
         f"(partitions {args.partitions}, {args.batch} events/message, "
-        f"container metadata {'joined' if args.containers else 'absent'}, {os.cpu_count()} CPUs; logs in {workdir})"
+        f"container metadata {'joined' if args.containers else 'absent'}"
+        f"{', drift mix' if args.drift else ''}, {os.cpu_count()} CPUs; logs in {workdir})"
     )
 
 

@@ -13,9 +13,10 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 import orjson
@@ -27,11 +28,18 @@ from schemas.alerts import Alert
 from sensors.k8s_audit.sessions import PodSessions, SessionStamper
 from sensors.trails.loader import TrailSettings, TrailStore
 from streams import metrics as m
-from streams.batches import attach_containers, check_event, decode_batch, encode_batch
+from streams.batches import (
+    attach_containers,
+    check_event,
+    decode_batch,
+    encode_batch,
+    splice_containers,
+)
 from streams.config import StreamOptions
+from streams.containers import ContainerView
 from streams.correlate import Correlator, PartKey
 from streams.deadletter import dead_letter, reason_label
-from streams.enrich import annotate_trails, detach_containers, enrich_events
+from streams.enrich import annotate_trails, detach_containers, join_containers
 from streams.recovery import replay_batches
 from streams.topic_reader import TopicReader
 
@@ -45,7 +53,9 @@ class Pipeline:
     settings: Settings
     opts: StreamOptions
     correlator: Correlator
-    containers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Container id -> ContainerMeta: a ``ContainerView`` of the GlobalTable, or the dict
+    #: that ``on_container`` fills (``MEMTRAIL_STREAM_CONTAINER_JOIN=reader``).
+    containers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     pattern_ops: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     readers: list[TopicReader] = field(default_factory=list)
     ready: bool = False
@@ -55,6 +65,8 @@ class Pipeline:
     stamper: SessionStamper | None = None
     trails: TrailStore | None = None
     trail_settings: TrailSettings = field(default_factory=TrailSettings)
+    #: Partitions of the container table's changelog to catch up with before the first batch.
+    table_tps: list[TP] = field(default_factory=list)
     #: Partitions whose state is being replayed (in a thread): the flush timer leaves them alone.
     replaying: set[PartKey] = field(default_factory=set)
 
@@ -63,7 +75,7 @@ class Pipeline:
 
     # -- global readers (every worker reads all partitions) --------------------------
     def on_container(self, key: bytes | None, value: bytes | None) -> None:
-        if key is None:
+        if key is None or not isinstance(self.containers, dict):
             return
         cid = key.decode()
         if value is None:
@@ -95,7 +107,6 @@ class Pipeline:
     def start_readers(self) -> None:
         k = self.settings.kafka
         self.readers = [
-            TopicReader(k, self.settings.topics.containers, self.on_container, "containers").start(),
             TopicReader(k, self.settings.topics.patterns, self.on_pattern, "patterns").start(),
             # Sessions live window_s: older audit records cannot stamp anything.
             TopicReader(
@@ -106,6 +117,9 @@ class Pipeline:
                 since_s=self.sessions.window_s + 60,
             ).start(),
         ]
+        if self.opts.container_join == "reader":
+            reader = TopicReader(k, self.settings.topics.containers, self.on_container, "containers")
+            self.readers.append(reader.start())
 
     def annotate(self, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
         """Trails on connect events, pod sessions on pod events (after the container join).
@@ -161,6 +175,17 @@ def _patch_lz4_level(level: int) -> None:
     codec.lz4_encode.__defaults__ = (level,)
 
 
+class _ExternalChangelogTable(faust.GlobalTable):
+    """A GlobalTable whose changelog is a topic of ours (``changelog_topic=``).
+
+    Faust's assignor names a global table's changelog ``<app id>-<table>-changelog``
+    whatever topic was given, fails with a KeyError on it, and the worker never gets an
+    assignment: name the topic the table actually reads."""
+
+    def _changelog_topic_name(self) -> str:
+        return self.changelog_topic.get_topic_name()
+
+
 def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -> tuple[faust.App, Pipeline]:
     kafka = settings.kafka
     assert kafka.bootstrap, "bootstrap must be set before building the app"
@@ -189,6 +214,9 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
         _patch_lz4_level(opts.lz4_level)
     if kafka.local_broker:  # Tansu: every group join waits session.timeout/2
         conf.update(broker_session_timeout=6, broker_heartbeat_interval=1, broker_rebalance_timeout=20)
+        # Tansu's ListOffsets(LATEST) can be below the true end: a table that already read
+        # further would fail Faust's "offset > highwater" check on the next rebalance.
+        conf.update(recovery_consistency_check=False)
         _patch_fetch_wait(opts.local_fetch_wait_ms)
     app = faust.App(opts.group_id, **conf)
 
@@ -197,6 +225,57 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
     alerts_t = app.topic(topics.alerts, internal=False)
     dead_t = app.topic(topics.deadletter, internal=False)
     audit_t = app.topic(topics.k8s_audit, internal=False)
+    if opts.container_join == "table":
+        # The compacted containers topic is the table's changelog: no writes of our own. Every
+        # worker holds all of it (global) and keeps following it after recovery:
+        # synchronize_all_active_partitions keeps its partitions standbys too (else a worker
+        # stops reading the ones it owns as "actives" once recovered), and a record of a
+        # partition that is both is buffered as an active one: recovery_buffer_size=1 applies
+        # it at once (with Faust's 1000 an update waited for 999 more).
+        containers_t = app.topic(
+            topics.containers, key_type=bytes, value_type=bytes, partitions=kafka.partitions, internal=False
+        )
+        table = _ExternalChangelogTable(  # what app.GlobalTable() builds, with our class
+            app,
+            name="containers",
+            beacon=app.tables.beacon,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=kafka.partitions,
+            changelog_topic=containers_t,
+            standby_buffer_size=1,
+            recovery_buffer_size=1,
+            is_global=True,
+            synchronize_all_active_partitions=True,
+        )
+        pipe.containers = ContainerView(cast(Mapping[bytes, bytes], app.tables.add(table)))
+        pipe.table_tps = [TP(topics.containers, p) for p in range(kafka.partitions)]
+
+    async def container_table_caught_up() -> None:
+        """Hold the first enrichment batch until the table applied its changelog up to the
+        high watermark of the fetch responses. Faust's recovery stops at ListOffsets(LATEST);
+        Tansu answers that with the newest batch's base offset + 1, so a recovered worker
+        could join its first events against a table short by the rest of that batch (seen:
+        a stale ContainerMeta and unknown containers). With Kafka it is at once true."""
+        recovery: Any = app.tables.recovery  # type: ignore[attr-defined]
+        deadline = time.monotonic() + opts.table_catch_up_s
+        behind: list[TP] = []
+        while time.monotonic() < deadline:
+            behind = []
+            for tp in pipe.table_tps:
+                try:
+                    hw = app.consumer.highwater(tp)
+                except AssertionError:  # not assigned (yet)
+                    hw = None
+                done = recovery.active_offsets.get(tp)
+                if hw is None or (hw > 0 and (done is None or done < hw - 1)):
+                    behind.append(tp)
+            if not behind:
+                return
+            await asyncio.sleep(0.05)
+        log.warning(
+            "container table not caught up after %.0fs on %s: enriching anyway", opts.table_catch_up_s, behind
+        )
 
     async def send_dead(
         reason: str, topic: str, tp: TP | None, offset: int | None, key: Any, value: Any
@@ -213,6 +292,9 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
     @app.agent(raw_t, name="enrich")
     async def enrich_agent(stream: Any) -> None:
         async for batch in stream.take_events(opts.take_max, within=opts.take_within_s):
+            if pipe.table_tps:
+                await container_table_caught_up()
+                pipe.table_tps = []  # once: the table keeps following the topic afterwards
             t_start = time.perf_counter()
             n_in = n_out = 0
             for ev in batch:
@@ -224,13 +306,17 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
                 if not dec.events:
                     continue
                 key = dec.key or f"host:{dec.host or dec.events[0].get('host', '')}"
-                filled = enrich_events(dec.events, pipe.containers)
+                joined = join_containers(dec.events, pipe.containers)
                 events, annotated = pipe.annotate(dec.events)
-                if dec.pristine and not filled and not annotated:
+                if dec.pristine and not annotated and not joined:
                     # Nothing to add (host events, containers not yet known): the original
                     # bytes say the same; re-encoding would cost ~1 µs/event for nothing.
                     value = ev.value
                     m.FORWARDED.inc()
+                elif dec.pristine and not annotated and not dec.has_containers:
+                    # Only the container table is new: put it in front of the original bytes.
+                    value = splice_containers(ev.value, joined)
+                    m.SPLICED.inc()
                 else:
                     value = encode_batch(key, dec.host, events, detach_containers(events))
                 await enriched_t.send(key=key.encode(), value=value)

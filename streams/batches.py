@@ -43,6 +43,9 @@ class Decoded:
     #: True when ``events`` re-encoded would say what the message said (every event was
     #: accepted as it was): the enrichment may then forward the original bytes.
     pristine: bool = False
+    #: The message has a ``containers`` table of its own (an enriched message fed back in):
+    #: ``splice_containers`` must not add a second one.
+    has_containers: bool = False
 
 
 def check_event(ev: Any) -> str | None:
@@ -121,6 +124,7 @@ def decode_batch(value: bytes | None, key: bytes | str | None = None) -> Decoded
         return out
     host = doc.get("host")
     out.host = host if isinstance(host, str) else None
+    out.has_containers = "containers" in doc
     if out.key is None and isinstance(doc.get("key"), str):
         out.key = doc["key"]
     good = out.events
@@ -150,6 +154,16 @@ def encode_batch(
     if containers:
         doc["containers"] = containers
     return orjson.dumps(doc)
+
+
+def splice_containers(value: bytes, containers: Mapping[str, Any]) -> bytes:
+    """``value`` (one EventBatch JSON object, as it came) with a ``containers`` table put in
+    front of its members: the enriched message without decoding and re-encoding its events
+    (~1 µs/event). Only for a message without a table of its own (``Decoded.has_containers``)."""
+    start = value.find(b"{")
+    if start < 0 or not containers:
+        raise ValueError("not a JSON object, or nothing to splice")
+    return b'{"containers":' + orjson.dumps(containers) + b"," + value[start + 1 :]
 
 
 def attach_containers(doc: Mapping[str, Any], events: list[dict[str, Any]]) -> list[dict[str, Any]]:

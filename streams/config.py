@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +41,11 @@ class StreamOptions(BaseSettings):
     producer_compression: str = "lz4"
     #: lz4 level for it: 0-2 is LZ4's fast mode; aiokafka's own default 9 is LZ4-HC, ~10x slower.
     lz4_level: int = Field(default=0, ge=0, le=16)
+    #: How each worker holds the container table: "table", a Faust GlobalTable whose changelog
+    #: is the compacted containers topic; "reader", a confluent-kafka thread into a dict.
+    container_join: Literal["table", "reader"] = "table"
+    #: At most this long, the first enrichment batch waits for the table to reach the end of the topic.
+    table_catch_up_s: float = Field(default=30.0, ge=0)
     datadir: Path | None = None
     #: "module:function" returning an engine factory; default: patterns.engine.api.load_engine.
     engine_factory: str | None = None

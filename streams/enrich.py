@@ -26,6 +26,30 @@ def enrich_events(events: list[dict[str, Any]], containers: Mapping[str, Mapping
     return filled
 
 
+def join_containers(
+    events: list[dict[str, Any]], containers: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Mapping[str, Any]]:
+    """``enrich_events`` that returns what it filled as a table by container id (empty: nothing).
+
+    With an unchanged raw message that table is all the enriched message needs besides the
+    original bytes (``batches.splice_containers``); ``attach_containers`` gives every event
+    without a container of its own the same entry again. One lookup per container, not per event.
+    """
+    table: dict[str, Mapping[str, Any]] = {}
+    for ev in events:
+        cid = ev.get("container_id")
+        if not cid or ev.get("container"):
+            continue
+        meta = table.get(cid)
+        if meta is None:
+            meta = containers.get(cid)
+            if meta is None:
+                continue
+            table[cid] = meta
+        ev["container"] = meta
+    return table
+
+
 def detach_containers(events: list[dict[str, Any]]) -> dict[str, Any]:
     """Move the joined ContainerMeta out of the events into one table per message (in place).
 

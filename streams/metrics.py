@@ -37,3 +37,7 @@ FORWARDED = Counter(
     "memtrail_stream_forwarded_batches_total",
     "Raw messages forwarded to the enriched topic as they were (nothing to join or annotate)",
 )
+SPLICED = Counter(
+    "memtrail_stream_spliced_batches_total",
+    "Raw messages forwarded as they were with the container table put in front (nothing else changed)",
+)

@@ -1,10 +1,10 @@
-"""Read a whole topic on every worker (no consumer group): container metadata, custom patterns.
+"""Read a whole topic on every worker (no consumer group): custom patterns, audit sessions.
 
 A Faust agent would share these topics' partitions between workers, but every worker
-needs all of them: each enriches any container's events and runs every custom pattern.
-A Faust GlobalTable would do it through changelog recovery, which on the local broker
-(Tansu) relies on ListOffsets(LATEST), known to be wrong there (docs/stream.md).
-So a small confluent-kafka thread reads from the beginning and keeps following.
+needs all of them: each runs every custom pattern and stamps any pod's events. So a small
+confluent-kafka thread reads from the beginning (or from ``since_s`` ago) and keeps
+following. The container table is a Faust GlobalTable over its topic (``streams.app``);
+this reader still serves it with ``MEMTRAIL_STREAM_CONTAINER_JOIN=reader``.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from pydantic import ValidationError
 
 from memtrail.commands.common import settings_with_broker
 from memtrail.kafka import BrokerUnreachable
@@ -22,6 +23,11 @@ def register(app: typer.Typer) -> None:
             None, "--group-id", help="Consumer group shared by workers [memtrail-stream]"
         ),
         grouping_window: float = typer.Option(None, "--grouping-window", help="Seconds [60]"),
+        container_join: str = typer.Option(
+            None,
+            "--container-join",
+            help="table: Faust GlobalTable over the containers topic; reader: a plain consumer thread [table]",
+        ),
     ) -> None:
         """Consume raw events, enrich, correlate with the pattern library, publish alerts."""
         from streams.config import StreamOptions
@@ -37,10 +43,16 @@ def register(app: typer.Typer) -> None:
                 "metrics_port": metrics_port,
                 "group_id": group_id,
                 "grouping_window_s": grouping_window,
+                "container_join": container_join,
             }.items()
             if v is not None
         }
-        opts = StreamOptions(**overrides)
+        try:
+            opts = StreamOptions(**overrides)
+        except ValidationError as exc:  # a bad option or MEMTRAIL_STREAM_* value: one line, no traceback
+            errs = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            typer.secho(f"memtrail worker: error: {errs}", fg="red", err=True)
+            raise typer.Exit(2) from None
         try:
             run_worker(settings, opts)
         except BrokerUnreachable as exc:

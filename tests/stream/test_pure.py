@@ -15,10 +15,10 @@ from schemas.alerts import Alert, HostRef, KubernetesRef, ProcessRef, Rule, Tech
 from sensors.k8s_audit.sessions import session_event
 from sinks.console import format_alert
 from sinks.jsonl import JsonlSink
-from streams.batches import attach_containers, check_event, decode_batch, encode_batch
+from streams.batches import attach_containers, check_event, decode_batch, encode_batch, splice_containers
 from streams.correlate import Correlator, default_engine_factory
 from streams.deadletter import dead_letter, reason_label
-from streams.enrich import detach_containers, enrich_events
+from streams.enrich import detach_containers, enrich_events, join_containers
 from streams.grouping import Grouper
 from tests.stream.helpers import batch, event, memfd_pair
 
@@ -130,6 +130,41 @@ def test_enriched_message_carries_each_container_once() -> None:
     assert [e["container"] for e in back] == [meta, meta, None, other]
     assert back[0]["container"] is back[1]["container"]  # one shared dict, not a copy per event
     assert "containers" not in orjson.loads(encode_batch("k", "h", evs[2:3], {}))
+
+
+def test_spliced_message_reads_like_the_re_encoded_one() -> None:
+    """The table in front of the original bytes gives the correlation side the same events
+    as decode + join + detach + encode, with the message's own bytes kept as they were."""
+    c1, c2 = "c" * 64, "d" * 64
+    metas = {c1: {"id": c1, "name": "web"}, c2: {"id": c2, "name": "db"}}
+    own = {"id": c1, "name": "came with the event"}
+    evs = [
+        event("mmap", container_id=c1),
+        event("openat", container_id=c2),
+        event("ptrace"),
+        event("openat", container_id="e" * 64),  # not in the table yet
+        {**event("openat", container_id=c1), "container": own},
+    ]
+    key, raw = batch(evs)
+    dec = decode_batch(b"  \n" + raw, key)
+    assert dec.pristine and not dec.has_containers
+    table = join_containers(dec.events, metas)
+    assert table == metas
+    spliced = splice_containers(b"  \n" + raw, table)
+    assert spliced.endswith(raw[1:]) and spliced.count(b'"name":"web"') == 1
+
+    ref = decode_batch(raw, key)
+    enrich_events(ref.events, metas)
+    encoded = orjson.loads(encode_batch(key.decode(), ref.host, ref.events, detach_containers(ref.events)))
+    doc = orjson.loads(spliced)
+    got = attach_containers(doc, doc["events"])
+    want = attach_containers(encoded, encoded["events"])
+    assert [e.get("container") for e in got] == [e.get("container") for e in want]
+    assert [e.get("container") for e in got] == [metas[c1], metas[c2], None, None, own]
+    assert decode_batch(spliced).has_containers  # an enriched message gets no second table
+    assert join_containers([event("ptrace")], metas) == {}
+    with pytest.raises(ValueError):
+        splice_containers(raw, {})
 
 
 def test_encode_batch_round_trips() -> None:
@@ -376,3 +411,14 @@ def test_correlator_drops_a_reinjected_session_event() -> None:
     # the same session event again, then another fileless exec: one alert per session and container
     again = [a for a in c.process(0, [dict(sev), *fileless(905, t0 + 5)]) if a.rule.id == "MT-K8S-020"]
     assert again == []
+
+
+def test_worker_refuses_a_bad_container_join_in_one_line() -> None:
+    from typer.testing import CliRunner
+
+    from memtrail.cli import app
+
+    res = CliRunner().invoke(app, ["worker", "--bootstrap", "127.0.0.1:1", "--container-join", "bogus"])
+    assert res.exit_code == 2
+    assert "container_join: Input should be 'table' or 'reader'" in res.output
+    assert "Traceback" not in res.output

@@ -110,6 +110,55 @@ def test_enrichment_joins_container_name_and_image(settings: Settings) -> None:
         assert host and host[0]["container"] is None
 
 
+def _joined_names(settings: Settings, pid: int) -> dict[str, str | None]:
+    """container id -> joined container name of the enriched events of ``pid``."""
+    out: dict[str, str | None] = {}
+    for m in consume(settings, settings.topics.enriched, 100_000, timeout=6, idle=1.5):
+        d = orjson.loads(m.value())
+        for e in attach_containers(d, d["events"]):
+            if e["process"]["pid"] == pid:
+                out[e["container_id"]] = (e.get("container") or {}).get("name")
+    return out
+
+
+def _probe(settings: Settings, cids: list[str], pid: int) -> dict[str, str | None]:
+    produce(settings, settings.topics.raw, [batch([event("openat", pid=pid, container_id=c)]) for c in cids])
+    deadline = time.monotonic() + 20
+    while True:
+        got = _joined_names(settings, pid)
+        if set(got) >= set(cids) or time.monotonic() > deadline:
+            return got
+
+
+def test_container_table_follows_the_topic_while_the_worker_runs(settings: Settings) -> None:
+    """The GlobalTable whose changelog is memtrail.containers: records from before the start
+    (many in one produce call, i.e. few record batches: Tansu's ListOffsets(LATEST) is then
+    short of the end), records published while the worker runs, a tombstone."""
+    ensure_topics(settings)
+
+    def meta(cid: str, name: str) -> bytes:
+        return orjson.dumps({"id": cid, "name": name, "image": "img:1", "state": "running"})
+
+    early = [f"{i:064x}" for i in range(0xE000, 0xE040)]
+    a, b = "a" * 64, "b" * 64
+    produce(
+        settings,
+        settings.topics.containers,
+        [(a.encode(), meta(a, f"a-v{i}")) for i in range(20)]
+        + [(c.encode(), meta(c, c[-4:])) for c in early],
+    )
+    with WorkerProc(settings, _log("table"), "g-table") as w:
+        w.wait_ready()
+        got = _probe(settings, [a, *early], 33001)
+        assert got == {a: "a-v19", **{c: c[-4:] for c in early}}, w.tail()
+        produce(settings, settings.topics.containers, [(b.encode(), meta(b, "b-1"))])
+        time.sleep(1.0)
+        assert _probe(settings, [b], 33002) == {b: "b-1"}, w.tail()
+        produce(settings, settings.topics.containers, [(a.encode(), None)])  # tombstone
+        time.sleep(1.0)
+        assert _probe(settings, [a, b], 33003) == {a: None, b: "b-1"}, w.tail()
+
+
 def test_sequence_split_across_worker_restart_alerts_exactly_once(settings: Settings) -> None:
     ensure_topics(settings)
     pid = 31001
