@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from ebpf import ringbuf
 from ebpf.btf import sensor_offsets
+from ebpf.ringbuf import RingReader
 
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE / "sensor.bpf.c"
@@ -158,7 +160,10 @@ class SensorProgram:
         ringbuf_pages: int = 2048,
         allow_comms: Iterable[str] = (),
         rate_limit: int = 0,
+        direct_ring: bool | None = None,
     ) -> None:
+        """``direct_ring``: read the ring buffer through its mmap'd pages (default: where
+        :func:`ebpf.ringbuf.supported`), else through bcc's per-record callback."""
         from bcc import BPF  # Debian's python3-bpfcc: imported late so pure modules stay importable
 
         try:
@@ -178,18 +183,27 @@ class SensorProgram:
         self.set_allow_comms(allow_comms)
         self.set_rate_limit(rate_limit)
 
+        self._callback = callback
         self._budget = 0
         self._seen = 0
+        self._reader: RingReader | None = None
+        events = self.bpf[b"events"]
+        if direct_ring if direct_ring is not None else ringbuf.supported():
+            try:
+                self._reader = RingReader(events.map_fd, events.max_entries)
+            except (OSError, ValueError):
+                self._reader = None  # fall back to bcc's callback below
+        if self._reader is None:
 
-        def _on_event(_ctx: Any, data: Any, size: int) -> int:
-            callback(ctypes.string_at(data, size))
-            self._seen += 1
-            # A negative return makes libbpf stop after this (consumed) record: one
-            # poll never runs unbounded while the kernel produces faster than we read.
-            return -1 if self._budget and self._seen >= self._budget else 0
+            def _on_event(_ctx: Any, data: Any, size: int) -> int:
+                callback(ctypes.string_at(data, size))
+                self._seen += 1
+                # A negative return makes libbpf stop after this (consumed) record: one
+                # poll never runs unbounded while the kernel produces faster than we read.
+                return -1 if self._budget and self._seen >= self._budget else 0
 
-        self._cb = _on_event  # keep a reference: bcc holds only a ctypes pointer
-        self.bpf[b"events"].open_ring_buffer(self._cb)
+            self._cb = _on_event  # keep a reference: bcc holds only a ctypes pointer
+            events.open_ring_buffer(self._cb)
 
     def _set_prefixes(self, name: str, prefixes: Iterable[str]) -> None:
         table = self.bpf[name.encode()]
@@ -233,6 +247,8 @@ class SensorProgram:
         With ``budget`` > 0, stop after that many records; returns how many were read
         (== budget means more may be waiting).
         """
+        if self._reader is not None:
+            return self._reader.consume(self._callback, budget)
         self._budget, self._seen = budget, 0
         self.bpf.ring_buffer_consume()
         return self._seen
@@ -244,5 +260,13 @@ class SensorProgram:
         limited = sum(table[ctypes.c_int(CNT_RATE_LIMITED)])
         return {"lost": int(lost), "filtered": int(filtered), "rate_limited": int(limited)}
 
+    @property
+    def direct_ring(self) -> bool:
+        """True when the ring buffer is read through its mmap'd pages (:mod:`ebpf.ringbuf`)."""
+        return self._reader is not None
+
     def close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         self.bpf.cleanup()

@@ -70,7 +70,7 @@ class Sensor:
         self.decoder = Decoder(self.host, time.time() - time.monotonic())
         self.procs = ProcTable()
         self.cgroups = CgroupResolver()
-        self.context = Context(self.procs, self.cgroups)
+        self.context = Context(self.procs, self.cgroups, wire_lineage=True)
         self.publisher: Publisher | None = None
         self.program: Any = None
         self.ready = threading.Event()

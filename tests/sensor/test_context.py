@@ -78,3 +78,19 @@ def test_table_is_bounded(tmp_path: Path) -> None:
     for pid in range(10):
         procs.on_fork(1, 100 + pid, "t", 0)
     assert len(procs) == 3
+
+
+def test_wire_lineage_serializes_the_same(tmp_path: Path) -> None:
+    """The sensor keeps ancestors as pre-serialized JSON: the bytes on the wire do not change."""
+    import orjson
+
+    out = []
+    for wire in (False, True):
+        procs = ProcTable(proc=tmp_path)
+        for pid, ppid in ((2, 1), (3, 2), (4, 3)):
+            procs.on_exec(pid, ppid, f"p{pid}", f"/bin/p{pid}", f'p{pid} --arg "quoted" ü')
+        ctx = Context(procs, CgroupResolver(root=tmp_path, rescan_interval=3600), wire_lineage=wire)
+        events = [ctx.apply(ev("openat", 4, 3, {"path": f"/etc/{i}"})) for i in range(3)]
+        out.append(orjson.dumps({"events": events}))
+    assert out[0] == out[1]
+    assert orjson.loads(out[1])["events"][2]["process"]["ancestors"][1]["cmdline"] == 'p2 --arg "quoted" ü'

@@ -144,3 +144,31 @@ def test_bad_records_raise_clear_errors() -> None:
         d.decode(D.EVENT.pack(*hdr(99), b""))
     with pytest.raises(D.DecodeError, match="execve record of"):
         d.decode(D.EVENT.pack(*hdr(1), b""))
+
+
+def test_fast_path_matches_general_path() -> None:
+    """``decode`` inlines the one-string records; the result (keys in order) is the general path's."""
+    d = D.Decoder("h", 7.5)
+    neg = (-100) & 0xFFFFFFFFFFFFFFFF
+    sockaddr = struct.pack("<H", 2) + struct.pack("!H4s", 443, bytes([10, 0, 0, 1]))
+    cases = [
+        (10, (neg, 0, 0o2 | 0o100 | 0o2000000, 0o644, 0, 0), 0, 0, b"/etc/x\0junk"),
+        (9, (0, 0, 0o1 | 0o1000, 0o755, 0, 0), 0, 0, b"/tmp/y"),
+        (11, (3, 0, 0o2000000, 0, 0x4, 0), 0, 0, b"/etc/passwd"),
+        (8, (0, 8192, 7, 0x22, 2**64 - 1, 4096), D.F_WX, 0, b""),
+        (8, (0, 4096, 0, 0x1, 5, 0), 0, 0, b""),
+        (7, (0x7F00, 4096, 5, 0, 0, 0), D.F_W_TO_X | D.F_PREV_KNOWN, 3, b""),
+        (7, (0x7F00, 4096, 0, 0, 0, 0), 0, 0, b""),
+        (3, (0, 3, 0, 0, 0, 0), 0, 0, b"payload"),
+        (14, (3, 0, 16, 0, 0, 0), 0, 0, sockaddr),
+        (16, (0x0100, 0, 0, 0, 0, 0), 0, 0, b""),
+    ]
+    for _ in range(2):  # the second round hits the caches
+        for t, a, flags, aux, s in cases:
+            raw = D.EVENT.pack(*hdr(t, a, ret=-2, flags=flags, aux=aux), s)
+            fast, general = d.decode(raw), d._decode(raw)
+            assert fast == general and list(fast) == list(general), t
+            assert list(fast["args"]) == list(general["args"]) and list(fast["process"]) == list(
+                general["process"]
+            )
+            Event.model_validate(fast)
