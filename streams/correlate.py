@@ -103,13 +103,17 @@ class Correlator:
             yield e
 
     def _group(self, partition: PartKey, alerts: Iterable[Alert]) -> list[Alert]:
+        """Grouped alerts to publish: one per alert id, its latest update. A group that
+        grows several times within one batch is published once with its final count
+        (sinks upsert by id, so the intermediate counts would be overwritten anyway)."""
         grouper = self.groupers[partition]
-        out = []
+        out: dict[str, Alert] = {}
         for alert in alerts:
             grouped = grouper.offer(alert)
             if grouped is not None:
-                out.append(grouped)
-        return out
+                out.pop(grouped.id, None)  # keep publication order = order of latest update
+                out[grouped.id] = grouped
+        return list(out.values())
 
     def process(self, partition: PartKey, events: Iterable[Mapping[str, Any]]) -> list[Alert]:
         """Run the engine on one partition's events; return the (grouped) alerts to publish."""

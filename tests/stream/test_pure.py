@@ -422,3 +422,15 @@ def test_worker_refuses_a_bad_container_join_in_one_line() -> None:
     assert res.exit_code == 2
     assert "container_join: Input should be 'table' or 'reader'" in res.output
     assert "Traceback" not in res.output
+
+
+def test_correlator_publishes_a_group_grown_within_one_batch_once_with_its_final_count() -> None:
+    """Three fileless execs in one batch: one publication per alert id, count 3; a later
+    batch updates the same id again."""
+    t = time.time()
+    c = _correlator()
+    evs = [e for i in range(3) for e in memfd_pair(pid=779, t=t + i)]
+    out = [a for a in c.process(0, evs) if a.rule.id == "MT-FILELESS-001"]
+    assert [a.count for a in out] == [3]
+    again = [a for a in c.process(0, memfd_pair(pid=779, t=t + 3)) if a.rule.id == "MT-FILELESS-001"]
+    assert [(a.id, a.count) for a in again] == [(out[0].id, 4)]
