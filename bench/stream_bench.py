@@ -233,6 +233,15 @@ class Worker:
         self.log.close()
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_ready(workers: list[Worker], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -316,6 +325,8 @@ def run(n_workers: int, args: argparse.Namespace, broker: LocalBroker, workdir: 
     workers = [Worker(s, f"g-{tag}", workdir / f"worker-{tag}-{i}.log") for i in range(n_workers)]
     try:
         wait_ready(workers)
+        broker_pid = broker._proc.pid if broker._proc else None
+        cpu0 = [cpu_seconds(w.proc.pid) for w in workers], cpu_seconds(broker_pid)
         start = time.perf_counter()
         done = 0.0
         while done < n:
@@ -324,6 +335,8 @@ def run(n_workers: int, args: argparse.Namespace, broker: LocalBroker, workdir: 
             if time.perf_counter() - start > args.timeout:
                 break
         elapsed = time.perf_counter() - start
+        worker_cpu = sum(cpu_seconds(w.proc.pid) - c for w, c in zip(workers, cpu0[0], strict=True))
+        broker_cpu = cpu_seconds(broker_pid) - cpu0[1]
         lat = measure_latency(s, args.attacks, args.rate, args.background, args.drift)
     finally:
         for w in workers:
@@ -336,6 +349,11 @@ def run(n_workers: int, args: argparse.Namespace, broker: LocalBroker, workdir: 
         "seconds": elapsed,
         "total": total_rate,
         "per_worker": total_rate / n_workers,
+        # CPU of the throughput phase: % of one core per worker, and events per worker CPU-second
+        # (what a worker does with a core of its own; the 2-core bench shares them with the broker).
+        "worker_cpu": 100 * worker_cpu / elapsed / n_workers if elapsed else 0.0,
+        "per_core": done / worker_cpu if worker_cpu else 0.0,
+        "broker_cpu": 100 * broker_cpu / elapsed if elapsed else 0.0,
         "p50_ms": pct(lat, 0.50) * 1000,
         "p99_ms": pct(lat, 0.99) * 1000,
         "alerts": len(lat),
@@ -375,7 +393,8 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(run(k, args, broker, workdir))
     head = (
         f"{'workers':>7} {'events':>10} {'seconds':>8} {'events/s':>10} {'ev/s/worker':>12} "
-        f"{'p50 ms':>8} {'p99 ms':>8} {'alerts':>9}"
+        f"{'p50 ms':>8} {'p99 ms':>8} {'alerts':>9} {'cpu/worker':>10} {'ev/worker-core-s':>16} "
+        f"{'broker cpu':>10}"
     )
     print(head)
     print("-" * len(head))
@@ -383,6 +402,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{r['workers']:>7} {r['events']:>10,} {r['seconds']:>8.1f} {r['total']:>10,.0f} "
             f"{r['per_worker']:>12,.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['alerts']:>4}/{r['attacks']:<4}"
+            f" {r['worker_cpu']:>9.0f}% {r['per_core']:>16,.0f} {r['broker_cpu']:>9.0f}%"
         )
     print(
         f"(partitions {args.partitions}, {args.batch} events/message, "
