@@ -31,6 +31,8 @@ import pytest
 from sensors.cri_api import api_pb2 as pb
 from sensors.cri_api import api_pb2_grpc as pb_grpc
 
+from .rootfs import write_rootfs
+
 IMAGE = "localhost/memtrail-cri-busybox:1"
 CGROUP_PARENT = "/kubepods-memtrail-test/besteffort"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -92,15 +94,7 @@ def image_tar(path: Path, ref: str = IMAGE) -> Path:
     """A docker-archive with one layer (static busybox) that ``ctr images import`` takes."""
     layer = io.BytesIO()
     with tarfile.open(fileobj=layer, mode="w") as t:
-        t.add("/bin/busybox", arcname="bin/busybox")
-        for name in ("sh", "cat", "true", "sleep", "ls"):
-            info = tarfile.TarInfo(f"bin/{name}")
-            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
-            t.addfile(info)
-        for dname in ("etc", "tmp", "proc", "sys", "dev"):
-            info = tarfile.TarInfo(dname)
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            t.addfile(info)
+        write_rootfs(t)
     blob = layer.getvalue()
     config = json.dumps(
         {

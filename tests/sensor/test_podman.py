@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tarfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from .conftest import Collector
+from .rootfs import write_rootfs
 
 pytestmark = [pytest.mark.ebpf, pytest.mark.podman, pytest.mark.slow]
 
@@ -21,38 +20,14 @@ OPTS = ["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=
 RUN = [*PODMAN, "run", "--rm", *OPTS]
 
 
-def _static_busybox() -> Path:
-    bb = Path("/bin/busybox")
-    out = (
-        subprocess.run(["file", "-L", str(bb)], capture_output=True, text=True).stdout
-        if shutil.which("file")
-        else ""
-    )
-    if not bb.exists() or ("statically linked" not in out and out):
-        pytest.fail(
-            "a static /bin/busybox is needed (Debian busybox-static; scripts/bootstrap.sh test installs it)"
-        )
-    return bb
-
-
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> str:
     have = subprocess.run([*PODMAN, "image", "exists", IMAGE])
     if have.returncode == 0:
         return IMAGE
-    bb = _static_busybox()
-    d = tmp_path_factory.mktemp("rootfs")
-    tar = d / "rootfs.tar"
+    tar = tmp_path_factory.mktemp("rootfs") / "rootfs.tar"
     with tarfile.open(tar, "w") as t:
-        t.add(bb, arcname="bin/busybox")
-        for name in ("sh", "cat", "true", "sleep", "ls"):
-            info = tarfile.TarInfo(f"bin/{name}")
-            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
-            t.addfile(info)
-        for dname in ("etc", "tmp", "proc", "sys", "dev"):
-            info = tarfile.TarInfo(dname)
-            info.type, info.mode = tarfile.DIRTYPE, 0o755
-            t.addfile(info)
+        write_rootfs(t)
     subprocess.run([*PODMAN, "import", str(tar), IMAGE], check=True, capture_output=True)
     return IMAGE
 
