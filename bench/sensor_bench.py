@@ -25,6 +25,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from memtrail.children import stop_process
+
 LOADGEN_C = r"""
 #include <fcntl.h>
 #include <stdio.h>
@@ -200,12 +202,7 @@ class SensorProc:
         }
 
     def close(self) -> None:
-        self.p.terminate()
-        try:
-            self.p.wait(30)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            self.p.wait()
+        stop_process(self.p, 30)
 
 
 def userspace_rate(bootstrap: str, spool: Path, n: int = 200_000) -> tuple[float, int]:

@@ -31,6 +31,7 @@ import orjson
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
 from memtrail.broker import LocalBroker, free_port
+from memtrail.children import stop_process
 from memtrail.kafka import consumer_config, ensure_topics, producer_config
 from memtrail.settings import KafkaSettings, Settings
 from schemas.containers import ContainerMeta
@@ -224,12 +225,7 @@ class Worker:
         return 0.0
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, 30)
         self.log.close()
 
 

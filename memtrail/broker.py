@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from memtrail.children import detach_and_die_with_parent
+from memtrail.children import detach_and_die_with_parent, stop_process
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +88,8 @@ class LocalBroker:
         return self
 
     def stop(self) -> None:
-        if self._proc and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc:
+            stop_process(self._proc, 5)
         self._proc = None
 
     @property

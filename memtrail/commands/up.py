@@ -28,7 +28,7 @@ from typing import IO
 
 import typer
 
-from memtrail.children import detach_and_die_with_parent
+from memtrail.children import detach_and_die_with_parent, stop_process
 from memtrail.settings import Settings
 from sinks.jsonl import JsonlSink
 
@@ -104,14 +104,8 @@ class Child:
         return False
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, timeout)
 
 
 class AlertSinks(threading.Thread):

@@ -28,6 +28,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from memtrail.children import stop_process
 from sensors.cri_api import api_pb2 as pb
 from sensors.cri_api import api_pb2_grpc as pb_grpc
 
@@ -225,13 +226,8 @@ class Containerd:
                 self.remove_pod(pod)
         if self.channel is not None:
             self.channel.close()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, 15)
         self._kill_own_shims()
         _remove_cgroups(CGROUP_PARENT)
         shutil.rmtree(self.dir, ignore_errors=True)

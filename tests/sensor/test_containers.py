@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from memtrail.children import stop_process
 from memtrail.settings import Settings
 from sensors.containers import ContainerWatcher, meta_from_inspect
 
@@ -69,12 +70,7 @@ def podman_socket(tmp_path: Path) -> Iterator[Path]:
         assert sock.exists(), "podman system service did not create its socket"
         yield sock
     finally:
-        p.terminate()
-        try:
-            p.wait(10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+        stop_process(p)
 
 
 @pytest.mark.podman

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from memtrail.broker import free_port
+from memtrail.children import stop_process
 
 MEMTRAIL = Path(sys.executable).with_name("memtrail")
 
@@ -81,12 +82,7 @@ def shim_proc(tmp_path: Path) -> Iterator[tuple[str, str]]:
                 time.sleep(0.1)
         yield base, token
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def test_generated_token_guards_the_api(shim_proc: tuple[str, str]) -> None:

@@ -7,6 +7,7 @@ import orjson
 import pytest
 from sources_helpers import consume, load_fixture
 
+from memtrail.children import stop_process
 from memtrail.settings import Settings
 from schemas.events import Event
 
@@ -152,12 +153,7 @@ def test_cli_self_signed_serves_and_publishes(settings: Settings) -> None:
         ((key, ev),) = consume(settings, settings.topics.k8s_audit, 1)
         assert key == "shop/web-7d9f8-abcde" and ev["host"] == "cli"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def test_kafka_down_answers_503_so_the_api_server_retries() -> None:

@@ -17,6 +17,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from memtrail.broker import free_port
+from memtrail.children import stop_process
 from memtrail.kafka import consumer_config, producer_config
 from memtrail.settings import Settings
 from schemas.events import synthetic_event
@@ -159,15 +160,9 @@ class WorkerProc:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
 
     def stop(self, timeout: float = 20.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        code = stop_process(self.proc, timeout)
         self._log.close()
-        return self.proc.returncode
+        return code
 
     def __enter__(self) -> WorkerProc:
         return self
