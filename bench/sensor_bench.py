@@ -222,7 +222,7 @@ def userspace_rate(bootstrap: str, spool: Path, n: int = 200_000) -> tuple[float
     cg = os.stat("/sys/fs/cgroup/unified").st_ino if Path("/sys/fs/cgroup/unified").exists() else 0
 
     def hdr(t: int, a: tuple[int, ...], ret: int, flags: int = 0, aux: int = 0) -> tuple[object, ...]:
-        return (time.monotonic_ns(), cg, ret, *a, t, pid, pid, os.getppid(), 0, 0, flags, aux, b"loadgen")
+        return (time.monotonic_ns(), cg, ret, *a, t, pid, pid, os.getppid(), 0, 0, flags, aux, 1, b"loadgen")
 
     argv = b"/usr/bin/true\0--flag\0value\0"
     records = [

@@ -39,6 +39,8 @@ _MODIFIERS = {_TYPEDEF, _VOLATILE, _CONST, _RESTRICT, _TYPE_TAG}
 SENSOR_FIELDS: dict[str, str] = {
     "OFF_TASK_REAL_PARENT": "task_struct.real_parent",
     "OFF_TASK_TGID": "task_struct.tgid",
+    "OFF_TASK_GROUP_LEADER": "task_struct.group_leader",
+    "OFF_TASK_START_BOOTTIME": "task_struct.start_boottime",
     "OFF_TASK_MM": "task_struct.mm",
     "OFF_TASK_EXIT_CODE": "task_struct.exit_code",
     "OFF_MM_ARG_START": "mm_struct.arg_start",

@@ -127,11 +127,14 @@ static __always_inline void fill_hdr(struct mt_hdr *h, __u32 type, __s64 ret)
     __u64 pt = bpf_get_current_pid_tgid();
     __u64 ug = bpf_get_current_uid_gid();
     char *task = (char *)bpf_get_current_task();
-    char *parent = 0;
+    char *parent = 0, *leader = 0;
     __u32 ppid = 0;
+    __u64 pstart = 0;
 
     bpf_probe_read_kernel(&parent, sizeof(parent), task + OFF_TASK_REAL_PARENT);
     bpf_probe_read_kernel(&ppid, sizeof(ppid), parent + OFF_TASK_TGID);
+    bpf_probe_read_kernel(&leader, sizeof(leader), task + OFF_TASK_GROUP_LEADER);
+    bpf_probe_read_kernel(&pstart, sizeof(pstart), leader + OFF_TASK_START_BOOTTIME);
     h->ts_ns = bpf_ktime_get_ns();
     h->cgroup_id = bpf_get_current_cgroup_id();
     h->ret = ret;
@@ -143,6 +146,7 @@ static __always_inline void fill_hdr(struct mt_hdr *h, __u32 type, __s64 ret)
     h->gid = ug >> 32;
     h->flags = 0;
     h->aux = 0;
+    h->pstart_ns = pstart;
     bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 

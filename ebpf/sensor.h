@@ -58,6 +58,7 @@ struct mt_hdr {
     __u32 gid;
     __u32 flags;
     __u32 aux;          /* exec: bytes of argv copied; mprotect: previous prot */
+    __u64 pstart_ns;    /* the process's (group leader's) start_boottime: with the pid, its identity */
     char comm[MT_COMM_LEN];
 };
 

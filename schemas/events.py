@@ -36,6 +36,11 @@ class ProcessInfo(BaseModel):
     exe: str | None = Field(default=None, description="Executable path, when known")
     cmdline: str | None = Field(default=None, description="argv joined with spaces, when known")
     start_time_ns: int | None = Field(default=None, description="Process start, monotonic ns")
+    start_boottime_ns: int | None = Field(
+        default=None,
+        description="The kernel's start time of the process (group leader's start_boottime, ns since boot):"
+        " with the pid, what tells this process from a later one that reuses its pid",
+    )
     ancestors: list[dict[str, Any]] = Field(
         default_factory=list,
         description="Parent first: [{pid, exe, comm, cmdline}], bounded",

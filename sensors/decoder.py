@@ -17,8 +17,8 @@ from sensors import flags as F
 
 COMM_LEN, PATH_LEN, ARGV_LEN, ENV_LEN, EXE_NAME_LEN, CGNAME_LEN = 16, 256, 1024, 128, 64, 128
 
-# struct mt_hdr: ts_ns, cgroup_id, ret, a[6], type, pid, tid, ppid, uid, gid, flags, aux, comm
-HDR = struct.Struct("<QQq6Q8I16s")
+# struct mt_hdr: ts_ns, cgroup_id, ret, a[6], type, pid, tid, ppid, uid, gid, flags, aux, pstart_ns, comm
+HDR = struct.Struct("<QQq6Q8IQ16s")
 EVENT = struct.Struct(f"<{HDR.format[1:]}{PATH_LEN}s")
 EVENT2 = struct.Struct(f"<{HDR.format[1:]}{PATH_LEN}s{PATH_LEN}s")
 # ..., cgroup_parent, then the stdio facts: fd_rdev[4], fd_family[4], fd_type[4], fd_open[4]
@@ -225,7 +225,7 @@ class Decoder:
             v = f[5]
             args = {
                 "dirfd": d - 0x100000000 if d & 0x80000000 else d,
-                "path": f[18].split(b"\0", 1)[0].decode("utf-8", "replace"),
+                "path": f[19].split(b"\0", 1)[0].decode("utf-8", "replace"),
                 "flags": self._open_flags.get(v) or self._cached(self._open_flags, v, F.open_flags),
                 "mode": oct(f[6] & 0o7777),
             }
@@ -262,9 +262,9 @@ class Decoder:
                 "wx": bool(hflags & F_WX),
             }
         else:
-            args = _args_simple(t, f[3:9], f[18], f[16], hflags)
+            args = _args_simple(t, f[3:9], f[19], f[16], hflags)
         ts_ns, tid = f[0], f[11]
-        c = f[17]
+        c = f[18]
         return {
             "v": 1,
             "id": f"{self.host}:{ts_ns}:{tid}",
@@ -281,6 +281,7 @@ class Decoder:
                 "uid": f[13],
                 "gid": f[14],
                 "comm": self._comms.get(c) or self._cached(self._comms, c, _cstr),
+                "start_boottime_ns": f[17],
             },
             "cgroup_id": f[1],
             "container_id": None,
@@ -307,11 +308,12 @@ class Decoder:
         ts_ns, cgroup_id, ret = f[0], f[1], f[2]
         a = f[3:9]
         _, pid, tid, ppid, uid, gid, hflags, aux = f[9:17]
-        comm = _cstr(f[17])
+        pstart = f[17]
+        comm = _cstr(f[18])
         cgroup_name: str | None = None
         if t in EXEC_TYPES:
-            filename, argv_raw, ldp, ldlp, exe_name, cg_leaf, cg_parent = f[18:25]
-            stdio = _stdio(f[25:41]) if ret == 0 else None
+            filename, argv_raw, ldp, ldlp, exe_name, cg_leaf, cg_parent = f[19:26]
+            stdio = _stdio(f[26:42]) if ret == 0 else None
             if cg_leaf[0]:  # the kernel's name for the cgroup directory: "<parent>/<leaf>"
                 cgroup_name = f"{_cstr(cg_parent)}/{_cstr(cg_leaf)}"
             args: dict[str, Any] = {
@@ -329,7 +331,7 @@ class Decoder:
             if stdio is not None:  # a failed exec has no new image to describe
                 args["stdio"] = stdio
         elif t in EVENT2_TYPES:
-            s1, s2 = _cstr(f[18]), _cstr(f[19])
+            s1, s2 = _cstr(f[19]), _cstr(f[20])
             if t == 17:
                 args = {
                     "olddirfd": F.s32(a[0]),
@@ -349,7 +351,7 @@ class Decoder:
                     "flags": F.bits(a[2], F.MS_FLAGS),
                 }
         else:
-            args = _args_simple(t, a, f[18], aux, hflags)
+            args = _args_simple(t, a, f[19], aux, hflags)
         out = {
             "v": 1,
             "id": f"{self.host}:{ts_ns}:{tid}",
@@ -359,7 +361,15 @@ class Decoder:
             "syscall": name,
             "ret": ret,
             "args": args,
-            "process": {"pid": pid, "tid": tid, "ppid": ppid, "uid": uid, "gid": gid, "comm": comm},
+            "process": {
+                "pid": pid,
+                "tid": tid,
+                "ppid": ppid,
+                "uid": uid,
+                "gid": gid,
+                "comm": comm,
+                "start_boottime_ns": pstart,
+            },
             "cgroup_id": cgroup_id,
             "container_id": None,
             "source": "syscall",

@@ -15,7 +15,7 @@ from sensors.flags import map_flags, open_flags, prot_flags
 def hdr(
     t: int, a: tuple[int, ...] = (0,) * 6, ret: int = 0, flags: int = 0, aux: int = 0
 ) -> tuple[object, ...]:
-    return (1_000_000_000, 4242, ret, *a, t, 100, 101, 1, 0, 0, flags, aux, b"evil")
+    return (1_000_000_000, 4242, ret, *a, t, 100, 101, 1, 0, 0, flags, aux, 777_000_000, b"evil")
 
 
 def test_openat() -> None:
@@ -32,7 +32,15 @@ def test_openat() -> None:
         "mode": "0o644",
     }
     assert e["id"] == "h:1000000000:101" and e["time"] == pytest.approx(101.0)
-    assert e["process"] == {"pid": 100, "tid": 101, "ppid": 1, "uid": 0, "gid": 0, "comm": "evil"}
+    assert e["process"] == {
+        "pid": 100,
+        "tid": 101,
+        "ppid": 1,
+        "uid": 0,
+        "gid": 0,
+        "comm": "evil",
+        "start_boottime_ns": 777_000_000,
+    }
     Event.model_validate(e)
 
 

@@ -21,7 +21,7 @@ int main(void) {
     P(sizeof(struct mt_hdr)); P(sizeof(struct mt_event)); P(sizeof(struct mt_event2)); P(sizeof(struct mt_exec));
     P(offsetof(struct mt_hdr, ts_ns)); P(offsetof(struct mt_hdr, cgroup_id)); P(offsetof(struct mt_hdr, ret));
     P(offsetof(struct mt_hdr, a)); P(offsetof(struct mt_hdr, type)); P(offsetof(struct mt_hdr, pid));
-    P(offsetof(struct mt_hdr, flags)); P(offsetof(struct mt_hdr, aux)); P(offsetof(struct mt_hdr, comm));
+    P(offsetof(struct mt_hdr, flags)); P(offsetof(struct mt_hdr, aux)); P(offsetof(struct mt_hdr, pstart_ns)); P(offsetof(struct mt_hdr, comm));
     P(offsetof(struct mt_exec, filename)); P(offsetof(struct mt_exec, argv)); P(offsetof(struct mt_exec, ld_preload));
     P(offsetof(struct mt_exec, ld_library_path)); P(offsetof(struct mt_exec, exe_name));
     P(offsetof(struct mt_exec, cgroup_leaf)); P(offsetof(struct mt_exec, cgroup_parent));
@@ -58,6 +58,7 @@ def test_offsets(layout: dict[str, int]) -> None:
     assert layout["offsetof(struct mt_hdr, type)"] == D.TYPE_OFFSET
     assert layout["offsetof(struct mt_hdr, a)"] == 24
     assert layout["offsetof(struct mt_hdr, comm)"] == D.HDR.size - D.COMM_LEN
+    assert layout["offsetof(struct mt_hdr, pstart_ns)"] == D.HDR.size - D.COMM_LEN - 8
     stdio = D.EXEC.size - D.STDIO_LEN
     assert layout["offsetof(struct mt_exec, cgroup_parent)"] == stdio - D.CGNAME_LEN
     assert layout["offsetof(struct mt_exec, exe_name)"] == stdio - D.EXE_NAME_LEN - 2 * D.CGNAME_LEN
