@@ -52,10 +52,14 @@ def wait_for_port(host: str, port: int, timeout: float) -> bool:
 
 @dataclass
 class LocalBroker:
-    """A Tansu process on 127.0.0.1:port with memory storage."""
+    """A Tansu process on 127.0.0.1:port with memory storage.
+
+    ``advertised_port``: the port named to clients in metadata, when a TLS terminator
+    (stunnel) in front of the broker is what clients must connect to."""
 
     port: int = 0
     log_path: Path | None = None
+    advertised_port: int = 0
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
 
     @property
@@ -72,7 +76,7 @@ class LocalBroker:
             "--listener-url",
             url,
             "--advertised-listener-url",
-            url,
+            f"tcp://127.0.0.1:{self.advertised_port or self.port}",
             "--storage-engine",
             "memory://tansu/",
         ]

@@ -65,7 +65,13 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    app()
+    from memtrail.settings import SettingsError
+
+    try:
+        app()
+    except SettingsError as exc:  # bad MEMTRAIL_* environment: one line, exit 2, no traceback
+        typer.secho(f"memtrail: error: invalid settings: {exc}", fg="red", err=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """confluent-kafka client settings and topic set-up shared by every component.
 
-Tansu quirks (see docs/tansu.md) only apply when the embedded local broker is in use:
+TLS and SASL come from ``KafkaSettings.security`` (one block for every client:
+:func:`security_config` here for librdkafka, :mod:`streams.kafka_auth` for the worker).
+Tansu quirks (see ../shared/tansu-notes.md and docs/stream.md) only apply when the embedded local broker is in use:
 short session timeouts (every group join waits session.timeout.ms/2) and a short
 fetch wait (its long-poll sleeps instead of waking on data).
 """
@@ -8,12 +10,13 @@ fetch wait (its long-poll sleeps instead of waking on data).
 from __future__ import annotations
 
 import logging
+import ssl
 from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from memtrail.settings import KafkaSettings, Settings
+from memtrail.settings import KafkaSecurity, KafkaSettings, Settings
 
 log = logging.getLogger(__name__)
 _rdkafka_log = logging.getLogger("librdkafka")
@@ -21,6 +24,58 @@ _rdkafka_log = logging.getLogger("librdkafka")
 
 class BrokerUnreachable(RuntimeError):
     """No Kafka broker answered at the configured bootstrap address."""
+
+
+class KafkaSecurityError(BrokerUnreachable):
+    """The TLS/SASL settings name a file that cannot be used: the broker cannot be reached securely."""
+
+
+def _readable(what: str, path: Any) -> str:
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise KafkaSecurityError(f"Kafka {what} {path}: {exc.strerror}") from exc
+    return str(path)
+
+
+def security_config(sec: KafkaSecurity) -> dict[str, Any]:
+    """librdkafka properties for the TLS/SASL settings (files checked now, with a readable error)."""
+    cfg: dict[str, Any] = {"security.protocol": sec.protocol}
+    if sec.tls:
+        if sec.ca_file:
+            cfg["ssl.ca.location"] = _readable("CA file", sec.ca_file)
+        if sec.cert_file and sec.key_file:
+            cfg["ssl.certificate.location"] = _readable("client certificate", sec.cert_file)
+            cfg["ssl.key.location"] = _readable("client key", sec.key_file)
+        if sec.key_password:
+            cfg["ssl.key.password"] = sec.key_password.get_secret_value()
+        cfg["ssl.endpoint.identification.algorithm"] = "https" if sec.verify_hostname else "none"
+    if sec.sasl:
+        cfg["sasl.mechanisms"] = sec.sasl_mechanism
+        cfg["sasl.username"] = sec.sasl_username
+        cfg["sasl.password"] = sec.sasl_password.get_secret_value() if sec.sasl_password else ""
+    return cfg
+
+
+def ssl_context(sec: KafkaSecurity) -> ssl.SSLContext | None:
+    """The same TLS settings as a stdlib context (aiokafka, hence the Faust worker); None without TLS."""
+    if not sec.tls:
+        return None
+    cafile = _readable("CA file", sec.ca_file) if sec.ca_file else None
+    ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+    ctx.check_hostname = sec.verify_hostname
+    if sec.cert_file and sec.key_file:
+        password = sec.key_password.get_secret_value() if sec.key_password else None
+        try:
+            ctx.load_cert_chain(
+                _readable("client certificate", sec.cert_file),
+                _readable("client key", sec.key_file),
+                password=password,
+            )
+        except ssl.SSLError as exc:
+            raise KafkaSecurityError(f"Kafka client certificate/key unusable: {exc}") from exc
+    return ctx
 
 
 def base_config(kafka: KafkaSettings) -> dict[str, Any]:
@@ -31,6 +86,7 @@ def base_config(kafka: KafkaSettings) -> dict[str, Any]:
         "bootstrap.servers": kafka.bootstrap,
         "logger": _rdkafka_log,
         "log.connection.close": False,
+        **security_config(kafka.security),
         **kafka.extra,
     }
 

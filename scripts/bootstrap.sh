@@ -18,7 +18,7 @@ warn() { printf '\033[33mbootstrap: warning: %s\033[0m\n' "$*" >&2; }
 command -v apt-get >/dev/null || fail "apt-get not found: this set-up supports Debian (bookworm) only"
 
 APT_RUN=(python3-bpfcc bpfcc-tools python3-venv python3-pip podman runc kcat)
-APT_TEST=(chromium chromium-driver prometheus docker-compose postgresql busybox-static containerd)
+APT_TEST=(chromium chromium-driver prometheus docker-compose postgresql busybox-static containerd stunnel4)
 want=("${APT_RUN[@]}")
 [ "$PROFILE" = test ] && want+=("${APT_TEST[@]}")
 

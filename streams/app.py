@@ -40,6 +40,7 @@ from streams.containers import ContainerView
 from streams.correlate import Correlator, PartKey
 from streams.deadletter import dead_letter, reason_label
 from streams.enrich import annotate_trails, detach_containers, join_containers
+from streams.kafka_auth import faust_credentials
 from streams.recovery import replay_batches
 from streams.topic_reader import TopicReader
 
@@ -209,6 +210,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
         "broker_commit_interval": 1.0,
         "producer_linger_ms": 5,
         "producer_compression_type": opts.producer_compression or None,
+        "broker_credentials": faust_credentials(kafka.security),
     }
     if opts.producer_compression == "lz4":
         _patch_lz4_level(opts.lz4_level)

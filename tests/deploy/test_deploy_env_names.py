@@ -35,10 +35,11 @@ def _settings_class(prefix: str) -> Any:
 
 
 def _shared_names() -> set[str]:
-    from memtrail.settings import KafkaSettings, Settings, Topics
+    from memtrail.settings import KafkaSecurity, KafkaSettings, Settings, Topics
 
     names = {f"MEMTRAIL_{f.upper()}" for f in Settings.model_fields}
     names |= {f"MEMTRAIL_KAFKA__{f.upper()}" for f in KafkaSettings.model_fields}
+    names |= {f"MEMTRAIL_KAFKA__SECURITY__{f.upper()}" for f in KafkaSecurity.model_fields}
     names |= {f"MEMTRAIL_TOPICS__{f.upper()}" for f in Topics.model_fields}
     return names
 
@@ -152,5 +153,11 @@ def test_every_value_parses_in_its_component() -> None:
     errors: list[str] = []
     for where, env in [*_chart_envs(), *_compose_envs()]:
         plain = {k: v for k, v in env.items() if k.startswith("MEMTRAIL_") and isinstance(v, str)}
+        # SASL credentials come from the operator's Secret: any string parses (and they are required)
+        plain |= {
+            k: "from-a-secret"
+            for k in env
+            if k.startswith("MEMTRAIL_KAFKA__SECURITY__SASL_") and k not in plain
+        }
         errors += check_parses(where, plain)
     assert not errors, "\n".join(errors)

@@ -206,7 +206,6 @@ def test_strict_validation_catches_a_misspelt_field(default_docs: list[dict[str,
 def test_secrets_stay_in_secret_objects(full_docs: list[dict[str, Any]]) -> None:
     values = full_values()
     secrets = [  # every secret value of ci/full-values.yaml
-        values["kafka"]["secretConfig"]["sasl.password"],
         values["sinks"]["opensearch"]["password"],
         values["shim"]["token"],
         values["shim"]["portainer"]["apiKey"],
@@ -222,16 +221,47 @@ def test_secrets_stay_in_secret_objects(full_docs: list[dict[str, Any]]) -> None
 
     (secret,) = by_kind(full_docs, "Secret")
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
-    assert json.loads(data["MEMTRAIL_KAFKA__EXTRA"]) == {
-        "security.protocol": "SASL_SSL",
-        "sasl.mechanism": "SCRAM-SHA-512",
-        "sasl.username": "memtrail",
-        "sasl.password": "change-me",
-    }
+    assert json.loads(data["MEMTRAIL_KAFKA__EXTRA"]) == {"client.rack": "eu-west-1a"}
     assert data["MEMTRAIL_SHIM_TOKEN"] == "a-long-random-token-for-ci"
     # The Wazuh credentials come from the user's existing Secret, not the chart's.
     (sink,) = containers(one(full_docs, "Deployment", "-sink-wazuh"))
     assert env_of(sink)["MEMTRAIL_WAZUH_PASSWORD"]["secretKeyRef"]["name"] == "wazuh-api-credentials"
+
+
+def test_every_kafka_client_gets_the_one_security_block(full_docs: list[dict[str, Any]]) -> None:
+    """SASL_SSL with a CA from a Secret reaches every component, the Faust workers included."""
+    kafka_pods = [d for d in full_docs if d["kind"] in ("DaemonSet", "Deployment", "Job")]
+    names = {d["metadata"]["name"].rsplit("-", 1)[-1] for d in kafka_pods}
+    assert {"sensor", "worker", "opensearch", "wazuh", "shim", "webhook"} <= names, names
+    assert any(d["kind"] == "Job" and "topics" in d["metadata"]["name"] for d in kafka_pods)
+    for doc in kafka_pods:
+        c = next(containers(doc))
+        env = env_of(c)
+        where = doc["metadata"]["name"]
+        assert env["MEMTRAIL_KAFKA__SECURITY__PROTOCOL"] == "SASL_SSL", where
+        assert env["MEMTRAIL_KAFKA__SECURITY__CA_FILE"] == "/etc/memtrail/kafka-tls/ca.crt", where
+        assert env["MEMTRAIL_KAFKA__SECURITY__SASL_MECHANISM"] == "SCRAM-SHA-512", where
+        ref = env["MEMTRAIL_KAFKA__SECURITY__SASL_PASSWORD"]["secretKeyRef"]
+        assert ref == {"name": "memtrail-kafka-user", "key": "password"}, where
+        mounts = {m["name"]: m for m in c["volumeMounts"]}
+        assert (
+            mounts["kafka-tls"]["mountPath"] == "/etc/memtrail/kafka-tls" and mounts["kafka-tls"]["readOnly"]
+        )
+        vols = {v["name"]: v for v in doc["spec"]["template"]["spec"]["volumes"]}
+        assert vols["kafka-tls"]["secret"]["secretName"] == "memtrail-kafka-cluster-ca", where
+
+
+def test_mutual_tls_mounts_the_client_certificate() -> None:
+    values = full_values()
+    values["kafka"]["security"] = {
+        "protocol": "SSL",
+        "tls": {"secret": "memtrail-user", "caKey": "ca.crt", "certKey": "user.crt", "keyKey": "user.key"},
+    }
+    worker = one(manifests(render(values)), "Deployment", "-worker")
+    env = env_of(next(containers(worker)))
+    assert env["MEMTRAIL_KAFKA__SECURITY__CERT_FILE"] == "/etc/memtrail/kafka-tls/user.crt"
+    assert env["MEMTRAIL_KAFKA__SECURITY__KEY_FILE"] == "/etc/memtrail/kafka-tls/user.key"
+    assert "MEMTRAIL_KAFKA__SECURITY__SASL_USERNAME" not in env
 
 
 def test_default_shim_token_is_generated(default_docs: list[dict[str, Any]]) -> None:

@@ -82,6 +82,7 @@ prometheus.io/path: /metrics
       name: {{ default (include "memtrail.secretName" .) .Values.kafka.existingSecret }}
       key: MEMTRAIL_KAFKA__EXTRA
 {{- end }}
+{{- include "memtrail.kafkaSecurityEnv" . }}
 - name: MEMTRAIL_PATTERNS_DIRS
   value: {{ include "memtrail.patternsDirs" . | quote }}
 - name: MEMTRAIL_LOG_LEVEL
@@ -244,4 +245,58 @@ readinessProbe:
   initialDelaySeconds: 5
   periodSeconds: 10
   failureThreshold: 3
+{{- end -}}
+
+{{/* Kafka TLS/SASL settings (KafkaSettings.security), the same for every component. */}}
+{{- define "memtrail.kafkaSecurityEnv" -}}
+{{- $sec := .Values.kafka.security }}
+- name: MEMTRAIL_KAFKA__SECURITY__PROTOCOL
+  value: {{ $sec.protocol | quote }}
+{{- if has $sec.protocol (list "SSL" "SASL_SSL") }}
+{{- if and $sec.tls.secret $sec.tls.caKey }}
+- name: MEMTRAIL_KAFKA__SECURITY__CA_FILE
+  value: {{ printf "/etc/memtrail/kafka-tls/%s" $sec.tls.caKey | quote }}
+{{- end }}
+{{- if and $sec.tls.secret $sec.tls.certKey $sec.tls.keyKey }}
+- name: MEMTRAIL_KAFKA__SECURITY__CERT_FILE
+  value: {{ printf "/etc/memtrail/kafka-tls/%s" $sec.tls.certKey | quote }}
+- name: MEMTRAIL_KAFKA__SECURITY__KEY_FILE
+  value: {{ printf "/etc/memtrail/kafka-tls/%s" $sec.tls.keyKey | quote }}
+{{- end }}
+- name: MEMTRAIL_KAFKA__SECURITY__VERIFY_HOSTNAME
+  value: {{ $sec.tls.verifyHostname | quote }}
+{{- end }}
+{{- if has $sec.protocol (list "SASL_PLAINTEXT" "SASL_SSL") }}
+{{- if not $sec.sasl.existingSecret }}
+{{- fail "kafka.security.sasl.existingSecret is required for a SASL protocol" }}
+{{- end }}
+- name: MEMTRAIL_KAFKA__SECURITY__SASL_MECHANISM
+  value: {{ $sec.sasl.mechanism | quote }}
+- name: MEMTRAIL_KAFKA__SECURITY__SASL_USERNAME
+  valueFrom:
+    secretKeyRef:
+      name: {{ $sec.sasl.existingSecret }}
+      key: {{ $sec.sasl.usernameKey }}
+- name: MEMTRAIL_KAFKA__SECURITY__SASL_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ $sec.sasl.existingSecret }}
+      key: {{ $sec.sasl.passwordKey }}
+{{- end }}
+{{- end -}}
+
+{{- define "memtrail.kafkaVolumeMounts" -}}
+{{- if and .Values.kafka.security.tls.secret (has .Values.kafka.security.protocol (list "SSL" "SASL_SSL")) }}
+- name: kafka-tls
+  mountPath: /etc/memtrail/kafka-tls
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "memtrail.kafkaVolumes" -}}
+{{- if and .Values.kafka.security.tls.secret (has .Values.kafka.security.protocol (list "SSL" "SASL_SSL")) }}
+- name: kafka-tls
+  secret:
+    secretName: {{ .Values.kafka.security.tls.secret }}
+{{- end }}
 {{- end -}}
