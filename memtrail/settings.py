@@ -8,14 +8,15 @@ topic names and where patterns come from.
 from __future__ import annotations
 
 import socket
+from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_PATTERNS_DIR = REPO_ROOT / "patterns" / "library"
+#: The shipped pattern library (package data of ``patterns``, wherever it is installed).
+DEFAULT_PATTERNS_DIR = Path(str(files("patterns") / "library"))
 
 
 class Topics(BaseModel):

@@ -182,20 +182,20 @@ def register(app: typer.Typer) -> None:
 
     @wazuh_app.command("rules")
     def wazuh_rules(
-        out: Path = typer.Option(None, "--out", help="Directory (default deploy/wazuh in the repo)"),
+        out: Path = typer.Option(None, "--out", help="Directory (default: the shipped sinks/wazuh/data)"),
         patterns_dir: list[Path] = typer.Option(None, "--patterns", help="Pattern dirs (default: settings)"),
-        ids: Path = typer.Option(None, "--ids", help="Rule-id map (default deploy/wazuh/rule_ids.json)"),
+        ids: Path = typer.Option(None, "--ids", help="Rule-id map (default sinks/wazuh/data/rule_ids.json)"),
     ) -> None:
         """Regenerate memtrail_rules.xml and memtrail_decoders.xml from the pattern library."""
         from patterns.engine.api import list_patterns
-        from sinks.wazuh.content import DEPLOY_DIR, IDS_FILE, generate, write
+        from sinks.wazuh.content import DATA_DIR, IDS_FILE, generate, write
 
         dirs = patterns_dir or load_settings().patterns_dirs
         infos, errors = list_patterns(dirs)
         for err in errors:
             typer.secho(f"skipped: {err}", fg="yellow", err=True)
-        ids_path = ids or DEPLOY_DIR / IDS_FILE
-        written = write(generate(infos, ids_path), out or DEPLOY_DIR, ids_path)
+        ids_path = ids or DATA_DIR / IDS_FILE
+        written = write(generate(infos, ids_path), out or DATA_DIR, ids_path)
         typer.echo(f"{len(infos)} pattern rules; wrote " + ", ".join(str(p) for p in written))
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from memtrail.settings import REPO_ROOT
-
-SAVED_OBJECTS = REPO_ROOT / "deploy" / "opensearch" / "dashboards.ndjson"
+#: The Dashboards saved objects, shipped as package data.
+SAVED_OBJECTS = Path(str(files("sinks.opensearch") / "data" / "dashboards.ndjson"))
 
 
 class ImportFailed(RuntimeError):

@@ -13,6 +13,7 @@ import asyncio
 import copy
 import logging
 from collections.abc import Sequence
+from importlib.resources import files
 from typing import Any
 
 import orjson
@@ -20,14 +21,14 @@ from opensearchpy import AsyncOpenSearch
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import NotFoundError, TransportError
 
-from memtrail.settings import REPO_ROOT
 from sinks.base import Incoming, Rejected, SinkBackpressure
 from sinks.metrics import FAILURES, RETRIES
 from sinks.opensearch.config import OpenSearchSettings
 from sinks.opensearch.documents import bulk_body, classify
 
 log = logging.getLogger(__name__)
-DEPLOY_DIR = REPO_ROOT / "deploy" / "opensearch"
+#: index template and ISM policy, shipped as package data
+DATA = files("sinks.opensearch") / "data"
 TEMPLATE_NAME = "memtrail-alerts"
 ISM_POLICY_ID = "memtrail-alerts-retention"
 
@@ -37,13 +38,13 @@ class SetupRefused(RuntimeError):
 
 
 def index_template(prefix: str = "memtrail-alerts") -> dict[str, Any]:
-    body: dict[str, Any] = orjson.loads((DEPLOY_DIR / "index-template.json").read_bytes())
+    body: dict[str, Any] = orjson.loads((DATA / "index-template.json").read_bytes())
     body["index_patterns"] = [f"{prefix}-*"]
     return body
 
 
 def ism_policy(retention_days: int, prefix: str = "memtrail-alerts") -> dict[str, Any]:
-    body: dict[str, Any] = orjson.loads((DEPLOY_DIR / "ism-policy.json").read_bytes())
+    body: dict[str, Any] = orjson.loads((DATA / "ism-policy.json").read_bytes())
     policy = body["policy"]
     policy["states"][0]["transitions"][0]["conditions"]["min_index_age"] = f"{retention_days}d"
     policy["ism_template"][0]["index_patterns"] = [f"{prefix}-*"]

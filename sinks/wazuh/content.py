@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 import orjson
 
-from memtrail.settings import REPO_ROOT
 from patterns.engine.api import PatternInfo
 from sinks.wazuh.rules import assign_ids, render_decoders, render_rules
 
-DEPLOY_DIR = REPO_ROOT / "deploy" / "wazuh"
+#: The shipped rules, decoder and rule-id map (package data; `memtrail wazuh rules` rewrites
+#: them in a checkout, or writes them to --out).
+DATA_DIR = Path(str(files("sinks.wazuh") / "data"))
 RULES_FILE = "memtrail_rules.xml"
 DECODERS_FILE = "memtrail_decoders.xml"
 IDS_FILE = "rule_ids.json"
@@ -34,13 +36,13 @@ def read_ids(path: Path) -> dict[str, int]:
     return data
 
 
-def generate(patterns: Iterable[PatternInfo], ids_path: Path = DEPLOY_DIR / IDS_FILE) -> Generated:
+def generate(patterns: Iterable[PatternInfo], ids_path: Path = DATA_DIR / IDS_FILE) -> Generated:
     pats = list({p.id: p for p in patterns}.values())  # one rule per pattern id, whatever the input
     ids = assign_ids((p.id for p in pats), read_ids(ids_path))
     return Generated(render_rules(pats, ids), render_decoders(), ids)
 
 
-def write(gen: Generated, out_dir: Path, ids_path: Path = DEPLOY_DIR / IDS_FILE) -> list[Path]:
+def write(gen: Generated, out_dir: Path, ids_path: Path = DATA_DIR / IDS_FILE) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     files = [out_dir / RULES_FILE, out_dir / DECODERS_FILE]
     files[0].write_text(gen.rules)

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from memtrail.cli import app
 from memtrail.settings import Settings
 from patterns.engine.api import PatternInfo
-from sinks.wazuh.content import DECODERS_FILE, DEPLOY_DIR, IDS_FILE, RULES_FILE, generate
+from sinks.wazuh.content import DATA_DIR, DECODERS_FILE, IDS_FILE, RULES_FILE, generate
 from sinks.wazuh.rules import BASE_JSON_RULE, BASE_SYSLOG_RULE, LEVELS, assign_ids, render_rules
 
 
@@ -87,29 +87,29 @@ def _library():
 def test_committed_wazuh_files_are_current() -> None:
     """Fails when the library changed without `memtrail wazuh rules` being run."""
     gen = generate(_library())
-    assert (DEPLOY_DIR / RULES_FILE).read_text() == gen.rules, "run `memtrail wazuh rules`"
-    assert (DEPLOY_DIR / DECODERS_FILE).read_text() == gen.decoders
-    assert orjson.loads((DEPLOY_DIR / IDS_FILE).read_bytes()) == gen.ids, "run `memtrail wazuh rules`"
+    assert (DATA_DIR / RULES_FILE).read_text() == gen.rules, "run `memtrail wazuh rules`"
+    assert (DATA_DIR / DECODERS_FILE).read_text() == gen.decoders
+    assert orjson.loads((DATA_DIR / IDS_FILE).read_bytes()) == gen.ids, "run `memtrail wazuh rules`"
 
 
 def test_committed_rules_parse_and_every_technique_is_in_the_attack_catalog() -> None:
     from patterns.mitre.catalog import load_catalog
 
     catalog = load_catalog()
-    rules = _rules((DEPLOY_DIR / RULES_FILE).read_text())
+    rules = _rules((DATA_DIR / RULES_FILE).read_text())
     techniques = {e.text for r in rules.values() for e in r.findall("mitre/id")}
     assert techniques, "no technique in the generated rules"
     assert {t for t in techniques if catalog.get(t or "") is None} == set()
-    ids = orjson.loads((DEPLOY_DIR / IDS_FILE).read_bytes())
+    ids = orjson.loads((DATA_DIR / IDS_FILE).read_bytes())
     assert {int(k) for k in rules} >= set(ids.values())
-    decoder = ET.fromstring((DEPLOY_DIR / DECODERS_FILE).read_text())
+    decoder = ET.fromstring((DATA_DIR / DECODERS_FILE).read_text())
     assert decoder.get("name") == "memtrail" and decoder.findtext("plugin_decoder") == "JSON_Decoder"
 
 
 def test_cli_regenerates_into_a_directory(tmp_path: Path) -> None:
     ids = tmp_path / "ids.json"
-    shutil.copy(DEPLOY_DIR / IDS_FILE, ids)
+    shutil.copy(DATA_DIR / IDS_FILE, ids)
     result = CliRunner().invoke(app, ["wazuh", "rules", "--out", str(tmp_path / "out"), "--ids", str(ids)])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "out" / RULES_FILE).read_text() == (DEPLOY_DIR / RULES_FILE).read_text()
-    assert ids.read_bytes() == (DEPLOY_DIR / IDS_FILE).read_bytes()
+    assert (tmp_path / "out" / RULES_FILE).read_text() == (DATA_DIR / RULES_FILE).read_text()
+    assert ids.read_bytes() == (DATA_DIR / IDS_FILE).read_bytes()
