@@ -58,7 +58,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     )
     # third-party dependencies from the project's venv (this machine reaches PyPI, but the
     # wheel's own files are what is under test); its editable hook is not run from a path entry
-    purelib = next(p for p in site.getsitepackages() if p.startswith(sys.prefix) and p.endswith("site-packages"))
+    purelib = next(
+        p for p in site.getsitepackages() if p.startswith(sys.prefix) and p.endswith("site-packages")
+    )
     (next((venv / "lib").glob("python3*/site-packages")) / "deps.pth").write_text(purelib + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MEMTRAIL_", "PYTHON"))}
     env["HOME"] = str(work)
