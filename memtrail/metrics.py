@@ -21,8 +21,10 @@ def serve_metrics(
     host: str = "0.0.0.0",
     ready: Callable[[], bool] = lambda: True,
     registry: CollectorRegistry = REGISTRY,
+    alive: Callable[[], bool] = lambda: True,
 ) -> ThreadingHTTPServer:
-    """Serve /metrics, /healthz (process alive) and /readyz (``ready()``) in a daemon thread."""
+    """Serve /metrics, /healthz (``alive()``: the component's loop turns) and /readyz (``ready()``)
+    in a daemon thread."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -30,7 +32,8 @@ def serve_metrics(
             if path == "/metrics":
                 body, ctype, code = generate_latest(registry), CONTENT_TYPE_LATEST, 200
             elif path == "/healthz":
-                body, ctype, code = b"ok\n", "text/plain", 200
+                ok = alive()
+                body, ctype, code = (b"ok\n" if ok else b"stalled\n"), "text/plain", 200 if ok else 503
             elif path == "/readyz":
                 ok = ready()
                 body, ctype, code = (b"ready\n" if ok else b"not ready\n"), "text/plain", 200 if ok else 503

@@ -24,6 +24,10 @@ from sensors.publisher import Publisher
 log = logging.getLogger(__name__)
 
 
+#: /healthz turns 503 when the drain loop has not turned for this long (the liveness probe's signal).
+LOOP_STALL_S = 30.0
+
+
 class PreflightError(RuntimeError):
     """A requirement is missing: the message says which and what to do."""
 
@@ -74,6 +78,7 @@ class Sensor:
         self.publisher: Publisher | None = None
         self.program: Any = None
         self.ready = threading.Event()
+        self.last_loop = time.monotonic()
         self.events_total = 0
         self.decode_errors = 0
         self._counts: dict[str, int] = {}
@@ -131,8 +136,18 @@ class Sensor:
             rate_limit=self.cfg.rate_limit_per_cgroup,
         )
         self.heartbeat = HeartbeatState(self.host, list(TRACEPOINTS), self.cfg.heartbeat_interval_s)
+        self.last_loop = time.monotonic()
         self.ready.set()
         log.info("sensor attached to %d tracepoints on %s", len(TRACEPOINTS), self.host)
+
+    def is_ready(self) -> bool:
+        """Programs attached and the producer delivering: not spooling through a broker outage."""
+        return self.ready.is_set() and self.publisher is not None and not self.publisher.spooling
+
+    def is_alive(self) -> bool:
+        """Attached, and the drain loop turned recently: a wedged loop would lose events while the
+        process lives. False while the program compiles (the start-up probe's window)."""
+        return self.ready.is_set() and time.monotonic() - self.last_loop < LOOP_STALL_S
 
     def _report_counters(self, now: float, last: float) -> None:
         counts, self._counts = self._counts, {}
@@ -185,7 +200,7 @@ class Sensor:
             while not stop.is_set():
                 busy = self.program.poll(self.cfg.poll_budget) >= self.cfg.poll_budget
                 self.publisher.tick()
-                now = time.monotonic()
+                now = self.last_loop = time.monotonic()
                 if now - last_report >= 1.0:
                     self._report_counters(now, last_report)
                     last_report = now
@@ -209,4 +224,4 @@ class Sensor:
 
 
 def serve(sensor: Sensor, port: int, host: str = "0.0.0.0") -> Any:
-    return serve_metrics(port, host=host, ready=sensor.ready.is_set)
+    return serve_metrics(port, host=host, ready=sensor.is_ready, alive=sensor.is_alive)

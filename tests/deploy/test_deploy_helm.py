@@ -115,8 +115,7 @@ def test_sensor_daemonset_has_what_the_sensor_needs(default_docs: list[dict[str,
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
     assert {"containerPort": 9101, "name": "metrics", "protocol": "TCP"} in c["ports"]
     assert c["resources"]["limits"] and c["resources"]["requests"]
-    keys = {t["key"] for t in pod["tolerations"]}
-    assert "node-role.kubernetes.io/control-plane" in keys
+    assert pod["tolerations"] == [{"operator": "Exists"}]  # control plane and tainted pools too
 
 
 def test_sensor_without_privileged_gets_the_documented_capabilities(full_docs: list[dict[str, Any]]) -> None:
@@ -264,11 +263,63 @@ def test_mutual_tls_mounts_the_client_certificate() -> None:
     assert "MEMTRAIL_KAFKA__SECURITY__SASL_USERNAME" not in env
 
 
-def test_default_shim_token_is_generated(default_docs: list[dict[str, Any]]) -> None:
-    import base64
+def test_the_shim_token_is_required_never_generated() -> None:
+    """A generated token would change on every GitOps render (no `lookup` there) and lock users out."""
+    with pytest.raises(helm().HelmRenderError, match=r"shim\.token or shim\.existingSecret is required"):
+        render(shim_token=False)
+    docs = manifests(render({"shim": {"existingSecret": "memtrail-shim"}}, shim_token=False))
+    (shim,) = containers(one(docs, "Deployment", "-shim"))
+    assert env_of(shim)["MEMTRAIL_SHIM_TOKEN"]["secretKeyRef"]["name"] == "memtrail-shim"
+    assert not any("MEMTRAIL_SHIM_TOKEN" in d.get("data", {}) for d in by_kind(docs, "Secret"))
 
-    (secret,) = by_kind(default_docs, "Secret")
-    assert len(base64.b64decode(secret["data"]["MEMTRAIL_SHIM_TOKEN"])) == 40
+
+def test_least_privilege_service_accounts(full_docs: list[dict[str, Any]]) -> None:
+    """One ServiceAccount per component; only the sensor's mounts a token and reads pods."""
+    accounts = {d["metadata"]["name"]: d for d in by_kind(full_docs, "ServiceAccount")}
+    pods = [d for d in full_docs if d["kind"] in ("DaemonSet", "Deployment", "Job")]
+    used = set()
+    for doc in pods:
+        spec = doc["spec"]["template"]["spec"]
+        sa = spec["serviceAccountName"]
+        used.add(sa)
+        assert sa in accounts, (doc["metadata"]["name"], sa)
+        if doc["kind"] == "DaemonSet":
+            assert sa.endswith("-sensor") and accounts[sa]["automountServiceAccountToken"] is True
+            assert spec.get("automountServiceAccountToken") is not False
+        else:
+            assert spec["automountServiceAccountToken"] is False, doc["metadata"]["name"]
+            assert accounts[sa]["automountServiceAccountToken"] is False
+    assert len(used) == len(pods), "components share a ServiceAccount"
+    (role,) = by_kind(full_docs, "ClusterRole")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
+    (binding,) = by_kind(full_docs, "ClusterRoleBinding")
+    assert [s["name"] for s in binding["subjects"]] == [n for n in used if n.endswith("-sensor")]
+
+
+def test_sensor_restarts_only_for_its_own_configuration() -> None:
+    def sensor_checksum(values: dict[str, Any]) -> str:
+        ds = one(manifests(render(values)), "DaemonSet", "-sensor")
+        return str(ds["spec"]["template"]["metadata"]["annotations"]["checksum/config"])
+
+    base = full_values()
+    rotated = full_values()
+    rotated["shim"]["token"] = "another-long-random-token-for-ci"
+    rotated["sinks"]["opensearch"]["password"] = "rotated"
+    assert sensor_checksum(base) == sensor_checksum(rotated)
+    moved = full_values()
+    moved["kafka"]["bootstrap"] = "kafka-9.kafka:9093"
+    assert sensor_checksum(base) != sensor_checksum(moved)
+
+
+def test_sensor_runs_on_every_node_and_probes_its_loop(default_docs: list[dict[str, Any]]) -> None:
+    ds = one(default_docs, "DaemonSet", "-sensor")
+    spec = ds["spec"]["template"]["spec"]
+    assert {"operator": "Exists"} in spec["tolerations"]  # every taint, as Tetragon's DaemonSet
+    (c,) = containers(ds)
+    assert c["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["startupProbe"]["periodSeconds"] * c["startupProbe"]["failureThreshold"] >= 300
+    assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
 
 def test_custom_patterns_are_mounted_and_listed(full_docs: list[dict[str, Any]]) -> None:

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -120,3 +121,64 @@ def test_subprocess_publishes_and_stops_cleanly(settings: Settings, tmp_path: Pa
     )
     x = [e for e in events_of(msgs) if e["syscall"] == "execve" and e["args"]["exe_memfd"]]
     assert x and x[0]["args"]["argv"] == ["cli-payload"] and x[0]["process"]["exe"] == "memfd:cli"
+
+
+def _status(url: str) -> int:
+    try:
+        return int(urllib.request.urlopen(url, timeout=1).status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0
+
+
+def _wait_status(url: str, want: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _status(url) == want:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.ebpf
+@pytest.mark.broker
+@pytest.mark.slow
+def test_readiness_follows_the_broker_and_liveness_the_loop(tmp_path: Path) -> None:
+    """/readyz is 503 while the sensor spools through a broker outage and 200 again after it;
+    /healthz stays 200 (the drain loop keeps turning)."""
+    from memtrail.broker import LocalBroker
+
+    broker = LocalBroker(log_path=tmp_path / "tansu.log").start()
+    port = free_port()
+    log = (tmp_path / "sensor.log").open("w")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMTRAIL_")}
+    proc = subprocess.Popen(
+        [
+            MEMTRAIL,
+            "sensor",
+            "--bootstrap",
+            broker.bootstrap,
+            "--metrics-port",
+            str(port),
+            "--spool-dir",
+            str(tmp_path / "spool"),
+        ],
+        env=env,
+        stderr=log,
+    )
+    ready, health = f"http://127.0.0.1:{port}/readyz", f"http://127.0.0.1:{port}/healthz"
+    try:
+        assert _wait_status(ready, 200, 90), (tmp_path / "sensor.log").read_text()[-2000:]
+        broker.stop()
+        subprocess.run(["/bin/true"], check=True)  # an event to deliver
+        assert _wait_status(ready, 503, 30), "readiness stayed 200 with the broker gone"
+        assert _status(health) == 200
+        broker.start()  # same port, empty storage: the sensor replays its spool into it
+        assert _wait_status(ready, 200, 60), (tmp_path / "sensor.log").read_text()[-2000:]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+        broker.stop()
+    assert proc.returncode == 0

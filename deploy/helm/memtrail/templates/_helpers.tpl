@@ -21,12 +21,20 @@
 {{- printf "%s-%s" (include "memtrail.fullname" .root) .component | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{/* The ServiceAccount of one component (dict "root" . "component" NAME): one per component,
+     so only the sensor's is bound to the API reads it needs. */}}
 {{- define "memtrail.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create -}}
-{{- default (include "memtrail.fullname" .) .Values.serviceAccount.name -}}
+{{- if .root.Values.serviceAccount.create -}}
+{{- include "memtrail.component" (dict "root" .root "component" .component) -}}
 {{- else -}}
-{{- default "default" .Values.serviceAccount.name -}}
+{{- default "default" .root.Values.serviceAccount.name -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Components that run pods, with whether they are enabled. */}}
+{{- define "memtrail.podComponents" -}}
+{{- $v := .Values -}}
+{{- toJson (dict "sensor" $v.sensor.enabled "worker" true "sink-opensearch" $v.sinks.opensearch.enabled "sink-wazuh" $v.sinks.wazuh.enabled "shim" $v.shim.enabled "audit-webhook" $v.auditWebhook.enabled "topics" $v.kafka.topics.create) -}}
 {{- end -}}
 
 {{- define "memtrail.secretName" -}}
@@ -196,7 +204,9 @@ hostPaths.run, else its own mount at /host/cri/<name>. Empty when auto-detecting
 
 {{/* Pod-level settings shared by the non-sensor Deployments. */}}
 {{- define "memtrail.podCommon" -}}
-serviceAccountName: {{ include "memtrail.serviceAccountName" .root }}
+serviceAccountName: {{ include "memtrail.serviceAccountName" . }}
+# No Kubernetes API access: no token in the pod.
+automountServiceAccountToken: false
 securityContext:
   {{- toYaml .root.Values.podSecurityContext | nindent 2 }}
 {{- with .root.Values.image.pullSecrets }}
