@@ -29,7 +29,8 @@ from typing import IO
 import typer
 
 from memtrail.children import detach_and_die_with_parent, stop_process
-from memtrail.settings import Settings
+from memtrail.podman_api import PodmanApiService
+from memtrail.settings import Settings, SettingsError, load_settings
 from sinks.jsonl import JsonlSink
 
 EXIT_PREFLIGHT = 2
@@ -195,6 +196,7 @@ def run_up(
     signal.signal(signal.SIGTERM, on_signal)
 
     children: list[Child] = []
+    podman_api: PodmanApiService | None = None
     run_spool: str | None = None
     sinks: AlertSinks | None = None
     jsonl_sink: JsonlSink | None = None
@@ -238,6 +240,16 @@ def run_up(
             # previous run left would be replayed into this broker as stale alerts.
             run_spool = tempfile.mkdtemp(prefix="spool-", dir=Path(tempfile.gettempdir()) / "memtrail")
             env["MEMTRAIL_SENSOR_SPOOL_DIR"] = run_spool
+        if sensor and PodmanApiService.needed(os.environ.get("MEMTRAIL_SENSOR_DOCKER_SOCKET")):
+            # container names and images: podman's Docker API for this run (and only this run)
+            state = Path(tempfile.gettempdir()) / "memtrail"
+            state.mkdir(exist_ok=True)
+            try:
+                podman_api = PodmanApiService(state / f"podman-{os.getpid()}.sock").start()
+                env["MEMTRAIL_SENSOR_DOCKER_SOCKET"] = str(podman_api.sock)
+                _say(f"podman API service on {podman_api.sock} (container names and images)")
+            except RuntimeError as exc:
+                _say(f"warning: {exc}: container events carry ids only")
         base = _memtrail_cmd()
         children.append(Child("worker", [*base, "worker"], f"http://127.0.0.1:{worker_metrics_port}/readyz"))
         if sensor:
@@ -290,6 +302,8 @@ def run_up(
             sinks.join(timeout=5)
         elif jsonl_sink is not None:
             jsonl_sink.close()
+        if podman_api is not None:
+            podman_api.stop()
         if broker is not None:
             broker.stop()
         if run_spool is not None:
@@ -323,7 +337,11 @@ def register(app: typer.Typer) -> None:
         ready_timeout: float = typer.Option(120.0, "--ready-timeout", help="Seconds to wait for every child"),
     ) -> None:
         """Run everything: broker (unless given), sensor, worker, shim, and print each alert as one line."""
-        settings = Settings()
+        try:
+            settings = load_settings()
+        except SettingsError as exc:
+            _say(f"error: invalid settings: {exc}")
+            raise typer.Exit(EXIT_PREFLIGHT) from None
         settings.kafka.bootstrap = bootstrap or None
         code = run_up(
             settings,

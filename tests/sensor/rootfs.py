@@ -38,3 +38,19 @@ def write_rootfs(t: tarfile.TarFile) -> None:
         info = tarfile.TarInfo(dname)
         info.type, info.mode = tarfile.DIRTYPE, 0o755
         t.addfile(info)
+
+
+IMAGE = "localhost/memtrail-test-busybox:1"
+PODMAN = ["podman", "--runtime", "/usr/sbin/runc", "--cgroup-manager=cgroupfs"]
+OPTS = ["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+
+
+def busybox_image(workdir: Path) -> str:
+    """The busybox image, imported once from a rootfs tarball (no registry)."""
+    if subprocess.run([*PODMAN, "image", "exists", IMAGE]).returncode == 0:
+        return IMAGE
+    tar = workdir / "rootfs.tar"
+    with tarfile.open(tar, "w") as t:
+        write_rootfs(t)
+    subprocess.run([*PODMAN, "import", str(tar), IMAGE], check=True, capture_output=True)
+    return IMAGE

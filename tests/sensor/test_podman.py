@@ -3,33 +3,22 @@
 from __future__ import annotations
 
 import subprocess
-import tarfile
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from .conftest import Collector
-from .rootfs import write_rootfs
+from .rootfs import OPTS, PODMAN, busybox_image
 
 pytestmark = [pytest.mark.ebpf, pytest.mark.podman, pytest.mark.slow]
 
-IMAGE = "localhost/memtrail-test-busybox:1"
-PODMAN = ["podman", "--runtime", "/usr/sbin/runc", "--cgroup-manager=cgroupfs"]
-OPTS = ["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 RUN = [*PODMAN, "run", "--rm", *OPTS]
 
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> str:
-    have = subprocess.run([*PODMAN, "image", "exists", IMAGE])
-    if have.returncode == 0:
-        return IMAGE
-    tar = tmp_path_factory.mktemp("rootfs") / "rootfs.tar"
-    with tarfile.open(tar, "w") as t:
-        write_rootfs(t)
-    subprocess.run([*PODMAN, "import", str(tar), IMAGE], check=True, capture_output=True)
-    return IMAGE
+    return busybox_image(tmp_path_factory.mktemp("rootfs"))
 
 
 @pytest.fixture(scope="module")
