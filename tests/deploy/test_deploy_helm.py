@@ -263,6 +263,14 @@ def test_mutual_tls_mounts_the_client_certificate() -> None:
     assert "MEMTRAIL_KAFKA__SECURITY__SASL_USERNAME" not in env
 
 
+def test_grafana_dashboard_is_a_sidecar_config_map(full_docs: list[dict[str, Any]]) -> None:
+    cm = one(full_docs, "ConfigMap", "-grafana-dashboard")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "Security"}
+    dash = json.loads(cm["data"]["memtrail.json"])
+    assert dash["uid"] == "memtrail-overview" and dash["panels"]
+
+
 def test_the_shim_token_is_required_never_generated() -> None:
     """A generated token would change on every GitOps render (no `lookup` there) and lock users out."""
     with pytest.raises(helm().HelmRenderError, match=r"shim\.token or shim\.existingSecret is required"):

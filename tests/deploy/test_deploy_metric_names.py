@@ -4,11 +4,14 @@
 from __future__ import annotations
 
 import importlib
+import json
 import re
+import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
-from deploy_support import PROMETHEUS_DIR
+from deploy_support import CHART, PROMETHEUS_DIR
 from prometheus_client import REGISTRY
 
 #: Modules holding the process-wide collectors of the sensor, stream workers and sinks
@@ -117,3 +120,26 @@ def test_alert_rules_use_exported_metrics() -> None:
                 if not any(re.fullmatch(pattern, n) for n in exported):
                     missing.append(f"{rule['alert']}: nothing matches {pattern}")
     assert not missing, "\n".join(missing)
+
+
+def test_the_grafana_dashboard_queries_exported_metrics_with_valid_promql(tmp_path: Path) -> None:
+    """Every panel's query names exported metrics and parses (promtool, as a recording rule)."""
+    _families()
+    exported = _sample_names()
+    dash = json.loads((CHART / "files" / "grafana-dashboard.json").read_text())
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    assert len(exprs) >= 10
+    missing = [
+        f"{e}: {n}"
+        for e in exprs
+        for n in set(re.findall(r"\bmemtrail_[a-z0-9_]+\b", e))
+        if n not in exported
+    ]
+    assert not missing, "\n".join(missing)
+    rules = {"groups": [{"name": "dashboard", "rules": [{"record": f"memtrail:panel_{i}", "expr": e}
+                                                          for i, e in enumerate(exprs)]}]}  # fmt: skip
+    (tmp_path / "panels.yaml").write_text(yaml.safe_dump(rules))
+    p = subprocess.run(
+        ["promtool", "check", "rules", str(tmp_path / "panels.yaml")], capture_output=True, text=True
+    )
+    assert p.returncode == 0, p.stdout + p.stderr
