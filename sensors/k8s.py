@@ -1,10 +1,13 @@
 """Kubernetes pods on this node → ContainerMeta records on memtrail.containers.
 
-In a DaemonSet the sensor lists the pods scheduled on its node from the API server
-(in-cluster service account, ``spec.nodeName`` field selector) every ``interval_s``
-and publishes a record for each container whose metadata changed, keyed by the bare
-container id (``containerd://<id>`` → ``<id>``), with pod name, namespace, uid and
-labels. :func:`metas_from_pod` is the pure part.
+In a DaemonSet the sensor lists the pods scheduled on its node (in-cluster service account,
+``spec.nodeName`` field selector), then WATCHES them from the list's resourceVersion with
+lightkube: one list per start or expiry (410 Gone), not one per interval. Each container
+whose metadata changed is published, keyed by the bare container id
+(``containerd://<id>`` → ``<id>``), with pod name, namespace, uid and labels; a deleted pod's
+containers get a ``removed`` record. The service-account token is re-read from its file when
+the API server answers 401 (the kubelet rotates projected tokens). :func:`metas_from_pod` is
+the pure part.
 """
 
 from __future__ import annotations
@@ -13,11 +16,15 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 from confluent_kafka import Producer
+from lightkube import ALL_NS, ApiError, Client, ConfigError, KubeConfig
+from lightkube.operators import BinaryOperator, SequenceOperator
+from lightkube.resources.core_v1 import Pod
 
 from memtrail.kafka import producer_config
 from memtrail.settings import Settings
@@ -75,80 +82,124 @@ def metas_from_pod(pod: dict[str, Any], host: str | None = None) -> list[Contain
 
 
 class PodWatcher:
-    def __init__(
-        self,
-        settings: Settings,
-        api: str,
-        token: str | None,
-        node: str,
-        *,
-        verify: str | bool = True,
-        interval_s: float = 10.0,
-    ) -> None:
+    """List, then watch, the pods of one node; publish what changed."""
+
+    def __init__(self, settings: Settings, client: Client, node: str, *, watch_timeout_s: int = 300) -> None:
         self.settings = settings
+        self.client = client
         self.node = node
-        self.interval_s = interval_s
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.client = httpx.Client(base_url=api, headers=headers, verify=verify, timeout=10.0)
+        self.watch_timeout_s = watch_timeout_s
         self.producer = Producer(producer_config(settings.kafka))
-        self._known: dict[str, tuple[Any, ...]] = {}
+        self._known: dict[str, tuple[Any, ...]] = {}  # container id -> what was last published
+        self._pods: dict[str, set[str]] = {}  # pod uid -> its container ids
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.relists = 0
+        self._last_error: tuple[str, float] = ("", 0.0)
 
     @classmethod
-    def in_cluster(cls, settings: Settings, interval_s: float = 10.0) -> PodWatcher | None:
-        host, port = (
-            os.environ.get("KUBERNETES_SERVICE_HOST"),
-            os.environ.get("KUBERNETES_SERVICE_PORT", "443"),
-        )
-        node = os.environ.get("MEMTRAIL_NODE_NAME") or settings.host_name
-        if not host or not (SA_DIR / "token").exists():
+    def in_cluster(cls, settings: Settings) -> PodWatcher | None:
+        if not os.environ.get("KUBERNETES_SERVICE_HOST") or not (SA_DIR / "token").exists():
             return None
-        ca = SA_DIR / "ca.crt"
-        return cls(
-            settings,
-            f"https://{host}:{port}",
-            (SA_DIR / "token").read_text().strip(),
-            node,
-            verify=str(ca) if ca.exists() else True,
-            interval_s=interval_s,
+        node = os.environ.get("MEMTRAIL_NODE_NAME") or settings.host_name
+        try:
+            config = KubeConfig.from_service_account(SA_DIR)
+        except (ConfigError, KeyError) as exc:
+            log.warning("no in-cluster Kubernetes config: %s", exc)
+            return None
+        return cls(settings, Client(config=config, timeout=httpx2.Timeout(10.0, read=None)), node)
+
+    @property
+    def _fields(self) -> dict[str, str | BinaryOperator | SequenceOperator]:
+        return {"spec.nodeName": self.node}
+
+    def _publish(self, meta: ContainerMeta) -> None:
+        self.producer.produce(
+            self.settings.topics.containers, key=meta.id.encode(), value=meta.model_dump_json().encode()
+        )
+        M.CONTAINERS.inc()
+
+    def _removed(self, cid: str) -> None:
+        self._known.pop(cid, None)
+        self._publish(
+            ContainerMeta(id=cid, host=self.settings.host_name, state="removed", updated=time.time())
         )
 
-    def sync(self) -> int:
-        """List this node's pods; publish containers that are new or changed. Returns how many."""
-        r = self.client.get("/api/v1/pods", params={"fieldSelector": f"spec.nodeName={self.node}"})
-        r.raise_for_status()
+    def apply(self, op: str, pod: dict[str, Any]) -> int:
+        """One watch event (ADDED, MODIFIED, DELETED) → records published; returns how many."""
+        uid = str((pod.get("metadata") or {}).get("uid") or "")
+        before = self._pods.pop(uid, set())
         n = 0
-        seen = set()
-        for pod in r.json().get("items") or []:
-            for m in metas_from_pod(pod, self.settings.host_name):
-                seen.add(m.id)
-                sig = (m.name, m.image, m.state, m.pod_name, m.pod_namespace, tuple(sorted(m.labels.items())))
-                if self._known.get(m.id) == sig:
-                    continue
-                self._known[m.id] = sig
-                self.producer.produce(
-                    self.settings.topics.containers, key=m.id.encode(), value=m.model_dump_json().encode()
-                )
-                M.CONTAINERS.inc()
+        if op == "DELETED":
+            for cid in before:
+                self._removed(cid)
                 n += 1
-        for gone in set(self._known) - seen:  # pod deleted: keep the record, mark it removed
-            del self._known[gone]
-            rec = ContainerMeta(id=gone, host=self.settings.host_name, state="removed", updated=time.time())
-            self.producer.produce(
-                self.settings.topics.containers, key=gone.encode(), value=rec.model_dump_json().encode()
-            )
+            return n
+        now: set[str] = set()
+        for m in metas_from_pod(pod, self.settings.host_name):
+            now.add(m.id)
+            sig = (m.name, m.image, m.state, m.pod_name, m.pod_namespace, tuple(sorted(m.labels.items())))
+            if self._known.get(m.id) != sig:
+                self._known[m.id] = sig
+                self._publish(m)
+                n += 1
+        for cid in before - now:  # a restarted container got a new id
+            self._removed(cid)
             n += 1
-        self.producer.flush(10)
+        self._pods[uid] = now
         return n
 
+    def relist(self) -> str:
+        """List this node's pods, reconcile with what is known; the list's resourceVersion."""
+        pods = self.client.list(Pod, namespace=ALL_NS, fields=self._fields)
+        items = [p.to_dict() for p in pods]
+        self.relists += 1
+        seen = {str((p.get("metadata") or {}).get("uid") or "") for p in items}
+        for uid in set(self._pods) - seen:  # deleted while no watch ran
+            self.apply("DELETED", {"metadata": {"uid": uid}})
+        for pod in items:
+            self.apply("ADDED", pod)
+        self.producer.flush(10)
+        return pods.resourceVersion
+
+    def watch(self, resource_version: str) -> Iterable[int]:
+        """Apply watch events from ``resource_version``; yields per event (lets a caller stop)."""
+        for op, pod in self.client.watch(
+            Pod,
+            namespace=ALL_NS,
+            fields=self._fields,
+            resource_version=resource_version,
+            server_timeout=self.watch_timeout_s,
+        ):
+            n = self.apply(op, pod.to_dict())
+            self.producer.poll(0)
+            yield n
+
     def _loop(self) -> None:
+        backoff = 1.0
         while not self._stop.is_set():
             try:
-                self.sync()
-            except (httpx.HTTPError, ValueError) as exc:
-                log.warning("Kubernetes pod list for node %s failed: %s", self.node, exc)
-            self._stop.wait(self.interval_s)
+                rv = self.relist()
+                backoff = 1.0
+                for _ in self.watch(rv):
+                    if self._stop.is_set():
+                        return
+            except ApiError as exc:
+                if exc.status.code == 410:  # the resourceVersion expired: list again, then watch
+                    log.info("pod watch for node %s expired: relisting", self.node)
+                    continue
+                self._warn(f"Kubernetes API error {exc.status.code}: {exc.status.message}")
+            except (httpx2.HTTPError, ConfigError, ValueError) as exc:
+                self._warn(f"Kubernetes pod watch for node {self.node} failed: {exc}")
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, 30.0)
+
+    def _warn(self, message: str) -> None:
+        """One line per distinct failure per minute: an API outage must not flood the log."""
+        last, at = self._last_error
+        if message != last or time.monotonic() - at > 60:
+            log.warning("%s", message)
+            self._last_error = (message, time.monotonic())
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="k8s-pods", daemon=True)
@@ -156,5 +207,4 @@ class PodWatcher:
 
     def stop(self) -> None:
         self._stop.set()
-        self.client.close()
         self.producer.flush(5)
