@@ -6,7 +6,6 @@ library can back many engines (the example runner builds one engine per pattern)
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ from patterns.engine.conditions import (
     fast_predicate,
 )
 from patterns.engine.fields import compile_getter
+from patterns.engine.regex import Regex
 from patterns.engine.spec import AllowEntry, FieldRef, PatternSpec, Step
 from patterns.mitre.catalog import load_catalog
 
@@ -40,14 +40,11 @@ def compile_ref(ref: str | FieldRef) -> Getter:
     get = compile_getter(ref.field)
     if ref.regex is None:
         return get
-    rx = re.compile(ref.regex)
+    rx = Regex(ref.regex)
 
     def take(e: Mapping[str, Any]) -> Any:
         v = get(e)
-        if not isinstance(v, str):
-            return None
-        m = rx.search(v)
-        return m.group(1) if m else None
+        return rx.group1(v) if isinstance(v, str) else None
 
     return take
 

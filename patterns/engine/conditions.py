@@ -8,7 +8,7 @@ A condition is one of:
 
 A test is a scalar (equality), a list (membership), ``null`` (field absent) or a mapping
 of operators, all of which must hold: ``eq ne in not_in startswith endswith contains
-icontains glob regex gt gte lt lte flags_all flags_any flags_none exists eq_field
+icontains glob regex not_regex gt gte lt lte flags_all flags_any flags_none exists eq_field
 ne_field``. A string ``"$name"`` anywhere a value or list is expected names a list.
 On a list-valued field (argv, flags, ancestors.exe) the string operators hold when any
 element matches.
@@ -19,12 +19,11 @@ exact values or prefixes a field must have for the condition to hold at all.
 
 from __future__ import annotations
 
-import fnmatch
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from patterns.engine import regex
 from patterns.engine.fields import compile_getter, resolve
 
 Pred = Callable[[Mapping[str, Any]], bool]
@@ -41,6 +40,7 @@ OPS = frozenset(
         "icontains",
         "glob",
         "regex",
+        "not_regex",
         "gt",
         "gte",
         "lt",
@@ -252,15 +252,22 @@ def _compile_op(fpath: str, op: str, raw: Any, ctx: Context, where: str) -> Comp
     elif op in ("glob", "regex"):
         t = _as_tuple_of_str(value, where, op)
         try:
-            if op == "glob":
-                rx = re.compile("|".join(f"(?:{fnmatch.translate(g)})" for g in t))
-                fn = _any_str(get, lambda v: rx.match(v) is not None)
-            else:
-                rx = re.compile(t[0] if len(t) == 1 else "|".join(f"(?:{r})" for r in t))
-                fn = _any_str(get, lambda v: rx.search(v) is not None)
-                hints.regex[fpath] = t
-        except re.error as exc:
+            rx = regex.glob(t) if op == "glob" else regex.any_of(t)
+        except regex.RegexError as exc:
             raise ConditionError(where, f"bad {op}: {exc}") from None
+        fn = _any_str(get, rx.search)
+        if op == "regex":
+            hints.regex[fpath] = t
+        canon = (op, fpath, tuple(sorted(t)))
+    elif op == "not_regex":
+        # a string the regex does not match; on a list, any element it does not match (an image
+        # from a registry outside an allowed set): what a negative lookahead said, in linear time
+        t = _as_tuple_of_str(value, where, op)
+        try:
+            nrx = regex.any_of(t)
+        except regex.RegexError as exc:
+            raise ConditionError(where, f"bad {op}: {exc}") from None
+        fn = _any_str(get, lambda v: not nrx.search(v))
         canon = (op, fpath, tuple(sorted(t)))
     elif op in ("gt", "gte", "lt", "lte"):
         n = _num(value)

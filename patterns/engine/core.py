@@ -28,6 +28,7 @@ from patterns.engine.compile import (
 from patterns.engine.conditions import Context, Hints
 from patterns.engine.fields import compile_getter
 from patterns.engine.loader import Loaded, RawPattern, load_dirs, parse_spec, snapshot
+from patterns.engine.regex import Regex, RegexError
 from schemas.alerts import (
     Alert,
     ContainerRef,
@@ -153,19 +154,19 @@ class _RegexGroup(_MemoizedLookup):
         self.triggers = [t for _, t in items]
         sources = [_regex_source(r) for rxs, _ in items for r in rxs]
         try:
-            self.rx: re.Pattern[str] | None = re.compile("|".join(sources))
-        except re.error:
+            self.rx: Regex | None = Regex("|".join(sources))
+        except RegexError:
             self.rx = None  # e.g. clashing group names: fall back to testing each
-        self.each: list[tuple[Trigger, tuple[re.Pattern[str], ...] | None]] = []
+        self.each: list[tuple[Trigger, tuple[Regex, ...] | None]] = []
         for rxs, trig in items:
             try:
-                self.each.append((trig, tuple(re.compile(r) for r in rxs)))
-            except re.error:
+                self.each.append((trig, tuple(Regex(r) for r in rxs)))
+            except RegexError:
                 self.each.append((trig, None))  # always a candidate
         self.memo: dict[str, tuple[Trigger, ...]] = {}
 
     def _compute(self, v: str) -> tuple[Trigger, ...]:
-        if self.rx is not None and self.rx.search(v) is None:
+        if self.rx is not None and not self.rx.search(v):
             return _NONE
         found = [t for t, rxs in self.each if rxs is None or any(r.search(v) for r in rxs)]
         return tuple(found) if found else _NONE

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from patterns.engine.regex import Regex, RegexError
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -47,8 +49,8 @@ class FieldRef(_Strict):
     def _rx(cls, v: str | None) -> str | None:
         if v is not None:
             try:
-                rx = re.compile(v)
-            except re.error as exc:
+                rx = Regex(v)
+            except RegexError as exc:
                 raise ValueError(f"bad regex: {exc}") from None
             if rx.groups < 1:
                 raise ValueError("the regex needs one capturing group: the value to take")

@@ -340,3 +340,18 @@ def test_openapi_published(client: TestClient) -> None:
         "q",
         "group",
     } <= params
+
+
+def test_a_backtracking_regex_is_refused_with_422(client: TestClient) -> None:
+    spec = {
+        "id": "MT-CUSTOM-REDOS-001",
+        "name": "redos",
+        "description": "a regex that needs backtracking",
+        "severity": "warning",
+        "techniques": ["T1059"],
+        "condition": {"syscall": "execve", "cmdline": {"regex": r"^(a)\1+(?=b)"}},
+    }
+    r = client.post("/api/v1/patterns", json=spec)
+    if r.status_code == 503 and "engine" in r.text:
+        pytest.skip("pattern engine not installed")
+    assert r.status_code == 422 and "RE2" in r.text, r.text
