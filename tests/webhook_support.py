@@ -14,13 +14,26 @@ from sensors.k8s_audit.server import build_server
 from sensors.k8s_audit.settings import AuditWebhookSettings
 from sensors.k8s_audit.tls import self_signed
 
+#: The bearer token the test webhook requires (authentication is on by default).
+TOKEN = "audit-test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
 
 @contextlib.contextmanager
-def running_webhook(settings: Settings, tls_dir: Path) -> Iterator[tuple[str, str, Path]]:
-    """Yield (base URL, webhook path, CA cert) of a webhook publishing to ``settings``' topics."""
+def running_webhook(
+    settings: Settings, tls_dir: Path, **cfg_overrides: object
+) -> Iterator[tuple[str, str, Path]]:
+    """Yield (base URL, webhook path, CA cert) of a webhook publishing to ``settings``' topics;
+    posts need ``AUTH`` headers."""
     cert, key = self_signed(tls_dir, ["localhost", "127.0.0.1"])
     cfg = AuditWebhookSettings(
-        host="127.0.0.1", port=free_port(), cert_file=cert, key_file=key, cluster_name="test-cluster"
+        host="127.0.0.1",
+        port=free_port(),
+        cert_file=cert,
+        key_file=key,
+        cluster_name="test-cluster",
+        token=TOKEN,  # type: ignore[arg-type]
+        **cfg_overrides,  # type: ignore[arg-type]
     )
     server = build_server(settings, cfg)
     t = threading.Thread(target=server.run, name="audit-webhook", daemon=True)

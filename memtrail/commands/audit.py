@@ -31,6 +31,11 @@ def register(app: typer.Typer) -> None:
         self_signed: bool = typer.Option(
             False, "--self-signed", help="Generate a throwaway certificate (local use)"
         ),
+        insecure_no_auth: bool = typer.Option(
+            False,
+            "--insecure-no-auth",
+            help="Accept posts without a client certificate or bearer token (local use only)",
+        ),
         cluster_name: str = typer.Option(
             None, "--cluster-name", help="Written as host on every event, default: the host name"
         ),
@@ -53,6 +58,7 @@ def register(app: typer.Typer) -> None:
                 "key_file": key,
                 "client_ca_file": client_ca,
                 "cluster_name": cluster_name,
+                "insecure_no_auth": insecure_no_auth or None,
             }.items()
             if v is not None
         }

@@ -4,9 +4,12 @@ Answers, as the API server's webhook backend understands them (it retries 5xx an
 connection failures, and drops a batch on 4xx, logging the error):
 
 - 200 ``{"accepted", "deadlettered", "errors"}``: every event is on Kafka; items that are
-  not valid audit events went to ``memtrail.deadletter`` with the reason (nothing lost).
-- 400 body not JSON, 413 body too large, 415 not JSON content, 422 not an
-  ``audit.k8s.io/v1`` ``EventList``: nothing published, the reason in the body.
+  not valid audit events, larger than ``max_item_bytes`` or nested deeper than ``max_depth``
+  went to ``memtrail.deadletter`` with the reason (nothing lost, nothing retried forever).
+- 401 no or a wrong bearer token (when one is configured; mutual TLS is checked by the TLS
+  layer before any request).
+- 400 body not JSON, 413 body too large, 415 content type not ``application/json``, 422 not
+  an ``audit.k8s.io/v1`` ``EventList``: nothing published, the reason in the body.
 - 503 Kafka did not acknowledge in time: retried by the API server.
 
 Also serves ``/healthz``, ``/readyz`` (Kafka acknowledged recently or the startup check
@@ -16,6 +19,7 @@ passed) and ``/metrics``.
 from __future__ import annotations
 
 import base64
+import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
@@ -60,6 +64,10 @@ class _Metrics:
         )
 
 
+class _Refused(ValueError):
+    """An audit event refused before normalising (too large, too deep): dead-lettered."""
+
+
 def _problem(code: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=code)
 
@@ -71,6 +79,29 @@ def _item_text(item: Any) -> str:
         return base64.b64encode(repr(item).encode()).decode()
 
 
+def _depth_over(obj: Any, limit: int) -> bool:
+    """Nested deeper than ``limit`` (iterative: a hostile object cannot exhaust the stack)."""
+    stack = [(obj, 1)]
+    while stack:
+        o, d = stack.pop()
+        if d > limit:
+            return True
+        if isinstance(o, dict):
+            stack.extend((v, d + 1) for v in o.values() if isinstance(v, dict | list))
+        elif isinstance(o, list):
+            stack.extend((v, d + 1) for v in o if isinstance(v, dict | list))
+    return False
+
+
+def _oversized(item: Any, limit: int) -> int:
+    """The item's JSON size when over ``limit``, else 0."""
+    try:
+        n = len(orjson.dumps(item))
+    except TypeError:
+        return 0
+    return n if n > limit else 0
+
+
 def create_app(
     publisher: Publisher,
     cluster: str,
@@ -78,6 +109,9 @@ def create_app(
     max_body_bytes: int = 32 * 1024 * 1024,
     ready: Callable[[], bool] = lambda: True,
     registry: CollectorRegistry | None = None,
+    token: str | None = None,
+    max_item_bytes: int = 900 * 1024,
+    max_depth: int = 64,
 ) -> FastAPI:
     registry = registry or CollectorRegistry()
     metrics = _Metrics(registry)
@@ -96,8 +130,14 @@ def create_app(
         errors: list[dict[str, Any]] = []
         for i, item in enumerate(envelope.items):
             try:
+                if _depth_over(item, max_depth):
+                    raise _Refused(f"audit event nested deeper than {max_depth} levels")
+                if size := _oversized(item, max_item_bytes):
+                    raise _Refused(f"audit event of {size} bytes exceeds {max_item_bytes}")
                 events.append(normalize(AuditEvent.model_validate(item), cluster))
                 continue
+            except _Refused as exc:
+                reason = str(exc)
             except ValidationError as exc:
                 reason = "invalid audit event: " + "; ".join(
                     f"{'.'.join(str(p) for p in e['loc']) or 'item'}: {e['msg']}" for e in exc.errors()[:5]
@@ -113,7 +153,7 @@ def create_app(
                     "partition": None,
                     "offset": i,
                     "key": str(audit_id) if audit_id else None,
-                    "value": _item_text(item),
+                    "value": _item_text(item)[:65536],
                     "time": time.time(),
                 }
             )
@@ -124,12 +164,23 @@ def create_app(
         metrics.events.labels("deadlettered").inc(len(dead))
         return 200, {"accepted": len(events), "deadlettered": len(dead), "errors": errors}
 
+    expected = f"Bearer {token}".encode() if token else None
+
     @app.post(path)
     async def receive(request: Request) -> Response:
-        ctype = request.headers.get("content-type", "application/json").split(";", 1)[0].strip().lower()
-        if ctype not in ("application/json", "") and not ctype.endswith("+json"):
+        if expected is not None:
+            got = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(got, expected):
+                metrics.requests.labels("401").inc()
+                return JSONResponse(
+                    {"error": "missing or wrong bearer token"},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if ctype != "application/json":  # what the API server sends; nothing else is accepted
             metrics.requests.labels("415").inc()
-            return _problem(415, f"content-type {ctype!r} is not JSON")
+            return _problem(415, f"content-type {ctype or 'missing'!r}: application/json required")
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body_bytes:
             metrics.requests.labels("413").inc()

@@ -49,6 +49,14 @@ def tls_files(
 def build_server(
     settings: Settings, cfg: AuditWebhookSettings, make_self_signed: bool = False
 ) -> uvicorn.Server:
+    if not (cfg.client_ca_file or cfg.token or cfg.insecure_no_auth):
+        raise ConfigError(
+            "authentication required: set a client CA for mutual TLS (--client-ca, "
+            "MEMTRAIL_AUDIT_CLIENT_CA_FILE) or a bearer token (MEMTRAIL_AUDIT_TOKEN), or pass "
+            "--insecure-no-auth for local use"
+        )
+    if cfg.insecure_no_auth and not (cfg.client_ca_file or cfg.token):
+        log.warning("accepting unauthenticated audit events (--insecure-no-auth): local use only")
     ensure_topics(settings)  # also the reachability check: raises BrokerUnreachable
     cert, key = tls_files(cfg, make_self_signed)
     publisher = AuditPublisher(settings, timeout_s=cfg.publish_timeout_s)
@@ -58,6 +66,9 @@ def build_server(
         path=cfg.path,
         max_body_bytes=cfg.max_body_bytes,
         ready=publisher.ready,
+        token=cfg.token.get_secret_value() if cfg.token else None,
+        max_item_bytes=cfg.max_item_bytes,
+        max_depth=cfg.max_depth,
     )
     config = uvicorn.Config(
         app,

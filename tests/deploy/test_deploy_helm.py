@@ -178,6 +178,7 @@ def test_values_schema_rejects_bad_values(values: dict[str, Any], message: str) 
         ),
         ({"shim": {"replicas": 2}}, r"shim.replicas > 1 needs a shared store"),
         ({"auditWebhook": {"enabled": True}}, "auditWebhook.enabled needs auditWebhook.tlsSecret"),
+        ({"auditWebhook": {"enabled": True, "tlsSecret": "t"}}, "auditWebhook.enabled needs authentication"),
         ({"patterns": {"builtin": False}}, "no patterns"),
         (
             {"sensor": {"dockerSocket": "/srv/docker.sock"}},

@@ -11,6 +11,7 @@ from sources_helpers import consume, load_fixture
 from memtrail.settings import DEFAULT_PATTERNS_DIR, Settings
 from patterns.engine.api import load_engine
 from sensors.k8s_audit.sessions import PodSessions, SessionStamper, annotate_session
+from tests.webhook_support import AUTH
 
 pytestmark = pytest.mark.broker
 
@@ -82,7 +83,7 @@ def test_exec_then_fileless_exec_in_that_pod_fires_once(webhook, settings: Setti
         started,
         {**started, "stage": "ResponseComplete", "stageTimestamp": "2026-11-22T10:06:00Z"},
     ]
-    r = httpx.post(webhook.url, json=body, verify=webhook.verify, timeout=30)
+    r = httpx.post(webhook.url, json=body, verify=webhook.verify, headers=AUTH, timeout=30)
     assert r.status_code == 200, r.text
     audit = [v for _, v in consume(settings, settings.topics.k8s_audit, 2)]
 

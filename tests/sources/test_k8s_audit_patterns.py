@@ -8,6 +8,7 @@ from sources_helpers import consume, load_fixture
 
 from memtrail.settings import DEFAULT_PATTERNS_DIR, Settings
 from patterns.engine.api import load_engine
+from tests.webhook_support import AUTH
 
 pytestmark = pytest.mark.broker
 
@@ -42,7 +43,7 @@ def engine():
 
 def _post_and_read(webhook, settings: Settings, fixture: str) -> list[dict]:
     body = load_fixture(fixture)
-    r = httpx.post(webhook.url, json=body, verify=webhook.verify, timeout=30)
+    r = httpx.post(webhook.url, json=body, verify=webhook.verify, headers=AUTH, timeout=30)
     assert r.status_code == 200, r.text
     events = [v for _, v in consume(settings, settings.topics.k8s_audit, len(body["items"]))]
     return sorted(events, key=lambda e: e["time"])
@@ -72,7 +73,7 @@ def test_exec_alerts_once_and_benign_requests_do_not(webhook, settings: Settings
     started = body["items"][0]
     completed = {**started, "stage": "ResponseComplete", "stageTimestamp": "2026-11-22T10:09:12.000000Z"}
     body["items"] = [started, completed]
-    r = httpx.post(webhook.url, json=body, verify=webhook.verify, timeout=30)
+    r = httpx.post(webhook.url, json=body, verify=webhook.verify, headers=AUTH, timeout=30)
     assert r.status_code == 200, r.text
     everything = [v for _, v in consume(settings, settings.topics.k8s_audit, len(events) + 2)]
     execs = [v for v in everything if v["ka"]["auditid"] == started["auditID"]]

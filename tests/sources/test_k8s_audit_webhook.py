@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import httpx
 import orjson
 import pytest
@@ -10,13 +13,14 @@ from sources_helpers import consume, load_fixture
 from memtrail.children import stop_process
 from memtrail.settings import Settings
 from schemas.events import Event
+from tests.webhook_support import AUTH
 
 pytestmark = pytest.mark.broker
 
 
 def test_eventlist_lands_on_topic_keyed_by_pod(webhook, settings: Settings) -> None:
     body = load_fixture("audit_attacks.json")
-    r = httpx.post(webhook.url, json=body, verify=webhook.verify, timeout=30)
+    r = httpx.post(webhook.url, json=body, verify=webhook.verify, headers=AUTH, timeout=30)
     assert r.status_code == 200, r.text
     assert r.json() == {"accepted": 8, "deadlettered": 0, "errors": []}
 
@@ -46,7 +50,7 @@ def test_bad_items_are_deadlettered_not_lost(webhook, settings: Settings) -> Non
     good = body["items"][0]
     bad = {k: v for k, v in good.items() if k != "verb"} | {"auditID": "broken-1"}
     body["items"] = [bad, good, "not an object"]
-    r = httpx.post(webhook.url, json=body, verify=webhook.verify, timeout=30)
+    r = httpx.post(webhook.url, json=body, verify=webhook.verify, headers=AUTH, timeout=30)
     assert r.status_code == 200, r.text
     out = r.json()
     assert (out["accepted"], out["deadlettered"]) == (1, 2)
@@ -79,12 +83,18 @@ def test_bad_items_are_deadlettered_not_lost(webhook, settings: Settings) -> Non
             422,
             "items",
         ),
-        (b"kind=EventList", "application/x-www-form-urlencoded", 415, "not JSON"),
+        (b"kind=EventList", "application/x-www-form-urlencoded", 415, "application/json required"),
+        (b"{}", "text/evil+json", 415, "application/json required"),
+        (b"{}", "", 415, "application/json required"),
     ],
 )
 def test_bad_envelopes_get_clear_errors(webhook, content: bytes, ctype: str, code: int, needle: str) -> None:
     r = httpx.post(
-        webhook.url, content=content, headers={"content-type": ctype}, verify=webhook.verify, timeout=30
+        webhook.url,
+        content=content,
+        headers={**AUTH, "content-type": ctype},
+        verify=webhook.verify,
+        timeout=30,
     )
     assert r.status_code == code, r.text
     assert needle in r.text
@@ -94,7 +104,7 @@ def test_health_metrics_and_tls_only(webhook) -> None:
     with httpx.Client(verify=webhook.verify, timeout=30) as c:
         assert c.get(webhook.base + "/healthz").text == "ok\n"
         assert c.get(webhook.base + "/readyz").status_code == 200
-        c.post(webhook.url, content=b"[", headers={"content-type": "application/json"})
+        c.post(webhook.url, content=b"[", headers={**AUTH, "content-type": "application/json"})
         metrics = c.get(webhook.base + "/metrics").text
     assert 'memtrail_audit_requests_total{code="400"} 1.0' in metrics
     with pytest.raises(httpx.HTTPError):  # plain HTTP is not served
@@ -127,6 +137,7 @@ def test_cli_self_signed_serves_and_publishes(settings: Settings) -> None:
             settings.kafka.bootstrap or "",
             "--cluster-name",
             "cli",
+            "--insecure-no-auth",
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -175,3 +186,38 @@ def test_kafka_down_answers_503_so_the_api_server_retries() -> None:
     assert client.get("/healthz").status_code == 200
     metrics = client.get("/metrics").text
     assert 'memtrail_audit_requests_total{code="503"} 1.0' in metrics
+
+
+def test_a_post_without_the_token_is_refused(webhook) -> None:
+    body = load_fixture("audit_exec.json")
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic " + "x" * 20}):
+        r = httpx.post(webhook.url, json=body, headers=headers, verify=webhook.verify, timeout=30)
+        assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", r.text
+
+
+def test_no_authentication_configured_is_refused_at_start(settings: Settings, tmp_path) -> None:
+    from sensors.k8s_audit.server import ConfigError, build_server
+    from sensors.k8s_audit.settings import AuditWebhookSettings
+
+    with pytest.raises(ConfigError, match="authentication required"):
+        build_server(settings, AuditWebhookSettings(host="127.0.0.1"), make_self_signed=True)
+
+
+def test_oversized_and_deep_items_are_deadlettered_and_the_rest_accepted(webhook, settings: Settings) -> None:
+    """A 2 MB item (over a Kafka message) and a 300-deep one must not make the whole batch fail
+    forever (the API server retries 5xx): they go to the dead letters, the rest is published."""
+    good = load_fixture("audit_exec.json")["items"][0]
+    big = {**good, "auditID": "big-1", "requestObject": {"blob": "x" * 2_000_000}}
+    deep: dict[str, Any] = {"v": 1}
+    for _ in range(300):
+        deep = {"d": deep}
+    nested = {**good, "auditID": "deep-1", "requestObject": deep}
+    body = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [big, good, nested]}
+    r = httpx.post(webhook.url, content=json.dumps(body), headers={**AUTH, "content-type": "application/json"},
+                   verify=webhook.verify, timeout=60)  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.json()["accepted"] == 1 and r.json()["deadlettered"] == 2
+    reasons = {e["auditID"]: e["reason"] for e in r.json()["errors"]}
+    assert "exceeds" in reasons["big-1"] and "nested deeper than 64" in reasons["deep-1"]
+    dead = {k: v for k, v in consume(settings, settings.topics.deadletter, 2)}
+    assert set(dead) == {"big-1", "deep-1"}

@@ -36,7 +36,7 @@ from tests.stream.helpers import (
     metric,
     produce,
 )
-from tests.webhook_support import running_webhook
+from tests.webhook_support import AUTH, running_webhook
 
 pytestmark = pytest.mark.broker
 
@@ -145,7 +145,9 @@ def test_exec_into_pod_then_fileless_exec_alerts_once(
     item = body["items"][0]
     item["requestReceivedTimestamp"], item["stageTimestamp"] = _iso(now - 2), _iso(now - 1.9)
     body["items"] = [item, {**item, "stage": "ResponseComplete", "stageTimestamp": _iso(now - 1)}]
-    r = httpx.post(url, json=body, verify=ssl.create_default_context(cafile=str(ca)), timeout=30)
+    r = httpx.post(
+        url, json=body, verify=ssl.create_default_context(cafile=str(ca)), headers=AUTH, timeout=30
+    )
     assert r.status_code == 200 and r.json()["accepted"] == 2, r.text
     # The audit agent evaluated the exec on its own (single-event pattern)...
     assert _alerts(src_settings, lambda d: d["rule"]["id"] == "MT-K8S-008")
@@ -314,7 +316,9 @@ def test_two_workers_cross_source_exactly_once(
             item["requestReceivedTimestamp"], item["stageTimestamp"] = _iso(now - 2), _iso(now - 1.9)
             items.append(item)
         body = {"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "metadata": {}, "items": items}
-        r = httpx.post(url, json=body, verify=ssl.create_default_context(cafile=str(ca)), timeout=30)
+        r = httpx.post(
+            url, json=body, verify=ssl.create_default_context(cafile=str(ca)), headers=AUTH, timeout=30
+        )
         assert r.status_code == 200 and r.json()["accepted"] == len(pods), r.text
         want_pods = set(pods)
         deadline = time.monotonic() + 30

@@ -152,6 +152,9 @@ prometheus.io/path: /metrics
 {{- if and .Values.auditWebhook.enabled (not .Values.auditWebhook.tlsSecret) -}}
 {{- fail "auditWebhook.enabled needs auditWebhook.tlsSecret (a kubernetes.io/tls Secret)" -}}
 {{- end -}}
+{{- if and .Values.auditWebhook.enabled (not (or .Values.auditWebhook.clientCASecret .Values.auditWebhook.tokenSecret)) -}}
+{{- fail "auditWebhook.enabled needs authentication: auditWebhook.clientCASecret (mutual TLS) or auditWebhook.tokenSecret (bearer token)" -}}
+{{- end -}}
 {{- if not (or .Values.patterns.builtin .Values.patterns.custom .Values.patterns.existingConfigMap) -}}
 {{- fail "no patterns: enable patterns.builtin or give patterns.custom / patterns.existingConfigMap" -}}
 {{- end -}}
