@@ -21,7 +21,8 @@ from typing import Any
 
 from patterns.engine.api import Engine, PatternError, load_engine
 from schemas.alerts import Alert
-from streams.grouping import Grouper
+from streams.grouping import Grouper, group_key
+from streams.incidents import IncidentMerger
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,13 @@ _MAX_SESSION_IDS = 20_000
 
 
 class Correlator:
-    def __init__(self, engine_factory: EngineFactory, grouping_window_s: float = 60.0) -> None:
+    def __init__(
+        self, engine_factory: EngineFactory, grouping_window_s: float = 60.0, incident_window_s: float = 5.0
+    ) -> None:
         self._factory = engine_factory
         self.grouping_window_s = grouping_window_s
+        self.incident_window_s = incident_window_s
+        self.mergers: dict[PartKey, IncidentMerger] = {}
         self.custom_specs: dict[str, Mapping[str, Any]] = {}
         self.engines: dict[PartKey, Engine] = {}
         self.groupers: dict[PartKey, Grouper] = {}
@@ -80,12 +85,14 @@ class Correlator:
     def assign(self, partition: PartKey) -> None:
         if partition not in self.engines:
             self.groupers[partition] = Grouper(self.grouping_window_s)
+            self.mergers[partition] = IncidentMerger(self.incident_window_s)
             self._sessions_seen[partition] = OrderedDict()
             self.engines[partition] = self._new_engine()
 
     def drop(self, partition: PartKey) -> None:
         self.engines.pop(partition, None)
         self.groupers.pop(partition, None)
+        self.mergers.pop(partition, None)
         self._sessions_seen.pop(partition, None)
         self._replay_clock.pop(partition, None)
 
@@ -103,13 +110,20 @@ class Correlator:
             yield e
 
     def _group(self, partition: PartKey, alerts: Iterable[Alert]) -> list[Alert]:
-        """Grouped alerts to publish: one per alert id, its latest update. A group that
-        grows several times within one batch is published once with its final count
-        (sinks upsert by id, so the intermediate counts would be overwritten anyway)."""
+        """Incidents, grouped, to publish: one per alert id, its latest update. The engine's
+        alerts are merged into incidents (one per attack: ``streams.incidents``), then
+        repeats grouped. A group or incident that grows several times within one batch is
+        published once in its final state (sinks upsert by id, so the intermediate states
+        would be overwritten anyway): the patterns one event matches go out as one message."""
         grouper = self.groupers[partition]
+        merger = self.mergers[partition]
         out: dict[str, Alert] = {}
         for alert in alerts:
-            grouped = grouper.offer(alert)
+            incident = merger.offer(alert)
+            if incident is None:
+                continue
+            opening = merger.opening(incident.id)
+            grouped = grouper.offer(incident, group_key(opening) if opening is not None else None)
             if grouped is not None:
                 out.pop(grouped.id, None)  # keep publication order = order of latest update
                 out[grouped.id] = grouped
@@ -156,6 +170,7 @@ class Correlator:
                 continue
             out.extend(self._group(p, engine.flush(now)))
             grouper.expire(stamp)
+            self.mergers[p].expire()
         return out
 
     def expire(self, now: float) -> None:
@@ -163,6 +178,7 @@ class Correlator:
         for p, engine in list(self.engines.items()):
             engine.expire(now)
             self.groupers[p].expire(stamp)
+            self.mergers[p].expire()
 
     def apply_pattern_op(self, op: str, spec: Mapping[str, Any]) -> list[PatternError] | None:
         """Apply one message of the patterns topic to every engine, now and for later partitions."""

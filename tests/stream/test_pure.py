@@ -404,13 +404,25 @@ def test_correlator_drops_a_reinjected_session_event() -> None:
     first = fileless(904, t0 + 1)
     sev = session_event(session, first[0])
     c = _correlator()
-    cross = [a for a in c.process(0, [sev, *first]) if a.rule.id == "MT-K8S-020"]
+    # The cross-source sequence and the fileless patterns of the same exec: one incident.
+    cross = [a for a in c.process(0, [sev, *first]) if "MT-K8S-020" in a.pattern_ids()]
     assert len(cross) == 1 and cross[0].kubernetes is not None
     assert (cross[0].kubernetes.namespace, cross[0].kubernetes.pod_name) == ("shop", "web-1")
-    assert [e["syscall"] for e in cross[0].evidence] == ["k8s_session", "execve"]
+    assert {"MT-FILELESS-001", "MT-FILELESS-002"} <= set(cross[0].pattern_ids())
+    assert [e["syscall"] for e in cross[0].evidence] == ["k8s_session", "memfd_create", "execve"]
     # the same session event again, then another fileless exec: one alert per session and container
-    again = [a for a in c.process(0, [dict(sev), *fileless(905, t0 + 5)]) if a.rule.id == "MT-K8S-020"]
-    assert again == []
+    raised: list[str] = []
+    merger, offer = c.mergers[0], c.mergers[0].offer
+
+    def spy(a: Alert) -> Alert | None:
+        raised.append(a.rule.id)
+        return offer(a)
+
+    merger.offer = spy  # type: ignore[method-assign,assignment]
+    again = c.process(0, [dict(sev), *fileless(905, t0 + 5)])
+    assert "MT-FILELESS-001" in raised and "MT-K8S-020" not in raised
+    # the second exec's incident is a repeat of the first (same first pattern and executable)
+    assert [(a.id, a.count) for a in again] == [(cross[0].id, 2)]
 
 
 def test_worker_refuses_a_bad_container_join_in_one_line() -> None:

@@ -1,0 +1,211 @@
+"""One incident per attack: merge the alerts one process raises for one trigger (pure).
+
+The engine emits one alert per matching pattern: a memfd exec matches the sequence
+"memfd_create then exec of that fd", the single-event "process image is a memfd" and, if
+a script runtime created the memfd, "memfd_create by a runtime": three alerts of one
+attack. ``IncidentMerger.offer`` turns them into one incident:
+
+* Alerts are linked when they were raised by the same process (``process.entity_id`` of
+  the triggering event, else host + pid + ``start_time_ns``) and share an evidence event
+  (the same triggering event, or an event of the same sequence), and the later one's
+  last event is within ``window_s`` (event time) of the incident's last event.
+* The incident keeps the id of its first alert (deterministic: computed by the engine
+  from the pattern and the evidence event ids, and the engine emits alerts in event
+  order, so a replay of the same events yields the same id). Its ``rule`` is the pattern
+  of highest severity (on a tie the one with more evidence events, then the earliest), ``patterns`` lists every match, the
+  techniques and tactics are the union, the evidence the union of events in time order.
+* Publication is never delayed: the first alert is published at once; a pattern that
+  joins later (a later batch, an absence from the flush timer) re-publishes the same id
+  with the grown incident, which sinks upsert like a grouped alert.
+* An alert id already merged (the same events processed twice) yields nothing.
+
+State is bounded by the window: ``expire`` drops incidents older than the window plus a
+lag margin, measured against the newest event time seen (so a lagging worker or a replay
+merges exactly like a live one) and the wall clock (an idle partition).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.alerts import SEVERITY_ORDER, Alert, PatternRef, ProcessRef, Tactic, Technique
+
+#: Beyond the window, incidents are kept this long (event time) for alerts still in flight.
+LAG_MARGIN_S = 60.0
+#: At most this many patterns merge into one incident (a runaway custom pattern set).
+MAX_PATTERNS = 64
+
+EventKey = tuple[str, str]
+
+
+def entity_of(event: Mapping[str, Any]) -> str | None:
+    """The process an event belongs to, unique across pid reuse; None without a pid (audit)."""
+    proc = event.get("process") or {}
+    if not isinstance(proc, Mapping):
+        return None
+    eid = proc.get("entity_id")
+    if eid:
+        return str(eid)
+    pid = proc.get("pid")
+    if pid is None:
+        return None
+    return f"{event.get('host') or ''}:{pid}:{proc.get('start_time_ns') or ''}"
+
+
+def alert_entity(alert: Alert) -> str | None:
+    """The process that raised an alert: the one of its last (triggering) evidence event."""
+    if not alert.evidence:
+        return None
+    return entity_of(alert.evidence[-1])
+
+
+def pattern_ref(alert: Alert) -> PatternRef:
+    return PatternRef(
+        id=alert.rule.id,
+        name=alert.rule.name,
+        severity=alert.rule.severity,
+        techniques=list(alert.threat.technique.id),
+        alert_id=alert.id,
+    )
+
+
+def _union_technique(members: Iterable[Alert]) -> Technique:
+    ids: list[str] = []
+    names: list[str] = []
+    refs: list[str] = []
+    for a in members:
+        t = a.threat.technique
+        for i, tid in enumerate(t.id):
+            if tid in ids:
+                continue
+            ids.append(tid)
+            names.append(t.name[i] if i < len(t.name) else "")
+            refs.append(t.reference[i] if i < len(t.reference) else "")
+    return Technique(id=ids, name=names if any(names) else [], reference=refs if any(refs) else [])
+
+
+def _union_tactic(members: Iterable[Alert]) -> Tactic:
+    ids: list[str] = []
+    names: list[str] = []
+    for a in members:
+        t = a.threat.tactic
+        for i, tid in enumerate(t.id):
+            if tid in ids:
+                continue
+            ids.append(tid)
+            names.append(t.name[i] if i < len(t.name) else "")
+        for n in t.name[len(t.id) :]:  # names without ids (should not happen): keep them
+            if n not in names:
+                names.append(n)
+    return Tactic(id=ids, name=names)
+
+
+def _with_entity(alert: Alert) -> ProcessRef:
+    if alert.process.entity_id is not None:
+        return alert.process
+    return alert.process.model_copy(update={"entity_id": alert_entity(alert)})
+
+
+def _event_time(e: Mapping[str, Any]) -> float:
+    t = e.get("time")
+    return float(t) if isinstance(t, int | float) else 0.0
+
+
+def merge(members: list[Alert]) -> Alert:
+    """The incident of ``members`` (in arrival order; the first gives the id)."""
+    first = members[0]
+    if len(members) == 1:
+        return first.model_copy(update={"patterns": [pattern_ref(first)], "process": _with_entity(first)})
+    # Highest severity first; then the longest chain of evidence (a sequence explains more
+    # than one of its events); then arrival order (sorted is stable).
+    ranked = sorted(members, key=lambda a: (-SEVERITY_ORDER.get(a.rule.severity, 0), -len(a.evidence)))
+    primary = ranked[0]
+    evidence: dict[str, dict[str, Any]] = {}
+    for a in members:
+        for e in a.evidence:
+            evidence.setdefault(str(e.get("id")), e)
+    events = sorted(evidence.values(), key=_event_time)
+    first_seen = min(a.first_seen for a in members)
+    return primary.model_copy(
+        update={
+            "id": first.id,
+            "timestamp": min(a.timestamp for a in members),
+            "threat": primary.threat.model_copy(
+                update={"technique": _union_technique(ranked), "tactic": _union_tactic(ranked)}
+            ),
+            "evidence": events,
+            "first_seen": first_seen,
+            "last_seen": max(a.last_seen for a in members),
+            "process": _with_entity(primary),
+            "count": 1,
+            "patterns": [pattern_ref(a) for a in ranked],
+        }
+    )
+
+
+@dataclass
+class _Incident:
+    members: list[Alert]
+    last_seen: float
+    keys: set[EventKey] = field(default_factory=set)
+
+
+class IncidentMerger:
+    def __init__(self, window_s: float = 5.0) -> None:
+        self.window_s = window_s
+        self._by_event: dict[EventKey, _Incident] = {}
+        self._by_alert: dict[str, _Incident] = {}
+        self._clock = 0.0
+
+    def __len__(self) -> int:
+        return len({id(i) for i in self._by_event.values()})
+
+    def offer(self, alert: Alert) -> Alert | None:
+        """The incident to publish for ``alert`` (new, or grown), or None if already merged."""
+        if alert.id in self._by_alert:
+            return None
+        ent = alert_entity(alert) if self.window_s > 0 else None
+        if ent is None:  # no process to tie it to (audit alerts), or merging off: alone
+            return merge([alert])
+        t = alert.last_seen.timestamp()
+        self._clock = max(self._clock, t)
+        keys = {(ent, str(e.get("id"))) for e in alert.evidence if e.get("id") is not None}
+        incident = None
+        for k in keys:
+            inc = self._by_event.get(k)
+            if inc is not None and t - inc.last_seen <= self.window_s and len(inc.members) < MAX_PATTERNS:
+                incident = inc
+                break
+        if incident is None:
+            incident = _Incident([alert], t)
+        else:
+            incident.members.append(alert)
+            incident.last_seen = max(incident.last_seen, t)
+        incident.keys |= keys
+        for k in keys:
+            self._by_event[k] = incident
+        self._by_alert[alert.id] = incident
+        if len(self._by_alert) > 4096 and len(self._by_alert) % 1024 == 0:
+            self.expire()
+        return merge(incident.members)
+
+    def opening(self, incident_id: str) -> Alert | None:
+        """The first alert of an incident: what grouping keys it on (fixed for its lifetime,
+        so repeats group the same way whatever joins later or how events were batched)."""
+        inc = self._by_alert.get(incident_id)
+        return inc.members[0] if inc is not None else None
+
+    def expire(self) -> int:
+        """Forget incidents past the window and margin, on event time (the newest alert seen),
+        so a lagging worker and a replay merge exactly like a live one."""
+        horizon = self._clock - self.window_s - LAG_MARGIN_S
+        old = {id(i): i for i in self._by_alert.values() if i.last_seen < horizon}
+        for inc in old.values():
+            for k in inc.keys:
+                if self._by_event.get(k) is inc:
+                    del self._by_event[k]
+            for a in inc.members:
+                self._by_alert.pop(a.id, None)
+        return len(old)
