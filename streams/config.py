@@ -27,6 +27,9 @@ class StreamOptions(BaseSettings):
     #: Alerts one process raises for one trigger (a shared evidence event) within this many
     #: seconds (event time) are one incident listing every pattern; 0 turns merging off.
     incident_window_s: float = Field(default=5.0, ge=0)
+    #: An incident below critical is published this long after its first event (event time,
+    #: at most the incident window) so one attack's patterns go out together; critical at once.
+    incident_hold_s: float = Field(default=1.0, ge=0)
     #: Extra seconds replayed before the longest pattern window on partition takeover.
     replay_margin_s: float = 5.0
     #: Cap on the replayed span: a library pattern with a 1 h window would otherwise mean

@@ -21,7 +21,7 @@ from typing import Any
 
 from patterns.engine.api import Engine, PatternError, load_engine
 from schemas.alerts import Alert
-from streams.grouping import Grouper, group_key
+from streams.grouping import Grouper
 from streams.incidents import IncidentMerger
 
 log = logging.getLogger(__name__)
@@ -53,11 +53,16 @@ _MAX_SESSION_IDS = 20_000
 
 class Correlator:
     def __init__(
-        self, engine_factory: EngineFactory, grouping_window_s: float = 60.0, incident_window_s: float = 5.0
+        self,
+        engine_factory: EngineFactory,
+        grouping_window_s: float = 60.0,
+        incident_window_s: float = 5.0,
+        incident_hold_s: float = 1.0,
     ) -> None:
         self._factory = engine_factory
         self.grouping_window_s = grouping_window_s
         self.incident_window_s = incident_window_s
+        self.incident_hold_s = incident_hold_s
         self.mergers: dict[PartKey, IncidentMerger] = {}
         self.custom_specs: dict[str, Mapping[str, Any]] = {}
         self.engines: dict[PartKey, Engine] = {}
@@ -85,7 +90,7 @@ class Correlator:
     def assign(self, partition: PartKey) -> None:
         if partition not in self.engines:
             self.groupers[partition] = Grouper(self.grouping_window_s)
-            self.mergers[partition] = IncidentMerger(self.incident_window_s)
+            self.mergers[partition] = IncidentMerger(self.incident_window_s, self.incident_hold_s)
             self._sessions_seen[partition] = OrderedDict()
             self.engines[partition] = self._new_engine()
 
@@ -109,24 +114,28 @@ class Correlator:
                     seen.popitem(last=False)
             yield e
 
-    def _group(self, partition: PartKey, alerts: Iterable[Alert]) -> list[Alert]:
+    def _group(self, partition: PartKey, alerts: Iterable[Alert], settle: float | None = None) -> list[Alert]:
         """Incidents, grouped, to publish: one per alert id, its latest update. The engine's
         alerts are merged into incidents (one per attack: ``streams.incidents``), then
-        repeats grouped. A group or incident that grows several times within one batch is
-        published once in its final state (sinks upsert by id, so the intermediate states
-        would be overwritten anyway): the patterns one event matches go out as one message."""
+        repeats grouped; ``settle`` (event-time seconds) also releases incidents held until
+        then. A group or incident that grows several times within one batch is published
+        once in its final state (sinks upsert by id, so the intermediate states would be
+        overwritten anyway): the patterns one event matches go out as one message."""
         grouper = self.groupers[partition]
         merger = self.mergers[partition]
         out: dict[str, Alert] = {}
+
+        def publish(incidents: Iterable[Alert]) -> None:
+            for incident in incidents:
+                grouped = grouper.offer(incident)
+                if grouped is not None:
+                    out.pop(grouped.id, None)  # keep publication order = order of latest update
+                    out[grouped.id] = grouped
+
         for alert in alerts:
-            incident = merger.offer(alert)
-            if incident is None:
-                continue
-            opening = merger.opening(incident.id)
-            grouped = grouper.offer(incident, group_key(opening) if opening is not None else None)
-            if grouped is not None:
-                out.pop(grouped.id, None)  # keep publication order = order of latest update
-                out[grouped.id] = grouped
+            publish(merger.offer(alert))
+        if settle is not None:
+            publish(merger.settle_due(settle))
         return list(out.values())
 
     def process(self, partition: PartKey, events: Iterable[Mapping[str, Any]]) -> list[Alert]:
@@ -152,7 +161,8 @@ class Correlator:
         engine = self.engines.get(partition)
         if clock is None or engine is None:
             return 0
-        return len(self._group(partition, engine.flush(clock)))
+        # Likewise incidents whose hold ran out before the last replayed event.
+        return len(self._group(partition, engine.flush(clock), settle=clock))
 
     def flush(self, now: float, skip: Iterable[PartKey] = ()) -> list[Alert]:
         """Expire old state and return the alerts that came due without a new event (absences).
@@ -168,7 +178,7 @@ class Correlator:
             grouper = self.groupers.get(p)
             if grouper is None:
                 continue
-            out.extend(self._group(p, engine.flush(now)))
+            out.extend(self._group(p, engine.flush(now), settle=now))
             grouper.expire(stamp)
             self.mergers[p].expire()
         return out

@@ -1,7 +1,8 @@
 """Alert grouping (pure): identical alerts within a window become one alert.
 
 Identical = same rule id, container id, process executable (or, without one, command
-line) and pod; for an incident, those of its first alert. The first alert of a
+line) and pod; for an incident, those of its primary pattern when it settled
+(``streams.incidents``: critical at once, else after a short hold). The first alert of a
 group keeps its id; each later one raises ``count`` and ``last_seen`` and the group is
 re-published under that id, so sinks update it in place. Windows run on event time
 (the alerts' own ``first_seen``/``last_seen``), so a replay regroups identically.
@@ -96,10 +97,9 @@ class Grouper:
     def __len__(self) -> int:
         return len(self._groups)
 
-    def offer(self, alert: Alert, key: GroupKey | None = None) -> Alert | None:
+    def offer(self, alert: Alert) -> Alert | None:
         """The alert to publish for ``alert`` (new, its group updated, or its incident grown),
-        or None if already counted. ``key``: the group key (default ``group_key(alert)``; for
-        an incident, the key of its first alert)."""
+        or None if already counted."""
         sig = _signature(alert)
         known = self._incidents.get(alert.id)
         if known is not None:
@@ -110,7 +110,7 @@ class Grouper:
             if self._groups.get(mine.key) is mine:
                 return self._grow(mine, alert)
             # its group expired: the grown incident starts or joins a group like a new alert
-        key = key or group_key(alert)
+        key = group_key(alert)
         group = self._groups.get(key)
         if group is not None and alert.id in group.member_ids:
             return None

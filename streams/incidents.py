@@ -12,16 +12,19 @@ attack. ``IncidentMerger.offer`` turns them into one incident:
 * The incident keeps the id of its first alert (deterministic: computed by the engine
   from the pattern and the evidence event ids, and the engine emits alerts in event
   order, so a replay of the same events yields the same id). Its ``rule`` is the pattern
-  of highest severity (on a tie the one with more evidence events, then the earliest), ``patterns`` lists every match, the
+  of highest severity (on a tie the one with more evidence events, then the one that
+  began first, then the first to arrive), ``patterns`` lists every match, the
   techniques and tactics are the union, the evidence the union of events in time order.
-* Publication is never delayed: the first alert is published at once; a pattern that
-  joins later (a later batch, an absence from the flush timer) re-publishes the same id
-  with the grown incident, which sinks upsert like a grouped alert.
+* Publication: an incident with a critical pattern is passed on at once; below critical it
+  is held for ``hold_s`` (event time, default 1 s, at most the window) so that one attack's
+  patterns usually go out as one message. A pattern that joins after that (a later batch,
+  an absence from the flush timer) re-publishes the same id with the grown incident, which
+  sinks upsert like a grouped alert.
 * An alert id already merged (the same events processed twice) yields nothing.
 
 State is bounded by the window: ``expire`` drops incidents older than the window plus a
 lag margin, measured against the newest event time seen (so a lagging worker or a replay
-merges exactly like a live one) and the wall clock (an idle partition).
+merges exactly like a live one).
 """
 
 from __future__ import annotations
@@ -119,8 +122,11 @@ def merge(members: list[Alert]) -> Alert:
     if len(members) == 1:
         return first.model_copy(update={"patterns": [pattern_ref(first)], "process": _with_entity(first)})
     # Highest severity first; then the longest chain of evidence (a sequence explains more
-    # than one of its events); then arrival order (sorted is stable).
-    ranked = sorted(members, key=lambda a: (-SEVERITY_ORDER.get(a.rule.severity, 0), -len(a.evidence)))
+    # than one of its events), the one that began earliest (the wider story, e.g. the exec
+    # session a fileless exec ran in); then arrival order (sorted is stable).
+    ranked = sorted(
+        members, key=lambda a: (-SEVERITY_ORDER.get(a.rule.severity, 0), -len(a.evidence), a.first_seen)
+    )
     primary = ranked[0]
     evidence: dict[str, dict[str, Any]] = {}
     for a in members:
@@ -149,28 +155,51 @@ def merge(members: list[Alert]) -> Alert:
 class _Incident:
     members: list[Alert]
     last_seen: float
+    opened: float  # event time of the first alert's last event: the hold runs from it
     keys: set[EventKey] = field(default_factory=set)
+    settled: bool = False
+
+
+def _critical(members: Iterable[Alert]) -> bool:
+    return any(a.rule.severity == "critical" for a in members)
 
 
 class IncidentMerger:
-    def __init__(self, window_s: float = 5.0) -> None:
+    """Merges a partition's alerts into incidents; ``offer`` returns what to pass on (to
+    grouping, then publication): an incident once settled, and each growth after that.
+
+    Settling: an incident with a critical pattern settles at once (no delay for what matters
+    most); below critical it is held until ``hold_s`` past its first event (event time: a
+    later alert of the partition, or the flush timer's ``settle_due``) so that the patterns
+    of one attack usually go out together, e.g. "memfd_create by python3" (warning) is held
+    and the exec a millisecond later makes it the critical fileless incident it is.
+    """
+
+    def __init__(self, window_s: float = 5.0, hold_s: float = 1.0) -> None:
         self.window_s = window_s
+        self.hold_s = min(hold_s, window_s)
         self._by_event: dict[EventKey, _Incident] = {}
         self._by_alert: dict[str, _Incident] = {}
+        self._held: dict[int, _Incident] = {}  # by id()
         self._clock = 0.0
 
     def __len__(self) -> int:
-        return len({id(i) for i in self._by_event.values()})
+        return len({id(i) for i in self._by_alert.values()})
 
-    def offer(self, alert: Alert) -> Alert | None:
-        """The incident to publish for ``alert`` (new, or grown), or None if already merged."""
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def offer(self, alert: Alert) -> list[Alert]:
+        """What to pass on after ``alert``: incidents whose hold ran out by its event time,
+        then its own incident if settled (new, or grown); none if held or already merged."""
         if alert.id in self._by_alert:
-            return None
-        ent = alert_entity(alert) if self.window_s > 0 else None
-        if ent is None:  # no process to tie it to (audit alerts), or merging off: alone
-            return merge([alert])
+            return []
         t = alert.last_seen.timestamp()
-        self._clock = max(self._clock, t)
+        out = self.settle_due(t)
+        ent = alert_entity(alert) if self.window_s > 0 else None
+        if ent is None:  # no process to tie it to (audit alerts), or merging off: alone, at once
+            return [*out, merge([alert])]
         keys = {(ent, str(e.get("id"))) for e in alert.evidence if e.get("id") is not None}
         incident = None
         for k in keys:
@@ -179,7 +208,8 @@ class IncidentMerger:
                 incident = inc
                 break
         if incident is None:
-            incident = _Incident([alert], t)
+            incident = _Incident([alert], t, t)
+            self._held[id(incident)] = incident
         else:
             incident.members.append(alert)
             incident.last_seen = max(incident.last_seen, t)
@@ -189,19 +219,32 @@ class IncidentMerger:
         self._by_alert[alert.id] = incident
         if len(self._by_alert) > 4096 and len(self._by_alert) % 1024 == 0:
             self.expire()
-        return merge(incident.members)
+        if not incident.settled and (self.hold_s <= 0 or _critical(incident.members)):
+            self._settle(incident)
+        if incident.settled:
+            out.append(merge(incident.members))
+        return out
 
-    def opening(self, incident_id: str) -> Alert | None:
-        """The first alert of an incident: what grouping keys it on (fixed for its lifetime,
-        so repeats group the same way whatever joins later or how events were batched)."""
-        inc = self._by_alert.get(incident_id)
-        return inc.members[0] if inc is not None else None
+    def _settle(self, incident: _Incident) -> None:
+        incident.settled = True
+        self._held.pop(id(incident), None)
+
+    def settle_due(self, now: float) -> list[Alert]:
+        """Incidents held until ``now`` (event-time seconds) or earlier: settled, to pass on."""
+        self._clock = max(self._clock, now)
+        out: list[Alert] = []
+        for inc in list(self._held.values()):
+            if inc.opened + self.hold_s > now:
+                continue
+            self._settle(inc)
+            out.append(merge(inc.members))
+        return out
 
     def expire(self) -> int:
-        """Forget incidents past the window and margin, on event time (the newest alert seen),
-        so a lagging worker and a replay merge exactly like a live one."""
+        """Forget settled incidents past the window and margin, on event time (the newest
+        alert or flush seen), so a lagging worker and a replay merge exactly like a live one."""
         horizon = self._clock - self.window_s - LAG_MARGIN_S
-        old = {id(i): i for i in self._by_alert.values() if i.last_seen < horizon}
+        old = {id(i): i for i in self._by_alert.values() if i.settled and i.last_seen < horizon}
         for inc in old.values():
             for k in inc.keys:
                 if self._by_event.get(k) is inc:

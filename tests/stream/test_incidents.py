@@ -51,11 +51,15 @@ def alert(
     )
 
 
+def last(out: list[Alert]) -> Alert | None:
+    return out[-1] if out else None
+
+
 def test_patterns_on_the_same_trigger_are_one_incident_at_the_highest_severity() -> None:
-    m = IncidentMerger(window_s=5)
+    m = IncidentMerger(window_s=5, hold_s=0)
     exec_ev = ev("e1")
-    a = m.offer(alert("MT-A-001", [exec_ev], "error", ("T1027",), ("TA0005",)))
-    b = m.offer(alert("MT-A-002", [exec_ev], "critical", ("T1620", "T1027"), ("TA0002", "TA0005")))
+    a = last(m.offer(alert("MT-A-001", [exec_ev], "error", ("T1027",), ("TA0005",))))
+    b = last(m.offer(alert("MT-A-002", [exec_ev], "critical", ("T1620", "T1027"), ("TA0002", "TA0005"))))
     assert a is not None and b is not None
     assert b.id == a.id == "MT-A-001:e1"  # the first alert's id, kept
     assert b.rule.id == "MT-A-002" and b.rule.severity == "critical"  # primary = highest severity
@@ -74,11 +78,11 @@ def test_patterns_on_the_same_trigger_are_one_incident_at_the_highest_severity()
 
 
 def test_a_sequence_and_an_alert_on_one_of_its_events_are_one_incident() -> None:
-    m = IncidentMerger(window_s=5)
+    m = IncidentMerger(window_s=5, hold_s=0)
     create, exe = ev("c1", t=0.0), ev("e1", t=0.5)
-    first = m.offer(alert("MT-MEMFD", [create], "warning"))  # published at once
-    seq = m.offer(alert("MT-SEQ", [create, exe], "critical"))  # a later batch: the same id grows
-    single = m.offer(alert("MT-IMG", [exe], "critical"))
+    first = last(m.offer(alert("MT-MEMFD", [create], "warning")))  # no hold: passed on at once
+    seq = last(m.offer(alert("MT-SEQ", [create, exe], "critical")))  # a later batch: the same id grows
+    single = last(m.offer(alert("MT-IMG", [exe], "critical")))
     assert first is not None and seq is not None and single is not None
     assert first.id == seq.id == single.id
     # critical tie: the sequence (two evidence events) is primary over the single event
@@ -88,17 +92,17 @@ def test_a_sequence_and_an_alert_on_one_of_its_events_are_one_incident() -> None
 
 
 def test_two_triggers_of_one_process_stay_two_incidents() -> None:
-    m = IncidentMerger(window_s=5)
-    a = m.offer(alert("MT-A", [ev("e1", t=0)]))
-    b = m.offer(alert("MT-B", [ev("e2", t=1)]))
+    m = IncidentMerger(window_s=5, hold_s=0)
+    a = last(m.offer(alert("MT-A", [ev("e1", t=0)])))
+    b = last(m.offer(alert("MT-B", [ev("e2", t=1)])))
     assert a is not None and b is not None and a.id != b.id
     assert b.pattern_ids() == ["MT-B"]
 
 
 def test_other_processes_do_not_merge_even_on_a_reused_pid() -> None:
-    m = IncidentMerger(window_s=5)
-    a = m.offer(alert("MT-A", [ev("e1", start=1)]))
-    b = m.offer(alert("MT-B", [ev("e1", start=2)]))  # same pid, other start time: another process
+    m = IncidentMerger(window_s=5, hold_s=0)
+    a = last(m.offer(alert("MT-A", [ev("e1", start=1)])))
+    b = last(m.offer(alert("MT-B", [ev("e1", start=2)])))  # same pid, other start time: another process
     assert a is not None and b is not None and a.id != b.id
     # the sensor's entity id wins over host/pid/start time when present
     assert entity_of(ev("x", entity="boot:10:77")) == "boot:10:77"
@@ -107,57 +111,76 @@ def test_other_processes_do_not_merge_even_on_a_reused_pid() -> None:
 
 
 def test_the_window_runs_on_event_time_and_expires() -> None:
-    m = IncidentMerger(window_s=2)
+    m = IncidentMerger(window_s=2, hold_s=0)
     shared = ev("c1", t=0)
-    a = m.offer(alert("MT-A", [shared]))
-    late = m.offer(alert("MT-SEQ", [shared, ev("e9", t=3)]))  # 3 s after the incident: its own
+    a = last(m.offer(alert("MT-A", [shared])))
+    late = last(m.offer(alert("MT-SEQ", [shared, ev("e9", t=3)])))  # 3 s after the incident: its own
     assert a is not None and late is not None and late.id != a.id and late.pattern_ids() == ["MT-SEQ"]
     m.offer(alert("MT-Z", [ev("z1", t=500)]))  # event time moves on
     assert m.expire() == 2 and len(m) == 1
 
 
 def test_an_alert_merged_twice_yields_nothing_and_audit_alerts_stay_alone() -> None:
-    m = IncidentMerger(window_s=5)
+    m = IncidentMerger(window_s=5, hold_s=0)
     a = alert("MT-A", [ev("e1")])
-    assert m.offer(a) is not None
-    assert m.offer(a) is None  # the same events processed again
+    assert m.offer(a)
+    assert m.offer(a) == []  # the same events processed again
     audit = alert("MT-K8S", [{"id": "k1", "time": T0.timestamp(), "user": {"username": "bob"}}])
-    out = m.offer(audit)
+    out = last(m.offer(audit))
     assert out is not None and out.pattern_ids() == ["MT-K8S"] and out.id == audit.id
-    off = IncidentMerger(window_s=0)  # merging off: every alert its own incident
-    x, y = off.offer(alert("MT-A", [ev("e1")])), off.offer(alert("MT-B", [ev("e1")]))
+    off = IncidentMerger(window_s=0)  # merging off: every alert its own incident, at once
+    x, y = last(off.offer(alert("MT-A", [ev("e1")]))), last(off.offer(alert("MT-B", [ev("e1")])))
     assert x is not None and y is not None and x.id != y.id
 
 
+def test_below_critical_is_held_until_the_hold_runs_out_critical_goes_at_once() -> None:
+    m = IncidentMerger(window_s=5, hold_s=1)
+    create, exe = ev("c1", t=0.0), ev("e1", t=0.2)
+    assert m.offer(alert("MT-MEMFD", [create], "warning")) == []  # held
+    out = m.offer(alert("MT-SEQ", [create, exe], "critical"))  # joined: critical, at once, whole
+    assert [a.pattern_ids() for a in out] == [["MT-SEQ", "MT-MEMFD"]]
+    assert m.held == 0
+    # a lone warning: released by a later alert's event time or by the timer (event time too)
+    assert m.offer(alert("MT-W1", [ev("w1", t=10)], "warning")) == []
+    assert m.offer(alert("MT-W2", [ev("w2", t=10.5)], "warning")) == []
+    released = m.offer(alert("MT-W3", [ev("w3", t=11.2)], "warning"))
+    assert [a.pattern_ids() for a in released] == [["MT-W1"]]
+    t0 = T0.timestamp()
+    assert m.settle_due(t0 + 11.4) == [] and [a.rule.id for a in m.settle_due(t0 + 11.6)] == ["MT-W2"]
+    # once settled, a pattern joining later is passed on as a growth of the same id
+    grown = m.offer(alert("MT-SEQ2", [ev("w1", t=10), ev("x", t=12)], "error"))
+    assert [(a.id, a.pattern_ids()) for a in grown] == [("MT-W1:w1", ["MT-SEQ2", "MT-W1"])]
+
+
 def test_a_grown_incident_updates_its_group_in_place_and_repeats_still_count() -> None:
-    m, g = IncidentMerger(window_s=5), Grouper(window_s=60)
+    m, g = IncidentMerger(window_s=5, hold_s=0), Grouper(window_s=60)
 
     def offer(a: Alert) -> Alert | None:
-        inc = m.offer(a)
-        opening = m.opening(inc.id) if inc else None
-        from streams.grouping import group_key
+        out = [x for x in (g.offer(i) for i in m.offer(a)) if x is not None]
+        return out[-1] if out else None
 
-        return g.offer(inc, group_key(opening)) if inc and opening else None
-
-    first = offer(alert("MT-MEMFD", [ev("c1", t=0)], "warning"))
-    grown = offer(alert("MT-SEQ", [ev("c1", t=0), ev("e1", t=0.1)], "critical"))
+    first = offer(alert("MT-SEQ", [ev("c1", t=0), ev("e1", t=0.1)], "critical"))
+    grown = offer(alert("MT-IMG", [ev("e1", t=0.1)], "error"))
     assert first is not None and grown is not None
     assert (grown.id, grown.count, grown.revision) == (first.id, 1, 2)
-    assert grown.rule.id == "MT-SEQ" and grown.pattern_ids() == ["MT-SEQ", "MT-MEMFD"]
+    assert grown.rule.id == "MT-SEQ" and grown.pattern_ids() == ["MT-SEQ", "MT-IMG"]
     # the same attack again 10 s later by the same executable: the group counts it
-    again = offer(alert("MT-MEMFD", [ev("c2", t=10)], "warning"))
+    again = offer(alert("MT-SEQ", [ev("c2", t=10), ev("e2", t=10.1)], "critical"))
     assert again is not None and (again.id, again.count, again.revision) == (first.id, 2, 3)
-    assert again.rule.id == "MT-SEQ"  # the group keeps the highest severity seen
-    more = offer(alert("MT-SEQ", [ev("c2", t=10), ev("e2", t=10.1)], "critical"))
+    assert again.pattern_ids() == ["MT-SEQ", "MT-IMG"]  # the group shows every pattern of its incidents
+    more = offer(alert("MT-CRIT", [ev("e2", t=10.1)], "critical"))
     assert more is not None and (more.id, more.count, more.revision) == (first.id, 2, 4)
-    assert offer(alert("MT-SEQ", [ev("c2", t=10), ev("e2", t=10.1)], "critical")) is None  # idempotent
+    assert more.pattern_ids() == ["MT-SEQ", "MT-CRIT", "MT-IMG"]
+    assert offer(alert("MT-CRIT", [ev("e2", t=10.1)], "critical")) is None  # idempotent
 
 
 # -- on the real engine and library -----------------------------------------------------------
 
 
-def _correlator(window: float = 5.0) -> Correlator:
-    return Correlator(default_engine_factory(Settings().patterns_dirs), 60, incident_window_s=window)
+def _correlator(window: float = 5.0, hold: float = 1.0) -> Correlator:
+    return Correlator(
+        default_engine_factory(Settings().patterns_dirs), 60, incident_window_s=window, incident_hold_s=hold
+    )
 
 
 def test_a_memfd_exec_is_one_incident_with_every_matched_pattern() -> None:
@@ -171,15 +194,32 @@ def test_a_memfd_exec_is_one_incident_with_every_matched_pattern() -> None:
     assert every == set(inc.threat.technique.id)  # the union, nothing else
 
 
-def test_a_pattern_joining_in_a_later_batch_updates_the_same_id() -> None:
+def test_a_held_warning_joined_in_a_later_batch_goes_out_once_as_the_critical_incident() -> None:
     c = _correlator()
     create, exe = memfd_pair(pid=31338)
-    first = c.process(0, [create])
-    later = c.process(0, [exe])
-    assert len(first) == 1 and len(later) == 1
-    assert later[0].id == first[0].id and later[0].revision > first[0].revision
-    assert set(first[0].pattern_ids()) < set(later[0].pattern_ids())
-    assert later[0].rule.severity == "critical"
+    assert c.process(0, [create]) == []  # "memfd_create by python3" (warning): held
+    (inc,) = c.process(0, [exe])
+    assert {"MT-FILELESS-001", "MT-FILELESS-002", "MT-FILELESS-MEMFD-001"} <= set(inc.pattern_ids())
+    assert inc.rule.severity == "critical"
+
+
+def test_without_a_hold_the_first_alert_goes_out_at_once_and_the_same_id_grows() -> None:
+    c = _correlator(hold=0)
+    create, exe = memfd_pair(pid=31340)
+    (first,) = c.process(0, [create])
+    (later,) = c.process(0, [exe])
+    assert later.id == first.id and later.revision > first.revision
+    assert set(first.pattern_ids()) < set(later.pattern_ids())
+
+
+def test_a_held_alert_alone_is_published_by_the_flush_timer() -> None:
+    c = _correlator()
+    t = time.time()
+    create, _ = memfd_pair(pid=31341, t=t)
+    assert c.process(0, [create]) == []
+    assert c.flush(t + 0.5) == []
+    assert [a.pattern_ids() for a in c.flush(t + 1.01)] == [["MT-FILELESS-MEMFD-001"]]
+    assert c.flush(t + 2) == []
 
 
 def test_same_events_any_batching_same_incident_ids() -> None:
@@ -204,10 +244,24 @@ def test_same_events_any_batching_same_incident_ids() -> None:
 
 def test_replay_rebuilds_incidents_so_a_late_pattern_updates_the_published_id() -> None:
     create, exe = memfd_pair(pid=31339)
-    live = _correlator()
+    live = _correlator(hold=0)
     published = live.process(0, [create])
-    taken = _correlator()  # another worker takes the partition over
+    taken = _correlator(hold=0)  # another worker takes the partition over
     taken.replay(0, [create])
+    taken.finish_replay(0)
     after = taken.process(0, [exe])
     assert [a.id for a in after] == [published[0].id]
     assert after == live.process(0, [exe])
+
+
+def test_finish_replay_drops_held_incidents_the_previous_owner_published() -> None:
+    t = time.time() - 30
+    c = _correlator()
+    c.assign(1)
+    c.replay(1, [memfd_pair(pid=31342, t=t)[0]])  # a held warning, due at t+1...
+    c.replay(1, [event("openat", pid=31343, t=t + 20, args={"path": "/etc/hosts", "flags": ["O_RDONLY"]})])
+    c.finish_replay(1)  # ...before the last replayed event: the previous owner's timer published it
+    assert c.flush(time.time()) == []
+    c.replay(2, [memfd_pair(pid=31344, t=t + 29.5)[0]])  # due after the last replayed event: still held
+    c.finish_replay(2)
+    assert [a.process.pid for a in c.flush(time.time() + 1)] == [31344]
