@@ -183,6 +183,16 @@ class Correlator:
             self.mergers[p].expire()
         return out
 
+    def release(self, now: float, skip: Iterable[PartKey] = ()) -> list[Alert]:
+        """Incidents whose hold ran out by ``now``, grouped, to publish (a timer, more often
+        than ``flush``: it only looks at the held incidents)."""
+        skipped = set(skip)
+        out: list[Alert] = []
+        for p, merger in list(self.mergers.items()):
+            if p not in skipped and merger.held:
+                out.extend(self._group(p, (), settle=now))
+        return out
+
     def expire(self, now: float) -> None:
         stamp = datetime.fromtimestamp(now).astimezone()
         for p, engine in list(self.engines.items()):
