@@ -52,7 +52,15 @@ def _sev(rule_severity: str) -> int:
 def absorb(base: Alert, other: Alert) -> Alert:
     """``base`` with ``other``'s patterns, techniques and tactics added; the rule of higher
     severity (``base``'s on a tie). Evidence, counts and times stay ``base``'s."""
-    rule = other.rule if _sev(other.rule.severity) > _sev(base.rule.severity) else base.rule
+    higher = _sev(other.rule.severity) > _sev(base.rule.severity)
+    if (
+        not higher
+        and {p.id for p in other.patterns} <= {p.id for p in base.patterns}
+        and set(other.threat.technique.id) <= set(base.threat.technique.id)
+        and set(other.threat.tactic.id) <= set(base.threat.tactic.id)
+    ):
+        return base  # a repeat adds nothing but its count (the common case: no copies)
+    rule = other.rule if higher else base.rule
     seen: dict[str, PatternRef] = {}
     for p in (*base.patterns, *other.patterns):
         seen.setdefault(p.id, p)

@@ -29,6 +29,7 @@ merges exactly like a live one).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -180,7 +181,10 @@ class IncidentMerger:
         self.hold_s = min(hold_s, window_s)
         self._by_event: dict[EventKey, _Incident] = {}
         self._by_alert: dict[str, _Incident] = {}
-        self._held: dict[int, _Incident] = {}  # by id()
+        # Held incidents: a min-heap on the end of their hold (settled ones are skipped).
+        self._held: list[tuple[float, int, _Incident]] = []
+        self._n_held = 0
+        self._seq = 0
         self._clock = 0.0
 
     def __len__(self) -> int:
@@ -188,7 +192,7 @@ class IncidentMerger:
 
     @property
     def held(self) -> int:
-        return len(self._held)
+        return self._n_held
 
     def offer(self, alert: Alert) -> list[Alert]:
         """What to pass on after ``alert``: incidents whose hold ran out by its event time,
@@ -209,7 +213,9 @@ class IncidentMerger:
                 break
         if incident is None:
             incident = _Incident([alert], t, t)
-            self._held[id(incident)] = incident
+            self._seq += 1
+            heapq.heappush(self._held, (t + self.hold_s, self._seq, incident))
+            self._n_held += 1
         else:
             incident.members.append(alert)
             incident.last_seen = max(incident.last_seen, t)
@@ -226,18 +232,19 @@ class IncidentMerger:
         return out
 
     def _settle(self, incident: _Incident) -> None:
-        incident.settled = True
-        self._held.pop(id(incident), None)
+        if not incident.settled:
+            incident.settled = True
+            self._n_held -= 1
 
     def settle_due(self, now: float) -> list[Alert]:
         """Incidents held until ``now`` (event-time seconds) or earlier: settled, to pass on."""
         self._clock = max(self._clock, now)
         out: list[Alert] = []
-        for inc in list(self._held.values()):
-            if inc.opened + self.hold_s > now:
-                continue
-            self._settle(inc)
-            out.append(merge(inc.members))
+        while self._held and self._held[0][0] <= now:
+            _, _, inc = heapq.heappop(self._held)
+            if not inc.settled:  # settled meanwhile (it turned critical): already passed on
+                self._settle(inc)
+                out.append(merge(inc.members))
         return out
 
     def expire(self) -> int:
