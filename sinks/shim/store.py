@@ -402,9 +402,25 @@ class Store:
                     "sparkline": [],
                 }
             )
+        if groups:
+            self._add_patterns(where, params, groups)
         if groups and spark_buckets > 0:
             self._add_sparklines(where, params, groups, rows, spark_buckets)
         return int(total), groups
+
+    def _add_patterns(self, where: str, params: list[Any], groups: list[dict[str, Any]]) -> None:
+        """Every pattern id of each group's incidents: its rule first, then the others."""
+        found: dict[str, set[str]] = {}
+        for r in self._query(
+            f"SELECT rule_id, {_GROUP_KEY} AS gkey, patterns FROM shim_alerts{where}"
+            f" GROUP BY rule_id, {_GROUP_KEY}, patterns",
+            params,
+        ):
+            ids = found.setdefault(f"{r['rule_id']}|{r['gkey']}", set())
+            ids.update(x for x in str(r["patterns"] or "").split(",") if x)
+        for g in groups:
+            rule = g["rule"]["id"]
+            g["patterns"] = [rule, *sorted(found.get(g["key"], set()) - {rule})]
 
     def _add_sparklines(
         self,

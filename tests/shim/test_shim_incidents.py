@@ -108,6 +108,12 @@ def test_api_returns_every_pattern_and_filters_by_a_secondary_one(store: Store) 
     assert [t["id"] for t in item["techniques"]] == ["T1620", "T1027.011", "T1027"]
     d = client.get("/api/v1/security-events/inc1").json()
     assert d["event"]["revision"] == 3 and len(d["event"]["patterns"]) == 3
+    groups = client.get("/api/v1/security-events", params={"group": "true"}).json()["items"]
+    by_rule = {g["rule"]["id"]: g["patterns"] for g in groups}
+    assert by_rule == {
+        "MT-FILELESS-001": ["MT-FILELESS-001", "MT-FILELESS-002", "MT-FILELESS-MEMFD-001"],
+        "MT-INJECT-PTRACE": ["MT-INJECT-PTRACE"],
+    }
 
 
 # -- the page ---------------------------------------------------------------------------------
@@ -155,6 +161,13 @@ def test_page_shows_every_pattern_and_technique_of_an_incident(page_url: str) ->
         assert [e.text for e in single.find_elements(By.CSS_SELECTOR, '[data-testid="pattern-id"]')] == [
             "MT-INJECT-PTRACE"
         ]
+        d.find_element(By.CSS_SELECTOR, '[data-testid="group-toggle"]').click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, '[data-testid="group-row"]')) == 2)
+        grow = d.find_element(By.CSS_SELECTOR, '[data-testid="group-row"][data-id="inc1"]')
+        assert [e.text for e in grow.find_elements(By.CSS_SELECTOR, '[data-testid="pattern-id"]')] == ids
+        d.find_element(By.CSS_SELECTOR, '[data-testid="group-toggle"]').click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, '[data-testid="event-row"]')) == 2)
+        row = d.find_element(By.CSS_SELECTOR, '[data-testid="event-row"][data-id="inc1"]')
         row.find_element(By.CSS_SELECTOR, ".rule-name").click()
         modal = d.find_element(By.CSS_SELECTOR, '[data-testid="detail-modal"]')
         wait.until(

@@ -141,7 +141,7 @@ function renderTable(list) {
       .map(
         (g) => `<tr data-id="${esc(g.sample_id)}" data-testid="group-row" class="sev-row-${esc(g.severity)}">
           <td>${sevBadge(g.severity)}</td>
-          <td><div class="rule-name">${esc(g.rule.name)}</div><div class="rule-id">${esc(g.rule.id)}</div></td>
+          <td><div class="rule-name">${esc(g.rule.name)}</div><div class="rule-id" data-testid="pattern-ids">${patternIds({ rule: g.rule, patterns: (g.patterns || []).map((id) => ({ id })) })}</div></td>
           <td>${techniqueBadges(g.techniques)}</td>
           <td>${containerCell({ ...g, host: g.host })}</td>
           <td class="num"><span class="count" data-testid="group-count">${g.count}</span></td>
