@@ -200,6 +200,7 @@ class IncidentMerger:
         if alert.id in self._by_alert:
             return []
         t = alert.last_seen.timestamp()
+        self._clock = max(self._clock, t)
         out = self.settle_due(t)
         ent = alert_entity(alert) if self.window_s > 0 else None
         if ent is None:  # no process to tie it to (audit alerts), or merging off: alone, at once
@@ -237,8 +238,9 @@ class IncidentMerger:
             self._n_held -= 1
 
     def settle_due(self, now: float) -> list[Alert]:
-        """Incidents held until ``now`` (event-time seconds) or earlier: settled, to pass on."""
-        self._clock = max(self._clock, now)
+        """Incidents held until ``now`` (event-time seconds; the timers pass the wall clock,
+        which a worker lagging by more than the hold is ahead of: its held incidents go out
+        before a late join, which then updates them) or earlier: settled, to pass on."""
         out: list[Alert] = []
         while self._held and self._held[0][0] <= now:
             _, _, inc = heapq.heappop(self._held)
@@ -249,7 +251,7 @@ class IncidentMerger:
 
     def expire(self) -> int:
         """Forget settled incidents past the window and margin, on event time (the newest
-        alert or flush seen), so a lagging worker and a replay merge exactly like a live one."""
+        alert seen), so a lagging worker and a replay merge exactly like a live one."""
         horizon = self._clock - self.window_s - LAG_MARGIN_S
         old = {id(i): i for i in self._by_alert.values() if i.settled and i.last_seen < horizon}
         for inc in old.values():
