@@ -2,14 +2,20 @@
 
 As JSON an alert reads ``{"id", "@timestamp", "rule": {...}, "threat": {...},
 "container": {...}, "process": {...}, "host": {...}, "evidence": [...], ...}``.
-Grouping: identical alerts (same rule, container and executable) within the grouping
-window are one alert whose ``count``/``last_seen`` grow; each update is re-published
-with the same ``id`` and a higher ``count``, so sinks upsert it in place.
+Incidents: the alerts one process raises for the same triggering event or the same
+sequence (they share an evidence event) within the incident window are ONE alert: ``rule``
+is the primary pattern (highest severity), ``patterns`` lists every matched pattern, the
+techniques and tactics are their union and ``evidence`` the union of their events.
+Grouping: identical alerts (same primary rule, container and executable) within the
+grouping window are one alert whose ``count``/``last_seen`` grow. Each update (a repeat,
+or a pattern joining the incident) is re-published with the same ``id`` and a higher
+``revision``, so sinks upsert it in place.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -34,6 +40,16 @@ class Technique(BaseModel):
     id: list[str] = Field(description="ATT&CK ids, sub-technique then parent: ['T1055.008','T1055']")
     name: list[str] = Field(default_factory=list)
     reference: list[str] = Field(default_factory=list)
+
+
+class PatternRef(BaseModel):
+    """One pattern matched in an incident (the primary one is also ``Alert.rule``)."""
+
+    id: str = Field(description="Pattern id, e.g. MT-FILELESS-002")
+    name: str
+    severity: Severity
+    techniques: list[str] = Field(default_factory=list, description="ATT&CK ids of this pattern")
+    alert_id: str = Field(description="Id this pattern's match alone would have had (its evidence)")
 
 
 class Tactic(BaseModel):
@@ -68,6 +84,10 @@ class ProcessRef(BaseModel):
 
     pid: int | None = None
     ppid: int | None = None
+    entity_id: str | None = Field(
+        default=None,
+        description="Unique across pid reuse: the event's process.entity_id, else '<host>:<pid>:<start_time_ns>'",
+    )
     executable: str | None = None
     command_line: str | None = None
     name: str | None = None
@@ -94,12 +114,38 @@ class Alert(BaseModel):
     message: str = Field(description="One readable line")
     evidence: list[dict[str, Any]] = Field(description="The events that matched, in order")
     count: int = Field(default=1, ge=1, description="Occurrences grouped into this alert")
+    patterns: list[PatternRef] = Field(
+        default_factory=list,
+        description="Every pattern matched in this incident, primary (= rule) first; "
+        "empty only on an engine alert not yet merged",
+    )
+    revision: int = Field(
+        default=1,
+        ge=1,
+        description="Grows with every re-publication of this id (a repeat or a pattern joining); "
+        "never below count. Sinks keep the highest",
+    )
     first_seen: datetime
     last_seen: datetime
     source: str = "syscall"
 
+    def pattern_ids(self) -> list[str]:
+        """Every matched pattern id, primary first (the rule alone for an unmerged alert)."""
+        return [p.id for p in self.patterns] or [self.rule.id]
+
     def to_json_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
+
+
+def pattern_ids(alert: Mapping[str, Any]) -> list[str]:
+    """``Alert.pattern_ids`` on the alert's JSON (what sinks receive)."""
+    ids = [str(p.get("id")) for p in alert.get("patterns") or () if isinstance(p, Mapping) and p.get("id")]
+    return ids or [str((alert.get("rule") or {}).get("id", "?"))]
+
+
+def publication_version(alert: Mapping[str, Any]) -> int:
+    """Monotonic per id: what sinks compare to keep the newest copy (revision, at least count)."""
+    return max(int(alert.get("revision") or 1), int(alert.get("count") or 1))
 
 
 def stable_id(*parts: object) -> str:

@@ -403,6 +403,12 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
             pipe.sessions.expire(now)
         m.PROCESSING.labels("correlate", "expire").observe(time.time() - now)
 
+    @app.timer(interval=opts.incident_release_interval_s)
+    async def release_incidents() -> None:
+        """Publish the incidents whose hold ran out (below critical, no pattern joined)."""
+        for alert in correlator.release(time.time(), skip=set(pipe.replaying)):
+            await publish_alert(alert)
+
     @app.timer(interval=pipe.trail_settings.reload_interval_s)
     async def reload_trails() -> None:
         if pipe.trails is not None and await asyncio.to_thread(pipe.trails.reload_if_changed):

@@ -24,6 +24,14 @@ class StreamOptions(BaseSettings):
     #: ...or what arrived within this many seconds.
     take_within_s: float = Field(default=0.02, gt=0)
     grouping_window_s: float = Field(default=60.0, gt=0)
+    #: Alerts one process raises for one trigger (a shared evidence event) within this many
+    #: seconds (event time) are one incident listing every pattern; 0 turns merging off.
+    incident_window_s: float = Field(default=5.0, ge=0)
+    #: An incident below critical is published this long after its first event (event time,
+    #: at most the incident window) so one attack's patterns go out together; critical at once.
+    incident_hold_s: float = Field(default=1.0, ge=0)
+    #: Timer: how often held incidents are checked (a dict scan per partition).
+    incident_release_interval_s: float = Field(default=0.25, gt=0)
     #: Extra seconds replayed before the longest pattern window on partition takeover.
     replay_margin_s: float = 5.0
     #: Cap on the replayed span: a library pattern with a 1 h window would otherwise mean

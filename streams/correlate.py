@@ -22,6 +22,7 @@ from typing import Any
 from patterns.engine.api import Engine, PatternError, load_engine
 from schemas.alerts import Alert
 from streams.grouping import Grouper
+from streams.incidents import IncidentMerger
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,18 @@ _MAX_SESSION_IDS = 20_000
 
 
 class Correlator:
-    def __init__(self, engine_factory: EngineFactory, grouping_window_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        engine_factory: EngineFactory,
+        grouping_window_s: float = 60.0,
+        incident_window_s: float = 5.0,
+        incident_hold_s: float = 1.0,
+    ) -> None:
         self._factory = engine_factory
         self.grouping_window_s = grouping_window_s
+        self.incident_window_s = incident_window_s
+        self.incident_hold_s = incident_hold_s
+        self.mergers: dict[PartKey, IncidentMerger] = {}
         self.custom_specs: dict[str, Mapping[str, Any]] = {}
         self.engines: dict[PartKey, Engine] = {}
         self.groupers: dict[PartKey, Grouper] = {}
@@ -80,12 +90,14 @@ class Correlator:
     def assign(self, partition: PartKey) -> None:
         if partition not in self.engines:
             self.groupers[partition] = Grouper(self.grouping_window_s)
+            self.mergers[partition] = IncidentMerger(self.incident_window_s, self.incident_hold_s)
             self._sessions_seen[partition] = OrderedDict()
             self.engines[partition] = self._new_engine()
 
     def drop(self, partition: PartKey) -> None:
         self.engines.pop(partition, None)
         self.groupers.pop(partition, None)
+        self.mergers.pop(partition, None)
         self._sessions_seen.pop(partition, None)
         self._replay_clock.pop(partition, None)
 
@@ -102,17 +114,28 @@ class Correlator:
                     seen.popitem(last=False)
             yield e
 
-    def _group(self, partition: PartKey, alerts: Iterable[Alert]) -> list[Alert]:
-        """Grouped alerts to publish: one per alert id, its latest update. A group that
-        grows several times within one batch is published once with its final count
-        (sinks upsert by id, so the intermediate counts would be overwritten anyway)."""
+    def _group(self, partition: PartKey, alerts: Iterable[Alert], settle: float | None = None) -> list[Alert]:
+        """Incidents, grouped, to publish: one per alert id, its latest update. The engine's
+        alerts are merged into incidents (one per attack: ``streams.incidents``), then
+        repeats grouped; ``settle`` (event-time seconds) also releases incidents held until
+        then. A group or incident that grows several times within one batch is published
+        once in its final state (sinks upsert by id, so the intermediate states would be
+        overwritten anyway): the patterns one event matches go out as one message."""
         grouper = self.groupers[partition]
+        merger = self.mergers[partition]
         out: dict[str, Alert] = {}
+
+        def publish(incidents: Iterable[Alert]) -> None:
+            for incident in incidents:
+                grouped = grouper.offer(incident)
+                if grouped is not None:
+                    out.pop(grouped.id, None)  # keep publication order = order of latest update
+                    out[grouped.id] = grouped
+
         for alert in alerts:
-            grouped = grouper.offer(alert)
-            if grouped is not None:
-                out.pop(grouped.id, None)  # keep publication order = order of latest update
-                out[grouped.id] = grouped
+            publish(merger.offer(alert))
+        if settle is not None:
+            publish(merger.settle_due(settle))
         return list(out.values())
 
     def process(self, partition: PartKey, events: Iterable[Mapping[str, Any]]) -> list[Alert]:
@@ -138,7 +161,8 @@ class Correlator:
         engine = self.engines.get(partition)
         if clock is None or engine is None:
             return 0
-        return len(self._group(partition, engine.flush(clock)))
+        # Likewise incidents whose hold ran out before the last replayed event.
+        return len(self._group(partition, engine.flush(clock), settle=clock))
 
     def flush(self, now: float, skip: Iterable[PartKey] = ()) -> list[Alert]:
         """Expire old state and return the alerts that came due without a new event (absences).
@@ -154,8 +178,19 @@ class Correlator:
             grouper = self.groupers.get(p)
             if grouper is None:
                 continue
-            out.extend(self._group(p, engine.flush(now)))
+            out.extend(self._group(p, engine.flush(now), settle=now))
             grouper.expire(stamp)
+            self.mergers[p].expire()
+        return out
+
+    def release(self, now: float, skip: Iterable[PartKey] = ()) -> list[Alert]:
+        """Incidents whose hold ran out by ``now``, grouped, to publish (a timer, more often
+        than ``flush``: it only looks at the held incidents)."""
+        skipped = set(skip)
+        out: list[Alert] = []
+        for p, merger in list(self.mergers.items()):
+            if p not in skipped and merger.held:
+                out.extend(self._group(p, (), settle=now))
         return out
 
     def expire(self, now: float) -> None:
@@ -163,6 +198,7 @@ class Correlator:
         for p, engine in list(self.engines.items()):
             engine.expire(now)
             self.groupers[p].expire(stamp)
+            self.mergers[p].expire()
 
     def apply_pattern_op(self, op: str, spec: Mapping[str, Any]) -> list[PatternError] | None:
         """Apply one message of the patterns topic to every engine, now and for later partitions."""

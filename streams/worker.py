@@ -27,7 +27,7 @@ def run_worker(settings: Settings, opts: StreamOptions, engine_factory: EngineFa
         module, _, func = opts.engine_factory.partition(":")
         engine_factory = getattr(importlib.import_module(module), func)(settings)
     factory = engine_factory or default_engine_factory(settings.patterns_dirs)
-    correlator = Correlator(factory, opts.grouping_window_s)
+    correlator = Correlator(factory, opts.grouping_window_s, opts.incident_window_s, opts.incident_hold_s)
     app, pipe = build_app(settings, opts, correlator)
     if opts.metrics_port:
         serve_metrics(opts.metrics_port, ready=lambda: pipe.ready)

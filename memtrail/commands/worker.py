@@ -23,6 +23,11 @@ def register(app: typer.Typer) -> None:
             None, "--group-id", help="Consumer group shared by workers [memtrail-stream]"
         ),
         grouping_window: float = typer.Option(None, "--grouping-window", help="Seconds [60]"),
+        incident_window: float = typer.Option(
+            None,
+            "--incident-window",
+            help="Seconds to merge one process's alerts on one trigger, 0 = off [5]",
+        ),
         container_join: str = typer.Option(
             None,
             "--container-join",
@@ -43,6 +48,7 @@ def register(app: typer.Typer) -> None:
                 "metrics_port": metrics_port,
                 "group_id": group_id,
                 "grouping_window_s": grouping_window,
+                "incident_window_s": incident_window,
                 "container_join": container_join,
             }.items()
             if v is not None

@@ -1,9 +1,10 @@
 """Pure OpenSearch bulk logic: index names, documents, NDJSON lines, per-item outcomes.
 
 Exactly-once by id: each alert is indexed with ``_id`` = alert id, ``version`` = its
-``count`` and ``version_type=external``. A grouped alert re-published with a higher count
-replaces the stored one in place; a replay (same or lower count) gets 409, which means
-"already there or newer" and counts as delivered. ``create`` alone could not update a
+``revision`` (never below ``count``) and ``version_type=external``. A grouped alert
+re-published with a higher count, or an incident a pattern joined, replaces the stored one
+in place; a replay (same or lower revision) gets 409, which means "already there or newer"
+and counts as delivered. ``create`` alone could not update a
 grouped alert, and a plain ``index`` could let a late replay overwrite a newer count.
 """
 
@@ -15,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
+from schemas.alerts import pattern_ids, publication_version
 
 SEVERITY_NUMBER = {"info": 1, "warning": 2, "error": 3, "critical": 4}
 
@@ -28,7 +31,8 @@ def index_name(alert: dict[str, Any], prefix: str = "memtrail-alerts") -> str:
 
 
 def to_document(alert: dict[str, Any]) -> dict[str, Any]:
-    """The alert as stored: the alert JSON plus ECS ``event.*`` fields for dashboards."""
+    """The alert as stored: the alert JSON plus ECS ``event.*`` fields for dashboards and
+    ``memtrail.patterns``, every pattern id of the incident (``rule.id`` is the primary)."""
     doc = dict(alert)
     rule = alert.get("rule") or {}
     event = {
@@ -39,6 +43,7 @@ def to_document(alert: dict[str, Any]) -> dict[str, Any]:
         "id": alert.get("id"),
     }
     doc["event"] = {**event, **(alert.get("event") or {})}
+    doc["memtrail"] = {**(alert.get("memtrail") or {}), "patterns": pattern_ids(alert)}
     return doc
 
 
@@ -50,7 +55,7 @@ def bulk_body(alerts: Sequence[dict[str, Any]], prefix: str = "memtrail-alerts")
             "index": {
                 "_index": index_name(a, prefix),
                 "_id": a["id"],
-                "version": int(a.get("count", 1)),
+                "version": publication_version(a),
                 "version_type": "external",
             }
         }

@@ -120,7 +120,7 @@ class ShimConsumer:
                 if topic == topics.alerts:
                     alert = Alert.model_validate_json(msg.value() or b"")
                     prev = alerts.get(alert.id)
-                    if prev is None or alert.count >= prev.count:
+                    if prev is None or _version(alert) >= _version(prev):
                         alerts[alert.id] = alert
                 elif topic == topics.heartbeats:
                     beats.append(SensorHeartbeat.model_validate_json(msg.value() or b""))
@@ -175,3 +175,8 @@ def _rewind(consumer: Consumer, msgs: list[Message]) -> None:
             consumer.seek(TopicPartition(topic, part, off))
         except Exception as exc:  # pragma: no cover
             log.warning("seek %s[%s] failed: %s", topic, part, exc)
+
+
+def _version(alert: Alert) -> int:
+    """Newer copy of the same id: more repeats or more patterns (``revision``, never below count)."""
+    return max(alert.revision, alert.count)

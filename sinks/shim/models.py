@@ -47,6 +47,9 @@ class GroupItem(BaseModel):
 
     key: str = Field(description="<rule id>|<container id or host:<name>>")
     rule: RuleRef
+    patterns: list[str] = Field(
+        default_factory=list, description="Every pattern id of the group's incidents, its rule first"
+    )
     severity: Severity = Field(description="The highest in the group")
     threat: Threat
     container: ContainerKey

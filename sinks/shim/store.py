@@ -1,4 +1,8 @@
-"""The shim's store: alerts (upserted by id, highest ``count`` wins), sensor heartbeats, custom patterns.
+"""The shim's store: alerts (upserted by id, highest revision wins), sensor heartbeats, custom patterns.
+
+An alert may be an incident of several patterns: ``rule_id`` is its primary pattern,
+``patterns`` (``,id,id,``) every one of them, which the pattern filter and the free-text
+search match; ``revision`` grows when a repeat is counted or a pattern joins.
 
 SQLite by default (a file path or ``sqlite:///path``), PostgreSQL by URL (psycopg 3).
 Both speak the same SQL here (``INSERT ... ON CONFLICT ... DO UPDATE``); only the
@@ -19,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from schemas.alerts import SEVERITY_ORDER, Alert
+from schemas.alerts import SEVERITY_ORDER, Alert, publication_version
 from schemas.heartbeat import SensorHeartbeat
 from sinks.shim.filters import EventFilter, Page
 
@@ -43,6 +47,8 @@ _ALERT_COLUMNS = (
     "executable",
     "message",
     "count",
+    "patterns",
+    "revision",
     "search",
     "doc",
     "received",
@@ -67,6 +73,8 @@ _SCHEMA = (
         executable TEXT,
         message TEXT NOT NULL,
         count BIGINT NOT NULL,
+        patterns TEXT NOT NULL DEFAULT '',
+        revision BIGINT NOT NULL DEFAULT 1,
         search TEXT NOT NULL,
         doc TEXT NOT NULL,
         received DOUBLE PRECISION NOT NULL
@@ -85,6 +93,12 @@ _SCHEMA = (
         spec TEXT NOT NULL,
         updated DOUBLE PRECISION NOT NULL
     )""",
+)
+
+#: Columns added after the first release: (name, definition), added to an older table at start.
+_ADDED_COLUMNS = (
+    ("patterns", "TEXT NOT NULL DEFAULT ''"),
+    ("revision", "BIGINT NOT NULL DEFAULT 1"),
 )
 
 _SORT_COLUMNS = {
@@ -134,6 +148,8 @@ def alert_row(alert: Alert) -> dict[str, Any]:
             alert.host.name,
             *tech.id,
             *tech.name,
+            *(p.id for p in alert.patterns),
+            *(p.name for p in alert.patterns),
         )
         if x
     ).lower()
@@ -155,6 +171,8 @@ def alert_row(alert: Alert) -> dict[str, Any]:
         "executable": alert.process.executable,
         "message": alert.message,
         "count": alert.count,
+        "patterns": "," + ",".join(alert.pattern_ids()) + ",",
+        "revision": publication_version(doc),
         "search": search,
         "doc": orjson.dumps(doc).decode(),
         "received": time.time(),
@@ -189,6 +207,15 @@ class Store:
         with self._lock:
             for stmt in _SCHEMA:
                 self._conn.execute(stmt)
+            self._add_columns()
+
+    def _add_columns(self) -> None:
+        """Bring a table created by an older version up to date (both dialects, idempotent)."""
+        for name, definition in _ADDED_COLUMNS:
+            try:
+                self._conn.execute(f"SELECT {name} FROM shim_alerts LIMIT 0")
+            except Exception:  # sqlite3.OperationalError / psycopg.errors.UndefinedColumn
+                self._conn.execute(f"ALTER TABLE shim_alerts ADD COLUMN {name} {definition}")
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -255,13 +282,14 @@ class Store:
     # -- alerts ---------------------------------------------------------------------------------
 
     def upsert_alerts(self, alerts: Iterable[Alert]) -> int:
-        """Insert or update in place; an older copy (lower ``count``) never overwrites a newer one."""
+        """Insert or update in place; an older copy (lower revision, i.e. fewer repeats or
+        patterns) never overwrites a newer one."""
         cols = ", ".join(_ALERT_COLUMNS)
         marks = ", ".join("?" for _ in _ALERT_COLUMNS)
         updates = ", ".join(f"{c} = excluded.{c}" for c in _ALERT_COLUMNS if c != "id")
         sql = self._sql(
             f"INSERT INTO shim_alerts ({cols}) VALUES ({marks}) "
-            f"ON CONFLICT (id) DO UPDATE SET {updates} WHERE excluded.count >= shim_alerts.count"
+            f"ON CONFLICT (id) DO UPDATE SET {updates} WHERE excluded.revision >= shim_alerts.revision"
         )
         rows = [tuple(row[c] for c in _ALERT_COLUMNS) for row in map(alert_row, alerts)]
         if not rows:
@@ -285,7 +313,16 @@ class Store:
                 params.extend(values)
 
         any_of("severity", f.severity)
-        any_of("rule_id", f.rule)
+        if f.rule:  # any pattern of an incident, the primary (rule_id) or another
+            clauses.append(
+                "(rule_id IN ("
+                + ", ".join("?" for _ in f.rule)
+                + ") OR "
+                + " OR ".join("patterns LIKE ? ESCAPE '\\'" for _ in f.rule)
+                + ")"
+            )
+            params.extend(f.rule)
+            params.extend(f"%,{_escape_like(r)},%" for r in f.rule)
         any_of("techniques", [t.upper() for t in f.technique], like="%,{},%")
         any_of("tactics", f.tactic, like="%,{},%")
         any_of("id", f.ids)
@@ -365,9 +402,25 @@ class Store:
                     "sparkline": [],
                 }
             )
+        if groups:
+            self._add_patterns(where, params, groups)
         if groups and spark_buckets > 0:
             self._add_sparklines(where, params, groups, rows, spark_buckets)
         return int(total), groups
+
+    def _add_patterns(self, where: str, params: list[Any], groups: list[dict[str, Any]]) -> None:
+        """Every pattern id of each group's incidents: its rule first, then the others."""
+        found: dict[str, set[str]] = {}
+        for r in self._query(
+            f"SELECT rule_id, {_GROUP_KEY} AS gkey, patterns FROM shim_alerts{where}"
+            f" GROUP BY rule_id, {_GROUP_KEY}, patterns",
+            params,
+        ):
+            ids = found.setdefault(f"{r['rule_id']}|{r['gkey']}", set())
+            ids.update(x for x in str(r["patterns"] or "").split(",") if x)
+        for g in groups:
+            rule = g["rule"]["id"]
+            g["patterns"] = [rule, *sorted(found.get(g["key"], set()) - {rule})]
 
     def _add_sparklines(
         self,

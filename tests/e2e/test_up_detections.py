@@ -102,3 +102,30 @@ def test_detection_alerts_within_seconds(up: tuple[UpProc, Path], case: str) -> 
     # The console line is printed too.
     assert any(alert["rule"]["id"] in line for line in proc.stdout)
     print(f"{case}: {alert['rule']['id']} {alert['threat']['technique']['id']} after {took:.2f}s")
+
+
+def test_memfd_exec_is_one_incident_with_every_pattern(up: tuple[UpProc, Path]) -> None:
+    """One memfd exec: exactly one alert line in the JSONL, carrying every matched pattern."""
+    proc, jsonl = up
+    start = time.monotonic()
+    pid = _trigger("memfd")
+    mine: list[dict[str, Any]] = []
+    while time.monotonic() - start < 20 and not mine:
+        time.sleep(0.2)
+        mine = [a for a in read_jsonl(jsonl) if _involves(a, pid)]
+    assert mine, f"no alert for pid {pid} within 20 s:\n{proc.tail(30)}"
+    took = time.monotonic() - start
+    time.sleep(4)  # the incident hold (1 s) and flush timer, with margin: nothing more may follow
+    mine = [a for a in read_jsonl(jsonl) if _involves(a, pid)]
+    assert len(mine) == 1, [(a["id"], [p["id"] for p in a["patterns"]]) for a in mine]
+    (alert,) = mine
+    ids = [p["id"] for p in alert["patterns"]]
+    assert {"MT-FILELESS-001", "MT-FILELESS-002"} <= set(ids), ids
+    assert alert["rule"]["id"] == ids[0] and alert["rule"]["severity"] == "critical"
+    assert "T1620" in alert["threat"]["technique"]["id"]
+    assert {t for p in alert["patterns"] for t in p["techniques"]} == set(alert["threat"]["technique"]["id"])
+    assert alert["count"] == 1 and alert["process"]["pid"] == pid
+    assert alert["process"]["entity_id"]
+    line = next((x for x in proc.stdout if f"pid={pid} " in x), "")
+    assert line.startswith(f"CRITICAL {ids[0]}+"), line  # the console lists every pattern id
+    print(f"memfd: one alert {ids} {alert['threat']['technique']['id']} after {took:.2f}s")

@@ -46,7 +46,9 @@ def _check(ok: bool, what: str) -> None:
 
 
 def memfd() -> None:
-    fd = os.memfd_create("mt-e2e", 0)
+    # A name of its own: a fileless exec is grouped with others of the same executable
+    # (/memfd:<name>), and other runs of this trigger on the machine must not absorb this one.
+    fd = os.memfd_create(f"mt-e2e-{os.getpid()}", 0)
     with open("/bin/true", "rb") as f:
         os.write(fd, f.read())
     os.execv(f"/proc/self/fd/{fd}", ["mt-e2e-memfd"])

@@ -21,7 +21,7 @@ from sinks.base import SinkBackpressure
 from sinks.wazuh.api import TokenBucket, WazuhApiSink
 from sinks.wazuh.config import WazuhSettings
 from sinks.wazuh.file_sink import WazuhFileSink
-from sinks.wazuh.payload import MAX_MESSAGE_BYTES, event_json
+from sinks.wazuh.payload import MAX_MESSAGE_BYTES, event_json, incident_fields
 from sinks.wazuh.socket_sink import WazuhSocketSink
 
 
@@ -58,7 +58,9 @@ async def test_api_authenticates_and_sends_events_as_json_strings(wazuh) -> None
     assert events.headers["content-type"] == "application/json"
     body = events.json()
     assert list(body) == ["events"] and all(isinstance(e, str) for e in body["events"])
-    assert _sent(events) == [{"integration": "memtrail", "memtrail": a} for a in alerts]
+    assert _sent(events) == [
+        {"integration": "memtrail", "incident": incident_fields(a), "memtrail": a} for a in alerts
+    ]
     assert body["events"][0] == event_json(alerts[0]).decode()
 
 
@@ -216,7 +218,11 @@ async def test_socket_sends_one_datagram_per_alert(dgram_server) -> None:
         await sink.close()
     got = [srv.recv(70000) for _ in alerts]
     assert got == [b"1:memtrail:" + event_json(a) for a in alerts]
-    assert orjson.loads(got[0][len("1:memtrail:") :]) == {"integration": "memtrail", "memtrail": alerts[0]}
+    assert orjson.loads(got[0][len("1:memtrail:") :]) == {
+        "integration": "memtrail",
+        "incident": incident_fields(alerts[0]),
+        "memtrail": alerts[0],
+    }
 
 
 async def test_socket_missing_or_restarted_manager_is_backpressure(dgram_server, tmp_path: Path) -> None:
@@ -261,8 +267,16 @@ async def test_file_writes_json_lines_fsynced_and_survives_rotation(tmp_path: Pa
         await sink.flush()
         lines = path.read_bytes().splitlines()
         assert [orjson.loads(x) for x in lines] == [
-            {"integration": "memtrail", "memtrail": make_alert(1)},
-            {"integration": "memtrail", "memtrail": make_alert(2)},
+            {
+                "integration": "memtrail",
+                "incident": incident_fields(make_alert(1)),
+                "memtrail": make_alert(1),
+            },
+            {
+                "integration": "memtrail",
+                "incident": incident_fields(make_alert(2)),
+                "memtrail": make_alert(2),
+            },
         ]
         path.rename(path.with_suffix(".json.1"))  # logrotate (create mode)
         await sink.deliver(incoming([make_alert(3)]))

@@ -199,6 +199,11 @@ def is_memfd_sequence(doc: dict[str, Any]) -> bool:
     )
 
 
+def has_pattern(doc: dict[str, Any], pattern_id: str) -> bool:
+    """The alert is, or is an incident that includes, a match of ``pattern_id``."""
+    return pattern_id in [p["id"] for p in doc.get("patterns") or ()] or doc["rule"]["id"] == pattern_id
+
+
 def by_rule(docs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Alerts per rule id: several library patterns may match one memfd sequence."""
     out: dict[str, list[dict[str, Any]]] = {}

@@ -1,7 +1,7 @@
 // The security-events page: filters → API → cards, chart, table (flat or grouped), detail modal, collector.
 import { api, AuthError, hasAuth, setAuth } from "./api.js";
 import {
-  ago, containerCell, esc, fmtTime, sevBadge, SEVERITIES, sparkline, techniqueBadges, timelineChart,
+  ago, containerCell, esc, fmtTime, patternIds, patternsOf, sevBadge, SEVERITIES, sparkline, techniqueBadges, timelineChart,
 } from "./render.js";
 
 const POLL_MS = 5000;
@@ -141,7 +141,7 @@ function renderTable(list) {
       .map(
         (g) => `<tr data-id="${esc(g.sample_id)}" data-testid="group-row" class="sev-row-${esc(g.severity)}">
           <td>${sevBadge(g.severity)}</td>
-          <td><div class="rule-name">${esc(g.rule.name)}</div><div class="rule-id">${esc(g.rule.id)}</div></td>
+          <td><div class="rule-name">${esc(g.rule.name)}</div><div class="rule-id" data-testid="pattern-ids">${patternIds({ rule: g.rule, patterns: (g.patterns || []).map((id) => ({ id })) })}</div></td>
           <td>${techniqueBadges(g.techniques)}</td>
           <td>${containerCell({ ...g, host: g.host })}</td>
           <td class="num"><span class="count" data-testid="group-count">${g.count}</span></td>
@@ -158,7 +158,7 @@ function renderTable(list) {
         (a) => `<tr data-id="${esc(a.id)}" data-testid="event-row" data-severity="${esc(a.rule.severity)}" data-container="${esc(a.container?.id || "")}">
           <td class="time" title="first seen ${esc(a.first_seen)}">${fmtTime(a.last_seen)}</td>
           <td>${sevBadge(a.rule.severity)}</td>
-          <td><div class="rule-name">${esc(a.rule.name)}</div><div class="rule-id">${esc(a.rule.id)}</div></td>
+          <td><div class="rule-name">${esc(a.rule.name)}</div><div class="rule-id" data-testid="pattern-ids">${patternIds(a)}</div></td>
           <td>${techniqueBadges(a.techniques)}</td>
           <td>${containerCell(a)}</td>
           <td class="proc" title="${esc(a.process?.command_line || "")}">${esc(a.process?.executable || a.process?.name || "")} <span class="muted">pid ${esc(a.process?.pid ?? "")}</span></td>
@@ -193,11 +193,15 @@ async function openDetail(id) {
   const mitre = d.mitre
     .map((m) => `<div class="mitre-card" data-testid="mitre-card"><a class="tid" href="${esc(m.url)}" target="_blank" rel="noopener noreferrer">${esc(m.id)}</a> ${esc(m.name || "")}<div class="muted">${esc((m.tactics || []).join(", "))}</div></div>`)
     .join("");
+  const patterns = patternsOf(ev)
+    .map((p) => `<li data-testid="incident-pattern" data-pattern="${esc(p.id)}">${sevBadge(p.severity)} <span class="mono">${esc(p.id)}</span> ${esc(p.name || "")} ${techniqueBadges((p.techniques || []).map((t) => ({ id: t })))}</li>`)
+    .join("");
   const portainer = d.portainer ? `<a href="${esc(d.portainer.url)}" target="_blank" rel="noopener noreferrer" data-testid="portainer-link">${esc(d.portainer.name || c.id)} in ${esc(d.portainer.endpoint_name)} ↗</a>` : "";
   $("#modal-body").innerHTML = `
     <div>${esc(ev.message)}</div>
     <dl class="kv">
       <dt>Pattern</dt><dd class="mono">${esc(ev.rule.id)} v${esc(ev.rule.version)}</dd>
+      <dt>Patterns</dt><dd><ul class="patterns" data-testid="incident-patterns">${patterns}</ul></dd>
       <dt>Count</dt><dd data-testid="detail-count">${ev.count} (first ${fmtTime(ev.first_seen)}, last ${fmtTime(ev.last_seen)})</dd>
       <dt>Container</dt><dd>${c.id ? `${esc(c.name || "")} <span class="mono muted">${esc(c.id)}</span> ${esc(c.image || "")} ${portainer}` : '<span class="muted">none (host)</span>'}</dd>
       <dt>Host</dt><dd>${esc(ev.host?.name)}</dd>

@@ -35,6 +35,16 @@ export function techniqueBadges(techniques) {
     .join("");
 }
 
+// Every pattern of an incident, the primary (rule) first; an alert of one pattern lists its rule.
+export function patternsOf(a) {
+  const list = Array.isArray(a.patterns) && a.patterns.length ? a.patterns : [{ id: a.rule?.id, name: a.rule?.name, severity: a.rule?.severity, techniques: a.threat?.technique?.id || [] }];
+  return list;
+}
+
+export function patternIds(a) {
+  return patternsOf(a).map((p) => `<span class="pid" data-testid="pattern-id">${esc(p.id)}</span>`).join(`<span class="muted"> + </span>`);
+}
+
 export function containerCell(item) {
   const c = item.container || {};
   const p = item.portainer;
