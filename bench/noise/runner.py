@@ -277,7 +277,7 @@ def run_corpus(selected: Sequence[Workload], out: Path, settle: float = 10.0) ->
                 "where": o.where,
                 "exit_code": o.exit_code,
                 "seconds": round(o.seconds, 1),
-                "log_tail": o.log_tail if o.exit_code != 0 else "",
+                "log_tail": o.log_tail,
                 "warn_or_above": warn_or_above(per[o.workload]),
                 "alerts": [asdict(r) for r in _sorted(per[o.workload])],
             }

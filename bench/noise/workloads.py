@@ -19,7 +19,13 @@ CORPUS = "/opt/corpus"
 
 
 def _corpus_files() -> dict[str, bytes]:
-    files = {f"{CORPUS}/httpload.py": assets.HTTPLOAD.encode(), f"{CORPUS}/app.py": assets.WSGI_APP.encode()}
+    files = {
+        f"{CORPUS}/httpload.py": assets.HTTPLOAD.encode(),
+        f"{CORPUS}/app.py": assets.WSGI_APP.encode(),
+        # as the official nginx image ships its docroot, and a cron image its job (COPY at build)
+        "/usr/share/nginx/html/index.html": b"<h1>hello</h1>\n",
+        "/etc/cron.d/corpus": b"* * * * * root date >> /tmp/cron-ran; ls /var/log > /dev/null\n",
+    }
     files.update({f"{CORPUS}/debsrc/{k}": v for k, v in assets.deb_sources().items()})
     return files
 
@@ -80,7 +86,7 @@ class Workload:
 
 NGINX = r"""
 export NGINX_PORT=8080 SERVER_NAME=localhost
-mkdir -p /etc/nginx/templates /usr/share/nginx/html
+mkdir -p /etc/nginx/templates
 cat > /etc/nginx/templates/default.conf.template <<'EOF'
 server {
     listen ${NGINX_PORT};
@@ -94,7 +100,6 @@ envsubst '${NGINX_PORT} ${SERVER_NAME}' < /etc/nginx/templates/default.conf.temp
 rm -f /etc/nginx/sites-enabled/default
 sed -i 's/^worker_processes .*/worker_processes 2;/' /etc/nginx/nginx.conf
 sed -i -e '/access_log/s#/var/log/nginx/access.log#/dev/stdout#' /etc/nginx/nginx.conf
-echo '<h1>hello</h1>' > /usr/share/nginx/html/index.html
 chown -R www-data:www-data /usr/share/nginx/html /var/lib/nginx
 nginx -t
 nginx
@@ -134,14 +139,10 @@ dpkg --purge memtrail-corpus-hello
 """
 
 CRON = r"""
-cat > /etc/cron.d/corpus <<'EOF'
-* * * * * root date >> /tmp/cron-ran; ls /var/log > /dev/null
-EOF
-chmod 0644 /etc/cron.d/corpus
 cron
 for i in $(seq 75); do [ -s /tmp/cron-ran ] && break; sleep 1; done
 cat /tmp/cron-ran
-kill "$(cat /run/crond.pid)" 2>/dev/null || pkill -x cron || true
+kill "$(cat /run/crond.pid)" 2>/dev/null || true
 """
 
 TOKEN = r"""
@@ -342,7 +343,7 @@ gdb -q -batch -ex 'break compute' -ex run -ex bt -ex continue ./prog
 ./prog 30 & P=$!
 sleep 0.5
 gdb -q -batch -p $P -ex bt -ex detach 2>/dev/null | grep -E "^#" | head -3
-strace -p $P -o /dev/null & S=$!; sleep 1; kill $S; wait $S 2>/dev/null
+strace -p $P -o /dev/null & S=$!; sleep 1; kill $S; wait $S 2>/dev/null || true
 kill $P; wait $P 2>/dev/null || true
 """
 
