@@ -251,6 +251,7 @@ def run_corpus(selected: Sequence[Workload], out: Path, settle: float = 10.0) ->
     pipe = Pipeline(out)
     outcomes: list[Outcome] = []
     base = Path(tempfile.mkdtemp(prefix="memtrail-noise-", dir="/tmp"))
+    base.chmod(0o755)  # a workload may drop to an unprivileged user (chromium as nobody)
     try:
         pipe.wait_ready()
         for w in selected:

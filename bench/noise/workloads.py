@@ -317,9 +317,11 @@ FLAGS="--headless --disable-gpu --disable-background-networking --disable-compon
 chromium $FLAGS --no-sandbox --user-data-dir="$WORK/profile-root" --dump-dom "file://$WORK/page.html" > "$WORK/dom-root.html" 2>/dev/null
 grep -c canvas "$WORK/dom-root.html"
 # as an ordinary user WITH its sandbox (namespaces, seccomp, the zygote)
-mkdir -p "$WORK/profile-user" && chown nobody "$WORK/profile-user" && chmod 755 "$WORK"
-HOME="$WORK/profile-user" runuser -u nobody -- chromium $FLAGS --user-data-dir="$WORK/profile-user" --dump-dom "file://$WORK/page.html" > "$WORK/dom-user.html" 2>"$WORK/chromium-user.err" || true
-grep -c canvas "$WORK/dom-user.html" || tail -5 "$WORK/chromium-user.err"
+U="$WORK/profile-user"
+mkdir -p "$U" && chown nobody "$U" && chmod 755 "$WORK"
+runuser -u nobody -- env HOME="$U" XDG_CONFIG_HOME="$U" XDG_CACHE_HOME="$U" \
+  chromium $FLAGS --user-data-dir="$U" --dump-dom "file://$WORK/page.html" > "$WORK/dom-user.html" 2>"$WORK/chromium-user.err"
+grep -c canvas "$WORK/dom-user.html"
 """
 
 STRACE_GDB = r"""
