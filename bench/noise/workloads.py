@@ -58,7 +58,28 @@ def _apps() -> Recipe:
     )
 
 
-RECIPES = {"web": _web, "data": _data, "apps": _apps}
+def _ops() -> Recipe:
+    return Recipe(
+        "ops",
+        ("haproxy", "supervisor", "logrotate", "python3", "curl"),
+        files={f"{CORPUS}/httpload.py": assets.HTTPLOAD.encode(), "/etc/logrotate.d/app": LOGROTATE_APP},
+    )
+
+
+# an application's logrotate policy, shipped in its image (packages put theirs in /etc/logrotate.d)
+LOGROTATE_APP = b"""/var/log/app/*.log {
+    rotate 3
+    compress
+    missingok
+    notifempty
+    sharedscripts
+    postrotate
+        kill -HUP "$(cat /run/app.pid)" 2>/dev/null || true
+    endscript
+}
+"""
+
+RECIPES = {"web": _web, "data": _data, "apps": _apps, "ops": _ops}
 
 
 @cache
@@ -213,6 +234,69 @@ JVM = r"""
 java -XX:+UseSerialGC -Xmx128m -cp /opt/corpus/java App
 """
 
+HAPROXY = r"""
+# supervisord (as in many multi-process images) runs two Python backends and HAProxy with
+# active health checks; load through the proxy, a config check, a graceful restart.
+mkdir -p /srv/b1 /srv/b2 /var/log/supervisor /run/haproxy
+echo one > /srv/b1/index.html; echo two > /srv/b2/index.html
+cat > /etc/haproxy/haproxy.cfg <<'EOF'
+global
+    maxconn 256
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+frontend web
+    bind 127.0.0.1:8088
+    default_backend apps
+backend apps
+    balance roundrobin
+    option httpchk GET /index.html
+    server b1 127.0.0.1:9001 check inter 500ms
+    server b2 127.0.0.1:9002 check inter 500ms
+EOF
+haproxy -c -f /etc/haproxy/haproxy.cfg
+cat > /etc/supervisor/conf.d/corpus.conf <<'EOF'
+[program:b1]
+command=python3 -m http.server 9001 --bind 127.0.0.1 --directory /srv/b1
+[program:b2]
+command=python3 -m http.server 9002 --bind 127.0.0.1 --directory /srv/b2
+[program:haproxy]
+command=haproxy -W -db -f /etc/haproxy/haproxy.cfg
+EOF
+supervisord -c /etc/supervisor/supervisord.conf
+sleep 3
+supervisorctl status
+python3 /opt/corpus/httpload.py http://127.0.0.1:8088/index.html 2000 4
+supervisorctl restart haproxy
+sleep 1
+python3 /opt/corpus/httpload.py http://127.0.0.1:8088/index.html 500 2
+supervisorctl shutdown
+sleep 1
+"""
+
+LOGROTATE = r"""
+# an app logging to /var/log/app, rotated with compression and a postrotate HUP (the daily
+# cron.daily/logrotate job, forced)
+mkdir -p /var/log/app
+python3 - <<'EOF' &
+import signal, time
+f = open("/var/log/app/app.log", "a")
+def reopen(*_):
+    global f
+    f.close(); f = open("/var/log/app/app.log", "a")
+signal.signal(signal.SIGHUP, reopen)
+open("/run/app.pid", "w").write(str(__import__("os").getpid()))
+for i in range(400):
+    f.write(f"line {i} " + "x" * 200 + "\n"); f.flush(); time.sleep(0.02)
+EOF
+sleep 1
+for i in 1 2 3; do logrotate -f /etc/logrotate.conf; sleep 2; done
+wait
+ls -l /var/log/app
+"""
+
 CI_BUILD = r"""
 cd "$WORK"
 mkdir upstream && cd upstream
@@ -272,6 +356,8 @@ cmake -S . -B _build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build _build -j2 >/dev/null
 (cd _build && ctest --output-on-failure)
 LD_LIBRARY_PATH="$WORK/build" ./hello
+# a test harness compiling a fixture by absolute path, as pytest's tmp_path or CMake do
+gcc -O2 -o "$WORK/build/selftest" "$WORK/build/test_hello.c" "$WORK/build/hello.c" && "$WORK/build/selftest"
 """
 
 PIP_VENV = r"""
@@ -411,6 +497,18 @@ WORKLOADS: tuple[Workload, ...] = (
         image="data",
     ),
     Workload("redis", "redis-server, redis-benchmark (20k requests x 5 tests), BGSAVE", REDIS, image="data"),
+    Workload(
+        "haproxy",
+        "supervisord running two Python backends and HAProxy with health checks, 2500 requests, restart",
+        HAPROXY,
+        image="ops",
+    ),
+    Workload(
+        "logrotate",
+        "logrotate -f x3 with compress and a postrotate HUP of a logging app",
+        LOGROTATE,
+        image="ops",
+    ),
     Workload("node", "a Node HTTP server and 2000 keep-alive requests to itself", NODE, image="apps"),
     Workload("jvm", "a JIT-hot loop then an HTTP server + 1000 java.net.http requests", JVM, image="apps"),
     Workload(
