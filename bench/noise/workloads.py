@@ -297,6 +297,28 @@ wait
 ls -l /var/log/app
 """
 
+POSTGRES_HOST = r"""
+# a developer's or CI's throwaway cluster on the host, as the postgres account
+PG=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+D="$WORK/pg" && mkdir -p "$D/archive" && chown -R postgres:postgres "$D" && chmod 755 "$WORK"
+P=$((20000 + RANDOM % 20000))
+runuser -u postgres -- $PG/initdb -D "$D/data" --auth=trust --username=postgres >/dev/null
+cat >> "$D/data/postgresql.conf" <<EOF
+listen_addresses = ''
+port = $P
+unix_socket_directories = '$D'
+archive_mode = on
+archive_command = 'test ! -f $D/archive/%f && cp %p $D/archive/%f'
+EOF
+runuser -u postgres -- $PG/pg_ctl -D "$D/data" -w -l "$D/log" start >/dev/null
+runuser -u postgres -- psql -h "$D" -p $P -q -c "create table t as select generate_series(1, 100000) x"
+runuser -u postgres -- psql -h "$D" -p $P -q -c "select pg_switch_wal()" >/dev/null
+runuser -u postgres -- psql -h "$D" -p $P -q -c "checkpoint"
+sleep 2
+ls "$D/archive" | head -2
+runuser -u postgres -- $PG/pg_ctl -D "$D/data" -w stop >/dev/null
+"""
+
 CI_BUILD = r"""
 cd "$WORK"
 mkdir upstream && cd upstream
@@ -515,6 +537,11 @@ WORKLOADS: tuple[Workload, ...] = (
         "ci-build",
         "git init/commit/clone, ./configure (runs a probe from /tmp), make, make check, cmake + ctest",
         CI_BUILD,
+    ),
+    Workload(
+        "postgres-host",
+        "initdb, pg_ctl start with an archive_command, a table, WAL switch, stop: as postgres on the host",
+        POSTGRES_HOST,
     ),
     Workload(
         "pip-venv", "python3 -m venv, pip install from a local wheelhouse, uninstall", PIP_VENV, ci=True
