@@ -3,7 +3,7 @@
 VENV := .venv
 ARGS ?=
 
-.PHONY: run test lint bench setup clean
+.PHONY: run test lint bench noise setup clean
 
 setup:
 	@bash scripts/bootstrap.sh run
@@ -24,6 +24,11 @@ lint:
 bench:
 	@bash scripts/bootstrap.sh run
 	$(VENV)/bin/python -m bench $(ARGS)
+
+# the benign corpus under the real pipeline (debootstrap images, cached): make noise ARGS="--only nginx"
+noise:
+	@bash scripts/bootstrap.sh test
+	$(VENV)/bin/python -m bench noise $(ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,8 @@
-"""``python -m bench [NAME ...]``: list the benchmarks, or run the named ones (each prints a table)."""
+"""``python -m bench [NAME ...] [-- OPTIONS]``: list the benchmarks, or run the named ones (each prints a table).
+
+Arguments from the first one starting with ``-`` on are passed to each named benchmark,
+e.g. ``python -m bench noise --only nginx``.
+"""
 
 from __future__ import annotations
 
@@ -22,13 +26,15 @@ def main(argv: list[str]) -> int:
         for n in names:
             print(f"  {n}")
         return 0
+    split = next((i for i, a in enumerate(argv) if a.startswith("-")), len(argv))
+    argv, rest = argv[:split], [a for a in argv[split:] if a != "--"]
     unknown = [a for a in argv if a not in names]
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; available: {', '.join(names)}", file=sys.stderr)
         return 2
     for name in argv:
         module = importlib.import_module(f"bench.{name}_bench")
-        sys.argv = [f"bench.{name}_bench"]
+        sys.argv = [f"bench.{name}_bench", *rest]
         rc = module.main() if hasattr(module, "main") else 0
         if rc:
             return int(rc)

@@ -19,8 +19,10 @@ command -v apt-get >/dev/null || fail "apt-get not found: this set-up supports D
 
 APT_RUN=(python3-bpfcc bpfcc-tools python3-venv python3-pip podman runc kcat)
 APT_TEST=(chromium chromium-driver prometheus docker-compose postgresql busybox-static containerd stunnel4)
+# the benign corpus (bench/noise, tests/corpus): image builds and the host workloads
+APT_CORPUS=(debootstrap git gcc make cmake strace gdb openssh-client curl openjdk-17-jdk-headless)
 want=("${APT_RUN[@]}")
-[ "$PROFILE" = test ] && want+=("${APT_TEST[@]}")
+[ "$PROFILE" = test ] && want+=("${APT_TEST[@]}" "${APT_CORPUS[@]}")
 
 missing=()
 for p in "${want[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
