@@ -161,6 +161,9 @@ def register(app: typer.Typer) -> None:
         ca_certs: Path = typer.Option(None, exists=True, dir_okay=False),
         no_verify: bool = typer.Option(False, "--no-verify"),
         tenant: str = typer.Option(None, help="Security plugin tenant (e.g. global)"),
+        index_prefix: str = typer.Option(
+            "memtrail-alerts", envvar="MEMTRAIL_OPENSEARCH_INDEX_PREFIX", help="The sink's index prefix"
+        ),
     ) -> None:
         """Import the index pattern, visualizations and dashboard (overwriting older copies)."""
         from sinks.opensearch.dashboards import ImportFailed, import_saved_objects
@@ -174,6 +177,7 @@ def register(app: typer.Typer) -> None:
                 ca_certs=ca_certs,
                 verify_certs=not no_verify,
                 tenant=tenant,
+                index_prefix=index_prefix,
             )
         except ImportFailed as exc:
             typer.secho(f"error: {exc}", fg="red", err=True)

@@ -7,9 +7,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 #: The Dashboards saved objects, shipped as package data.
 SAVED_OBJECTS = Path(str(files("sinks.opensearch") / "data" / "dashboards.ndjson"))
+
+
+def saved_objects(path: Path = SAVED_OBJECTS, index_prefix: str = "memtrail-alerts") -> bytes:
+    """The ndjson with the index pattern's title set to ``<index_prefix>-*``."""
+    out = []
+    for line in path.read_bytes().splitlines():
+        if not line.strip():
+            continue
+        obj = orjson.loads(line)
+        if obj.get("type") == "index-pattern":
+            obj["attributes"]["title"] = f"{index_prefix}-*"
+        out.append(orjson.dumps(obj))
+    return b"\n".join(out) + b"\n"
 
 
 class ImportFailed(RuntimeError):
@@ -27,8 +41,12 @@ def import_saved_objects(
     verify_certs: bool = True,
     tenant: str | None = None,
     timeout: float = 30.0,
+    index_prefix: str = "memtrail-alerts",
 ) -> dict[str, Any]:
-    """POST the ndjson to ``/api/saved_objects/_import?overwrite=true``; return the server's answer."""
+    """POST the ndjson to ``/api/saved_objects/_import?overwrite=true``; return the server's answer.
+
+    The index pattern is rewritten for ``index_prefix`` (the sink's ``MEMTRAIL_OPENSEARCH_INDEX_PREFIX``),
+    so the dashboards read the indices the sink writes."""
     headers = {"osd-xsrf": "true"}
     if api_key:
         headers["Authorization"] = f"ApiKey {api_key}"
@@ -36,7 +54,8 @@ def import_saved_objects(
         headers["securitytenant"] = tenant
     auth = (user, password or "") if user else None
     verify: bool | str = str(ca_certs) if ca_certs else verify_certs
-    files = {"file": (path.name, path.read_bytes(), "application/ndjson")}
+    body = saved_objects(path, index_prefix)
+    files = {"file": (path.name, body, "application/ndjson")}
     with httpx.Client(timeout=timeout, verify=verify, auth=auth) as client:
         try:
             resp = client.post(

@@ -1,9 +1,10 @@
 """A thin read adapter: alerts indexed by the OpenSearch sink, pulled into the shim's store.
 
 The sink writes each alert as a document with ``_id`` = alert id into daily
-``memtrail-alerts-*`` indices and re-indexes it when its ``count`` grows, so ``last_seen``
-moves forward on every update. Polling ``last_seen >= cursor`` (sorted by ``last_seen``,
-``id``, paged with ``search_after``) therefore sees new and updated alerts; the store's
+``memtrail-alerts-*`` indices (ECS documents, ``sinks.opensearch.documents``) and re-indexes it
+when its ``count`` grows, so ``memtrail.last_seen`` moves forward on every update. Polling
+``memtrail.last_seen >= cursor`` (sorted by it, then
+``event.id``, paged with ``search_after``) therefore sees new and updated alerts; the store's
 upsert-by-count makes re-reads harmless. This fills the shim with history it never
 consumed from Kafka (a new shim, or alerts older than the topic's retention).
 """
@@ -18,6 +19,7 @@ import httpx
 from pydantic import ValidationError
 
 from schemas.alerts import Alert
+from sinks.opensearch.documents import from_document
 from sinks.shim.store import Store
 
 log = logging.getLogger(__name__)
@@ -54,12 +56,11 @@ class OpenSearchReader:
         """Read alerts newer than the cursor into ``store``; returns how many were upserted."""
         query: dict[str, Any] = {"match_all": {}}
         if self.cursor is not None:
-            query = {"range": {"last_seen": {"gte": self.cursor, "format": "epoch_millis"}}}
+            query = {"range": {"memtrail.last_seen": {"gte": self.cursor, "format": "epoch_millis"}}}
         body: dict[str, Any] = {
             "size": self.page_size,
             "query": query,
-            "sort": [{"last_seen": "asc"}, {"id": "asc"}],
-            "_source": {"excludes": ["event"]},
+            "sort": [{"memtrail.last_seen": "asc"}, {"event.id": "asc"}],
         }
         total = 0
         for _ in range(max_pages):
@@ -69,7 +70,7 @@ class OpenSearchReader:
             alerts = []
             for h in hits:
                 try:
-                    alerts.append(Alert.model_validate(h["_source"]))
+                    alerts.append(Alert.model_validate(from_document(h["_source"])))
                 except ValidationError as exc:
                     self.invalid += 1
                     log.warning("OpenSearch document %s is not an alert: %s", h.get("_id"), exc)

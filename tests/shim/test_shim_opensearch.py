@@ -1,10 +1,11 @@
 """OpenSearch read adapter contract, against a local stand-in ``_search`` endpoint.
 
 A stand-in because no OpenSearch server can run here (no image registry, no package).
-It holds documents as the OpenSearch sink writes them (alert JSON plus ``event.*``, ``_id``
-= alert id) and implements the subset of ``_search`` the adapter uses: ``range`` on
-``last_seen`` (epoch_millis), sort by ``last_seen`` then ``id``, ``search_after``, ``size``,
-``_source.excludes`` — rejecting any other body, so the adapter cannot drift silently.
+It holds documents as the OpenSearch sink writes them (the ECS document of
+``sinks.opensearch.documents.to_document``, ``_id`` = alert id) and implements the subset of
+``_search`` the adapter uses: ``range`` on ``memtrail.last_seen`` (epoch_millis), sort by
+``memtrail.last_seen`` then ``event.id``, ``search_after``, ``size`` — rejecting any other body, so
+the adapter cannot drift silently.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from typing import Any
 import pytest
 from shimkit import NOW, JsonHandler, make_alert, serve
 
+from sinks.opensearch.documents import to_document
 from sinks.shim.opensearch import OpenSearchReader
 from sinks.shim.store import Store
 
-ALLOWED_KEYS = {"size", "query", "sort", "search_after", "_source"}
+ALLOWED_KEYS = {"size", "query", "sort", "search_after"}
 
 
 def _ms(iso: str) -> int:
@@ -41,22 +43,26 @@ class StandIn:
                 stand_in.requests.append((path, body))
                 if not path.endswith("/_search") or set(body) - ALLOWED_KEYS:
                     return self._send(400, {"error": f"unsupported request {path} {sorted(body)}"})
-                if body["sort"] != [{"last_seen": "asc"}, {"id": "asc"}]:
+                if body["sort"] != [{"memtrail.last_seen": "asc"}, {"event.id": "asc"}]:
                     return self._send(400, {"error": "unsupported sort"})
-                docs = sorted(stand_in.docs.values(), key=lambda d: (_ms(d["last_seen"]), d["id"]))
+
+                def key(d: dict[str, Any]) -> tuple[int, str]:
+                    return _ms(d["memtrail"]["last_seen"]), d["event"]["id"]
+
+                docs = sorted(stand_in.docs.values(), key=key)
                 rng = body["query"].get("range")
                 if rng:
-                    assert rng["last_seen"]["format"] == "epoch_millis"
-                    docs = [d for d in docs if _ms(d["last_seen"]) >= int(rng["last_seen"]["gte"])]
+                    assert rng["memtrail.last_seen"]["format"] == "epoch_millis"
+                    docs = [d for d in docs if key(d)[0] >= int(rng["memtrail.last_seen"]["gte"])]
                 if "search_after" in body:
                     after = tuple(body["search_after"])
-                    docs = [d for d in docs if (_ms(d["last_seen"]), d["id"]) > after]
+                    docs = [d for d in docs if key(d) > after]
                 hits = [
                     {
                         "_index": "memtrail-alerts-2026.01.01",
-                        "_id": d["id"],
-                        "_source": {k: v for k, v in d.items() if k not in body["_source"]["excludes"]},
-                        "sort": [_ms(d["last_seen"]), d["id"]],
+                        "_id": d["event"]["id"],
+                        "_source": d,
+                        "sort": list(key(d)),
                     }
                     for d in docs[: body["size"]]
                 ]
@@ -64,8 +70,8 @@ class StandIn:
 
         self.server, self.url = serve(Handler)
 
-    def index(self, doc: dict[str, Any]) -> None:
-        self.docs[doc["id"]] = {**doc, "event": {"kind": "alert", "module": "memtrail"}}
+    def index(self, alert: dict[str, Any]) -> None:
+        self.docs[alert["id"]] = to_document(alert)
 
 
 @pytest.fixture
@@ -81,7 +87,8 @@ def opensearch() -> Iterator[StandIn]:
 def test_pulls_new_and_updated_alerts_in_pages(opensearch: StandIn, tmp_path: Path) -> None:
     for i in range(7):
         opensearch.index(make_alert(f"o{i}", minutes_ago=30 - i).to_json_dict())
-    opensearch.index({"id": "junk", "last_seen": "2026-01-01T00:00:00Z"})  # not an alert: skipped, counted
+    # not an alert: skipped, counted
+    opensearch.docs["junk"] = {"event": {"id": "junk"}, "memtrail": {"last_seen": "2026-01-01T00:00:00Z"}}
     store = Store(str(tmp_path / "o.sqlite3"))
     reader = OpenSearchReader(opensearch.url, page_size=3)
     assert reader.pull(store) == 7

@@ -44,10 +44,10 @@ def test_saved_objects_are_complete_and_references_resolve() -> None:
             orjson.loads(o["attributes"]["kibanaSavedObjectMeta"]["searchSourceJSON"])
     assert fields_used == {
         "@timestamp",
-        "rule.severity",
-        "threat.technique.id",
+        "memtrail.severity",
+        "threat.technique.id",  # ECS: parent techniques only, so nothing is counted twice
         "container.name",
-        "container.image",
+        "container.image.name",
         "memtrail.patterns",  # top patterns: every pattern of an incident, not only its primary
     }
     (dash,) = [o for o in objs if o["type"] == "dashboard"]
@@ -61,14 +61,15 @@ def test_dashboard_fields_are_keywords_in_the_index_template() -> None:
 
     props = index_template()["template"]["mappings"]["properties"]
     for path in (
-        "rule.severity",
+        "memtrail.severity",
         "threat.technique.id",
+        "threat.technique.subtechnique.id",
         "container.name",
-        "container.image",
+        "container.image.name",
         "rule.id",
         "rule.name",
         "memtrail.patterns",
-        "patterns.id",
+        "memtrail.incident.id",
     ):
         node = props
         *parents, leaf = path.split(".")
@@ -103,6 +104,21 @@ def test_import_posts_multipart_ndjson_with_xsrf_header() -> None:
     assert b'name="file"; filename="dashboards.ndjson"' in head
     assert b"Content-Type: application/ndjson" in head
     assert content.rstrip(b"\r\n") == SAVED_OBJECTS.read_bytes().rstrip(b"\n")
+
+
+def test_the_index_pattern_follows_the_sinks_index_prefix() -> None:
+    rec = Recorder(handler=lambda r: json_reply(200, {"success": True, "successCount": 7})).start()
+    try:
+        result = CliRunner().invoke(
+            app, ["dashboards", "import", rec.url], env={"MEMTRAIL_OPENSEARCH_INDEX_PREFIX": "prod-alerts"}
+        )
+    finally:
+        rec.stop()
+    assert result.exit_code == 0, result.output
+    (req,) = rec.requests
+    objs = [orjson.loads(line) for line in req.body.splitlines() if line.startswith(b"{")]
+    (pattern,) = [o for o in objs if o.get("type") == "index-pattern"]
+    assert pattern["attributes"]["title"] == "prod-alerts-*"
 
 
 def test_import_reports_partial_failure_and_http_errors() -> None:

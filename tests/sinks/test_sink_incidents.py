@@ -76,8 +76,9 @@ def test_jsonl_line_carries_the_patterns(tmp_path) -> None:
 def test_opensearch_document_has_the_primary_rule_and_every_pattern() -> None:
     doc = to_document(incident())
     assert doc["rule"]["id"] == "MT-FILELESS-001"
-    assert doc["memtrail"] == {"patterns": ["MT-FILELESS-001", "MT-FILELESS-002", "MT-FILELESS-MEMFD-001"]}
-    assert to_document(make_alert(2))["memtrail"] == {"patterns": ["MT-FILELESS-001"]}
+    assert doc["memtrail"]["patterns"] == ["MT-FILELESS-001", "MT-FILELESS-002", "MT-FILELESS-MEMFD-001"]
+    assert [p["id"] for p in doc["memtrail"]["incident"]] == doc["memtrail"]["patterns"]
+    assert to_document(make_alert(2))["memtrail"]["patterns"] == ["MT-FILELESS-001"]
     action = orjson.loads(bulk_body([incident(revision=7, count=2)]).splitlines()[0])
     assert action["index"]["version"] == 7  # the revision: grows when a pattern joins at the same count
 
@@ -96,7 +97,7 @@ async def test_opensearch_replaces_an_incident_that_grew_at_the_same_count(opens
     finally:
         await sink.close()
     (version, doc) = store.docs[("memtrail-alerts-2026.11.22", "alert-00001")]
-    assert version == 3 and len(doc["patterns"]) == 3 and doc["count"] == 1
+    assert version == 3 and len(doc["memtrail"]["incident"]) == 3 and doc["memtrail"]["count"] == 1
 
 
 def test_wazuh_payload_carries_every_pattern_id_and_technique() -> None:

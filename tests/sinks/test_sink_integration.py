@@ -111,7 +111,7 @@ async def test_real_opensearch_index_update_replay_and_rejection(opensearch_url)
     sink = OpenSearchSink(cfg)
     try:
         await sink.start()
-        bad = make_alert(3, process={"pid": 1, "executable": "x", "uid": "not-a-number"})
+        bad = make_alert(3, first_seen="not-a-date")  # memtrail.first_seen is a date
         rejected = await sink.deliver(incoming([make_alert(1), make_alert(2), bad]))
         assert [r.item.id for r in rejected] == ["alert-00003"]
         assert "mapper_parsing_exception" in rejected[0].reason
@@ -121,7 +121,7 @@ async def test_real_opensearch_index_update_replay_and_rejection(opensearch_url)
         index = f"{prefix}-2026.11.22"
         await client.indices.refresh(index=index)
         doc = await client.get(index=index, id="alert-00001")
-        assert doc["_version"] == 4 and doc["_source"]["count"] == 4
+        assert doc["_version"] == 4 and doc["_source"]["memtrail"]["count"] == 4
         assert (await client.count(index=index))["count"] == 2
         tmpl = await client.transport.perform_request("GET", "/_index_template/memtrail-alerts")
         assert tmpl["index_templates"][0]["index_template"]["index_patterns"] == [f"{prefix}-*"]

@@ -62,11 +62,17 @@ async def test_bulk_request_is_ndjson_with_id_and_external_version(opensearch) -
     assert doc["@timestamp"] == alerts[0]["@timestamp"] and doc["rule"]["id"] == "MT-FILELESS-001"
     assert doc["event"] == {
         "kind": "alert",
+        "category": ["intrusion_detection", "process"],
+        "type": ["info"],
         "module": "memtrail",
         "dataset": "memtrail.alerts",
+        "provider": "syscall",
         "severity": 4,
         "id": "alert-00001",
+        "start": alerts[0]["first_seen"],
+        "end": alerts[0]["last_seen"],
     }
+    assert doc["ecs"] == {"version": "9.4.0"} and doc["memtrail"]["severity"] == "critical"
     assert bulk_body(alerts) == req.body
 
 
@@ -81,7 +87,7 @@ async def test_grouped_update_replaces_and_replay_is_accepted_as_delivered(opens
     finally:
         await sink.close()
     (version, doc) = store.docs[("memtrail-alerts-2026.11.22", "alert-00001")]
-    assert version == 5 and doc["count"] == 5
+    assert version == 5 and doc["memtrail"]["count"] == 5
     assert store.writes == ["alert-00001", "alert-00001"]
 
 
@@ -108,7 +114,17 @@ async def test_template_and_ism_policy_requests(opensearch) -> None:
     template = rec.requests[0].json()
     assert template["index_patterns"] == ["memtrail-alerts-*"]
     props = template["template"]["mappings"]["properties"]
-    for name in ("@timestamp", "rule", "threat", "container", "kubernetes", "process", "host", "event"):
+    for name in (
+        "@timestamp",
+        "ecs",
+        "rule",
+        "threat",
+        "container",
+        "orchestrator",
+        "process",
+        "host",
+        "event",
+    ):
         assert name in props, name
     assert props["@timestamp"]["type"] == "date"
     assert props["threat"]["properties"]["technique"]["properties"]["id"]["type"] == "keyword"
