@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +29,23 @@ def _run(
     if user:
         cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", *cmd]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+
+
+def _start_sensor(
+    bootstrap: str, port: int, spool: Path, env: dict[str, str], log: Any
+) -> subprocess.Popen[Any]:
+    """`memtrail sensor` as an orchestrator starts it; stderr to a file (a full pipe would block it)."""
+    cmd = [
+        MEMTRAIL,
+        "sensor",
+        "--bootstrap",
+        bootstrap,
+        "--metrics-port",
+        str(port),
+        "--spool-dir",
+        str(spool),
+    ]
+    return subprocess.Popen(cmd, env=env, stderr=log)
 
 
 def test_print_bpf() -> None:
@@ -66,21 +84,7 @@ def test_subprocess_publishes_and_stops_cleanly(settings: Settings, tmp_path: Pa
     bootstrap = settings.kafka.bootstrap
     assert bootstrap
     log = (tmp_path / "sensor.log").open("w")  # a file, not a pipe: a full pipe would block the sensor
-    proc = subprocess.Popen(
-        [
-            MEMTRAIL,
-            "sensor",
-            "--bootstrap",
-            bootstrap,
-            "--metrics-port",
-            str(port),
-            "--spool-dir",
-            str(tmp_path / "spool"),
-        ],
-        env=env,
-        stderr=log,
-        text=True,
-    )
+    proc = _start_sensor(bootstrap, port, tmp_path / "spool", env, log)
     try:
         deadline = time.monotonic() + 60
         ready = False
@@ -153,20 +157,7 @@ def test_readiness_follows_the_broker_and_liveness_the_loop(tmp_path: Path) -> N
     port = free_port()
     log = (tmp_path / "sensor.log").open("w")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMTRAIL_")}
-    proc = subprocess.Popen(
-        [
-            MEMTRAIL,
-            "sensor",
-            "--bootstrap",
-            broker.bootstrap,
-            "--metrics-port",
-            str(port),
-            "--spool-dir",
-            str(tmp_path / "spool"),
-        ],
-        env=env,
-        stderr=log,
-    )
+    proc = _start_sensor(broker.bootstrap, port, tmp_path / "spool", env, log)
     ready, health = f"http://127.0.0.1:{port}/readyz", f"http://127.0.0.1:{port}/healthz"
     try:
         assert _wait_status(ready, 200, 90), (tmp_path / "sensor.log").read_text()[-2000:]
