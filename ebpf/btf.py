@@ -69,6 +69,11 @@ SENSOR_FIELDS: dict[str, str] = {
     "OFF_SOCKET_ALLOC_INODE": "socket_alloc.vfs_inode",
     "OFF_SOCKET_SK": "socket.sk",
     "OFF_SK_FAMILY": "sock.__sk_common.skc_family",
+    # W->X region tracking: the writable areas exec sets up without an mmap
+    "OFF_MM_START_DATA": "mm_struct.start_data",
+    "OFF_MM_END_DATA": "mm_struct.end_data",
+    "OFF_MM_START_BRK": "mm_struct.start_brk",
+    "OFF_MM_START_STACK": "mm_struct.start_stack",
 }
 
 

@@ -35,12 +35,6 @@ struct mt_stash {
     __u32 pad;
 };
 
-struct mt_prot_key {
-    __u32 tgid;
-    __u32 pad;
-    __u64 addr;
-};
-
 struct mt_comm_key {
     char comm[MT_COMM_LEN];
 };
@@ -58,7 +52,6 @@ BPF_RINGBUF_OUTPUT(events, MT_RINGBUF_PAGES);
 BPF_ARRAY(config, __u64, MT_CFG_SLOTS);
 BPF_PERCPU_ARRAY(counters, __u64, MT_CNT_SLOTS);
 BPF_HASH(stash, __u32, struct mt_stash, 16384);
-BPF_TABLE("lru_hash", struct mt_prot_key, __u32, prot_state, 65536);
 BPF_LPM_TRIE(open_prefixes, struct mt_prefix_key, __u8, 128);
 BPF_LPM_TRIE(path_prefixes, struct mt_prefix_key, __u8, 128);
 BPF_LPM_TRIE(write_prefixes, struct mt_prefix_key, __u8, 128);
@@ -321,13 +314,263 @@ TRACEPOINT_PROBE(syscalls, sys_enter_openat2)
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_openat2) { return open_exit(args->ret); }
 
-/* ---- memory protection: mmap / mprotect with a per-(tgid, addr) prot state ---- */
+/* ---- writable memory regions per process: W->X at region granularity ----
+ *
+ * Each process (tgid) has a small table of address intervals it mapped or mprotect'ed
+ * writable. A PROT_EXEC mprotect, or a MAP_FIXED PROT_EXEC mmap, that overlaps one of
+ * them is W->X, whatever its start address (interior sub-ranges included). Ranges made
+ * non-writable, unmapped or replaced are cut out of the table; the table is copied at
+ * fork, dropped at exit and re-seeded at exec. Tracking never emits an event.
+ * Bounds: MT_WREG_SLOTS intervals per process (adjacent/overlapping ones merge; when
+ * full, the oldest slot is evicted and the process is marked as overflowed), and an
+ * LRU of MT_WREG_PROCS processes. docs/sensor.md discusses the false negatives. */
+#define MT_WREG_SLOTS 32
+#define MT_WREG_PROCS 8192
+#define MT_PAGE_MASK (~4095ULL)
+#define MT_MAP_SHARED 0x01
+#define MT_MAP_FIXED 0x10
+
+/* region kinds (hdr.flags >> 16 & 0xf on a W->X event) */
+#define MT_WK_ANON 1    /* anonymous mmap */
+#define MT_WK_FILE 2    /* file-backed mmap (private or shared) */
+#define MT_WK_STACK 3   /* the main thread's stack (seeded at exec) */
+#define MT_WK_DATA 4    /* the executable's data segment (seeded at exec) */
+#define MT_WK_HEAP 5    /* the brk heap */
+#define MT_WK_UNKNOWN 6 /* made writable by mprotect, its mapping not seen */
+
+#define MT_F_WREG_SHIFT 16
+#define MT_F_WREG_OVERFLOW 0x100000 /* this process's table evicted a region */
+
+struct mt_wregs {
+    __u64 start[MT_WREG_SLOTS];
+    __u64 end[MT_WREG_SLOTS];
+    __u8 kind[MT_WREG_SLOTS]; /* 0: free slot */
+    __u8 prot[MT_WREG_SLOTS];
+    __u32 next;               /* eviction cursor */
+    __u32 evicted;
+    __u32 wx_count;           /* W->X seen in this process so far */
+    __u32 pad;
+};
+
+BPF_TABLE("lru_hash", __u32, struct mt_wregs, wregions, MT_WREG_PROCS);
+BPF_PERCPU_ARRAY(wreg_zero, struct mt_wregs, 1);
+
+static __always_inline __u32 cur_tgid(void)
+{
+    return bpf_get_current_pid_tgid() >> 32;
+}
+
+/* The process's table, created (empty) when create is set. */
+static __always_inline struct mt_wregs *wreg_get(__u32 tgid, int create)
+{
+    struct mt_wregs *w = wregions.lookup(&tgid);
+    __u32 zero = 0;
+
+    if (w || !create)
+        return w;
+    w = wreg_zero.lookup(&zero);
+    if (!w)
+        return 0;
+    wregions.update(&tgid, w); /* the per-CPU template is never written: all zero */
+    return wregions.lookup(&tgid);
+}
+
+/* Record [start, end) as writable: merge into an overlapping or adjacent slot of the
+ * same kind, else a free slot, else evict the slot under the cursor. */
+static __always_inline void wreg_add(struct mt_wregs *w, __u64 start, __u64 end, __u8 kind, __u8 prot)
+{
+    int free_i = -1;
+
+    start &= MT_PAGE_MASK;
+    end = (end + 4095) & MT_PAGE_MASK;
+    if (end <= start)
+        return;
+    for (int i = 0; i < MT_WREG_SLOTS; i++) {
+        if (!w->kind[i]) {
+            if (free_i < 0)
+                free_i = i;
+            continue;
+        }
+        if ((w->kind[i] == kind || kind == MT_WK_UNKNOWN) && start <= w->end[i] && end >= w->start[i]) {
+            if (start < w->start[i])
+                w->start[i] = start;
+            if (end > w->end[i])
+                w->end[i] = end;
+            w->prot[i] = prot;
+            return;
+        }
+    }
+    if (free_i < 0) {
+        free_i = w->next % MT_WREG_SLOTS;
+        w->next++;
+        w->evicted++;
+    }
+    if (free_i >= 0 && free_i < MT_WREG_SLOTS) {
+        w->start[free_i] = start;
+        w->end[free_i] = end;
+        w->kind[free_i] = kind;
+        w->prot[free_i] = prot;
+    }
+}
+
+struct mt_wreg_hit {
+    __u64 start;
+    __u64 end;
+    __u8 kind;
+    __u8 prot;
+    __u8 found;
+};
+
+/* Cut [start, end) out of the table; the first overlapping region is described in
+ * hit (when hit is not null). An interior cut splits a region in two when a slot is
+ * free (else the region stays whole: a later X over the cut part may be reported
+ * again, never missed). */
+static __always_inline void wreg_cut(struct mt_wregs *w, __u64 start, __u64 end, struct mt_wreg_hit *hit)
+{
+    __u64 split_start = 0, split_end = 0;
+    __u8 split_kind = 0, split_prot = 0;
+
+    start &= MT_PAGE_MASK;
+    end = (end + 4095) & MT_PAGE_MASK;
+    if (end <= start)
+        return;
+    for (int i = 0; i < MT_WREG_SLOTS; i++) {
+        __u64 s = w->start[i], e = w->end[i];
+
+        if (!w->kind[i] || start >= e || end <= s)
+            continue;
+        if (hit && !hit->found) {
+            hit->found = 1;
+            hit->start = s;
+            hit->end = e;
+            hit->kind = w->kind[i];
+            hit->prot = w->prot[i];
+        }
+        if (start <= s && end >= e) {
+            w->kind[i] = 0; /* covered: gone */
+        } else if (start <= s) {
+            w->start[i] = end; /* head cut */
+        } else if (end >= e) {
+            w->end[i] = start; /* tail cut */
+        } else {
+            w->end[i] = start; /* interior: keep the head here, the tail in a free slot */
+            split_start = end;
+            split_end = e;
+            split_kind = w->kind[i];
+            split_prot = w->prot[i];
+        }
+    }
+    if (!split_kind)
+        return;
+    for (int i = 0; i < MT_WREG_SLOTS; i++) {
+        if (!w->kind[i]) {
+            w->start[i] = split_start;
+            w->end[i] = split_end;
+            w->kind[i] = split_kind;
+            w->prot[i] = split_prot;
+            return;
+        }
+    }
+    /* no free slot: undo the head cut, keep the region whole */
+    for (int i = 0; i < MT_WREG_SLOTS; i++) {
+        if (w->kind[i] == split_kind && w->end[i] == start && start > w->start[i]) {
+            w->end[i] = split_end;
+            return;
+        }
+    }
+}
+
+/* A W->X found: the event's flags, its aux-style previous prot and the count so far. */
+static __always_inline __u32 wreg_hit_flags(struct mt_wregs *w, struct mt_wreg_hit *hit)
+{
+    __u32 flags = 0;
+
+    if (w->evicted)
+        flags |= MT_F_WREG_OVERFLOW;
+    if (hit->found)
+        flags |= MT_F_W_TO_X | MT_F_PREV_KNOWN | ((__u32)hit->kind << MT_F_WREG_SHIFT);
+    return flags;
+}
+
+/* exec: a new address space. Drop the old table and seed the new image's writable
+ * areas the kernel set up without an mmap the sensor saw: the executable's data and
+ * bss (up to the brk start, which x86-64 randomises up to 1 GiB above the bss: the gap
+ * is unmapped, and a writable, executable or MAP_FIXED mmap placed there cuts it) and
+ * the main thread's stack (up to 8 MiB below its top). */
+static __always_inline void wreg_exec(void)
+{
+    __u32 tgid = cur_tgid();
+    char *task = (char *)bpf_get_current_task(), *mm = 0;
+    __u64 sd = 0, ed = 0, ss = 0, ee = 0, sb = 0;
+    struct mt_wregs *w;
+
+    wregions.delete(&tgid);
+    bpf_probe_read_kernel(&mm, sizeof(mm), task + OFF_TASK_MM);
+    if (!mm)
+        return;
+    bpf_probe_read_kernel(&sd, sizeof(sd), mm + OFF_MM_START_DATA);
+    bpf_probe_read_kernel(&ed, sizeof(ed), mm + OFF_MM_END_DATA);
+    bpf_probe_read_kernel(&ss, sizeof(ss), mm + OFF_MM_START_STACK);
+    bpf_probe_read_kernel(&ee, sizeof(ee), mm + OFF_MM_ENV_END);
+    bpf_probe_read_kernel(&sb, sizeof(sb), mm + OFF_MM_START_BRK);
+    if (sb > ed && sb - ed <= (1ULL << 30) + (1ULL << 20))
+        ed = sb;
+    w = wreg_get(tgid, 1);
+    if (!w)
+        return;
+    if (ed > sd)
+        wreg_add(w, sd, ed, MT_WK_DATA, MT_PROT_WRITE | 1);
+    if (ss > (8ULL << 20) && ee > ss)
+        wreg_add(w, ss - (8ULL << 20), ee, MT_WK_STACK, MT_PROT_WRITE | 1);
+}
+
+/* fork: the child starts with a copy of the parent's address space and its table. */
+static __always_inline void wreg_fork(__u32 parent, __u32 child)
+{
+    struct mt_wregs *w = wregions.lookup(&parent);
+
+    if (w)
+        wregions.update(&child, w);
+}
+
+static __always_inline void wreg_exit(__u32 tgid)
+{
+    wregions.delete(&tgid);
+}
+
+/* mmap succeeded at [ret, ret+len): MAP_FIXED with PROT_EXEC over a writable region is
+ * W->X; the old mapping's state goes; a writable mapping is recorded. Returns the
+ * event flags (0 when nothing was found); *count gets the process's W->X count. */
+static __always_inline __u32 wreg_mmap(struct mt_stash *s, __u64 ret, __u32 *count)
+{
+    __u64 len = s->a[1], prot = s->a[2], mflags = s->a[3];
+    struct mt_wreg_hit hit = {};
+    struct mt_wregs *w;
+    __u32 flags = 0;
+
+    w = wreg_get(cur_tgid(), (prot & MT_PROT_WRITE) != 0);
+    if (!w)
+        return 0;
+    /* a mapping the kernel placed itself cannot overlap live state: any overlap is stale */
+    wreg_cut(w, ret, ret + len, (mflags & MT_MAP_FIXED) && (prot & MT_PROT_EXEC) ? &hit : 0);
+    if (hit.found) {
+        flags = wreg_hit_flags(w, &hit);
+        *count = w->wx_count;
+        w->wx_count++;
+    }
+    if (prot & MT_PROT_WRITE)
+        wreg_add(w, ret, ret + len, (mflags & MT_MAP_ANONYMOUS) ? MT_WK_ANON : MT_WK_FILE, (__u8)prot);
+    return flags;
+}
+
+/* ---- memory protection: mmap / mprotect / munmap / mremap / brk ---- */
 
 TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
 {
     __u64 prot = args->prot;
-    int interesting = (prot & MT_PROT_EXEC) ||
-                      ((prot & MT_PROT_WRITE) && (args->flags & MT_MAP_ANONYMOUS));
+    /* executable mappings are reported; writable ones and MAP_FIXED replacements
+     * only update the region table */
+    int interesting = (prot & (MT_PROT_EXEC | MT_PROT_WRITE)) || (args->flags & MT_MAP_FIXED);
 
     if (is_self())
         return 0;
@@ -344,18 +587,16 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
     struct mt_event *e;
     __s64 ret = args->ret;
     __u64 prot;
+    __u32 wflags = 0, wcount = 0;
 
     if (!stash_take(&s))
         return 0;
     prot = s.a[2];
-    if ((prot & MT_PROT_WRITE) && (s.a[3] & MT_MAP_ANONYMOUS) && !(ret < 0 && ret > -4096)) {
-        struct mt_prot_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .addr = (__u64)ret};
-        __u32 p = (__u32)prot;
-        prot_state.update(&k, &p);
-    }
+    if (!(ret < 0 && ret > -4096))
+        wflags = wreg_mmap(&s, (__u64)ret, &wcount);
     if (!(prot & MT_PROT_EXEC) && cfg(MT_CFG_MMAP_FILTER))
-        return 0; /* writable anon mapping: state recorded, nothing emitted */
-    if (!(prot & MT_PROT_WRITE) && !noisy_gate())
+        return 0; /* writable or replacing mapping: state recorded, nothing emitted */
+    if (!(prot & MT_PROT_WRITE) && !(wflags & MT_F_W_TO_X) && !noisy_gate())
         return 0; /* read-only executable mapping (library loads) */
     e = reserve_event();
     if (!e)
@@ -364,6 +605,8 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
     copy_args(&e->h, &s);
     if ((prot & MT_PROT_WRITE) && (prot & MT_PROT_EXEC))
         e->h.flags |= MT_F_WX;
+    e->h.flags |= wflags & ~MT_F_PREV_KNOWN;
+    e->h.aux = wcount; /* W->X events of this process before this one */
     e->s[0] = 0;
     events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
@@ -371,25 +614,41 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
 
 TRACEPOINT_PROBE(syscalls, sys_enter_mprotect)
 {
-    struct mt_prot_key k = {};
-    __u32 *prev, newp = (__u32)args->prot;
+    __u64 start = args->start, end = args->start + args->len;
+    __u32 newp = (__u32)args->prot;
     __u32 flags = 0, prevp = 0;
+    struct mt_wreg_hit hit = {};
+    struct mt_wregs *w;
     struct mt_stash s = {};
     __u32 tid;
 
     if (is_self())
         return 0;
-    k.tgid = bpf_get_current_pid_tgid() >> 32;
-    k.addr = args->start;
-    prev = prot_state.lookup(&k);
-    if (prev) {
-        prevp = *prev;
-        flags |= MT_F_PREV_KNOWN;
-        if ((prevp & MT_PROT_WRITE) && (newp & MT_PROT_EXEC))
-            flags |= MT_F_W_TO_X;
+    w = wreg_get(cur_tgid(), (newp & MT_PROT_WRITE) != 0);
+    if (w) {
+        if (newp & MT_PROT_WRITE) {
+            /* still writable: a W+X request over a writable region is W->X as well */
+            __u8 kind = MT_WK_UNKNOWN;
+            if (newp & MT_PROT_EXEC) {
+                wreg_cut(w, start, end, &hit);
+                if (hit.found)
+                    kind = hit.kind;
+            }
+            wreg_add(w, start, end, kind, (__u8)newp);
+        } else {
+            wreg_cut(w, start, end, (newp & MT_PROT_EXEC) ? &hit : 0);
+        }
+        if (hit.found) {
+            flags = wreg_hit_flags(w, &hit);
+            prevp = hit.prot;
+            s.a[3] = hit.start;
+            s.a[4] = hit.end - hit.start;
+            s.a[5] = w->wx_count;
+            w->wx_count++;
+        } else if (w->evicted) {
+            flags = MT_F_WREG_OVERFLOW;
+        }
     }
-    if (prev || (newp & MT_PROT_WRITE))
-        prot_state.update(&k, &newp);
     if (!(newp & MT_PROT_EXEC) && cfg(MT_CFG_MMAP_FILTER)) {
         count(MT_CNT_FILTERED);
         return 0;
@@ -407,6 +666,64 @@ TRACEPOINT_PROBE(syscalls, sys_enter_mprotect)
     return 0;
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_mprotect) { return emit_exit(args->ret, -1); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_munmap)
+{
+    struct mt_wregs *w = wreg_get(cur_tgid(), 0);
+
+    if (w)
+        wreg_cut(w, args->addr, args->addr + args->len, 0);
+    return 0;
+}
+
+/* mremap moves a region: a writable one stays writable at its new address */
+#define MT_WREG_MREMAP 0x1000 /* stash type only, never emitted */
+TRACEPOINT_PROBE(syscalls, sys_enter_mremap)
+{
+    struct mt_wregs *w = wreg_get(cur_tgid(), 0);
+    struct mt_wreg_hit hit = {};
+
+    if (!w)
+        return 0;
+    wreg_cut(w, args->addr, args->addr + args->old_len, &hit);
+    if (hit.found)
+        stash_put(MT_WREG_MREMAP, args->new_len, hit.kind, hit.prot, 0, 0, 0);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_mremap)
+{
+    struct mt_stash s;
+    struct mt_wregs *w;
+    __s64 ret = args->ret;
+
+    if (!stash_take(&s) || s.type != MT_WREG_MREMAP || (ret < 0 && ret > -4096))
+        return 0;
+    w = wreg_get(cur_tgid(), 0);
+    if (w)
+        wreg_add(w, (__u64)ret, (__u64)ret + s.a[0], (__u8)s.a[1], (__u8)s.a[2]);
+    return 0;
+}
+
+/* the brk heap is writable anonymous memory the process never mmaps */
+TRACEPOINT_PROBE(syscalls, sys_exit_brk)
+{
+    char *task, *mm = 0;
+    __u64 start_brk = 0, brk = args->ret;
+    struct mt_wregs *w;
+
+    if (is_self())
+        return 0;
+    task = (char *)bpf_get_current_task();
+    bpf_probe_read_kernel(&mm, sizeof(mm), task + OFF_TASK_MM);
+    bpf_probe_read_kernel(&start_brk, sizeof(start_brk), mm + OFF_MM_START_BRK);
+    if (!start_brk || brk <= start_brk)
+        return 0;
+    w = wreg_get(cur_tgid(), 1);
+    if (w)
+        wreg_add(w, start_brk, brk, MT_WK_HEAP, MT_PROT_WRITE | 1);
+    return 0;
+}
 
 /* ---- injection, memfd, namespaces, network ---- */
 
@@ -731,6 +1048,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 
     if (is_self())
         return 0;
+    wreg_exec();
     e = events.ringbuf_reserve(sizeof(struct mt_exec));
     if (!e) {
         count(MT_CNT_LOST);
@@ -875,6 +1193,7 @@ TRACEPOINT_PROBE(sched, sched_process_fork)
 
     if (cf && (*cf & MT_CLONE_THREAD))
         return 0; /* a new thread, not a process */
+    wreg_fork(bpf_get_current_pid_tgid() >> 32, args->child_pid);
     if (is_self())
         return 0;
     e = reserve_event();
@@ -901,6 +1220,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 
     if ((__u32)pt != (pt >> 32) || is_self())
         return 0; /* a thread, not the process */
+    wreg_exit(pt >> 32);
     e = reserve_event();
     if (!e)
         return 0;

@@ -109,19 +109,37 @@ def test_exec_stdio() -> None:
 
 
 def test_mprotect_w_to_x() -> None:
-    raw = D.EVENT.pack(*hdr(7, (0x7000, 4096, 5, 0, 0, 0), flags=D.F_W_TO_X | D.F_PREV_KNOWN, aux=3), b"")
+    flags = D.F_W_TO_X | D.F_PREV_KNOWN | (1 << D.F_WREG_SHIFT)
+    raw = D.EVENT.pack(*hdr(7, (0x7000, 4096, 5, 0x6000, 16384, 2), flags=flags, aux=3), b"")
+    for decode in (D.Decoder("h", 0.0).decode, D.Decoder("h", 0.0)._decode):  # hot and general paths
+        a = decode(raw)["args"]
+        assert a == {
+            "addr": 0x7000,
+            "len": 4096,
+            "prot": ["PROT_READ", "PROT_EXEC"],
+            "prev_prot": ["PROT_READ", "PROT_WRITE"],
+            "wx": False,
+            "w_to_x": True,
+            "region_start": 0x6000,
+            "region_len": 16384,
+            "region_kind": "anon",
+            "wx_count": 2,
+            "region_overflow": False,
+        }
+    raw = D.EVENT.pack(*hdr(7, (0x7000, 4096, 7, 0, 0, 0), flags=D.F_WX | D.F_WREG_OVERFLOW), b"")
     a = D.Decoder("h", 0.0).decode(raw)["args"]
-    assert a == {
-        "addr": 0x7000,
-        "len": 4096,
-        "prot": ["PROT_READ", "PROT_EXEC"],
-        "prev_prot": ["PROT_READ", "PROT_WRITE"],
-        "wx": False,
-        "w_to_x": True,
-    }
-    raw = D.EVENT.pack(*hdr(7, (0x7000, 4096, 7, 0, 0, 0), flags=D.F_WX), b"")
-    a = D.Decoder("h", 0.0).decode(raw)["args"]
-    assert a["prev_prot"] is None and a["wx"] is True
+    assert a["prev_prot"] is None and a["wx"] is True and a["w_to_x"] is False
+    assert a["region_start"] is None and a["region_kind"] is None and a["region_overflow"] is True
+
+
+def test_mmap_map_fixed_w_to_x() -> None:
+    flags = D.F_W_TO_X | (2 << D.F_WREG_SHIFT)
+    raw = D.EVENT.pack(*hdr(8, (0x7000, 4096, 5, 0x11, 4, 0), ret=0x7000, flags=flags, aux=7), b"")
+    for decode in (D.Decoder("h", 0.0).decode, D.Decoder("h", 0.0)._decode):
+        a = decode(raw)["args"]
+        assert a["flags"] == ["MAP_SHARED", "MAP_FIXED"] and a["fd"] == 4
+        assert a["w_to_x"] is True and a["region_kind"] == "file" and a["wx_count"] == 7
+        assert a["region_overflow"] is False
 
 
 def test_connect_ipv4_ipv6() -> None:
