@@ -769,11 +769,87 @@ TRACEPOINT_PROBE(syscalls, sys_enter_unshare)
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_unshare) { return emit_exit(args->ret, -1); }
 
+/* setns: what the fd really is, resolved in the kernel (fd -> file -> inode -> sb magic).
+ * nsfs (/proc/PID/ns/*, bind-mounted ns files): the namespace's own type and inode number
+ * (inode->i_private is its ns_common), whatever nstype says (0 = "any type");
+ * pidfs (a pidfd, 6.9+): the target process (struct pid -> numbers[0].nr, the pid in the
+ * root pid namespace) and the types asked for in nstype.
+ * a[2] = CLONE_NEW* types joined, a[3] = fd kind, a[4] = pidfd target, a[5] = ns inode;
+ * MT_F_NS_HOST: the joined namespace is one of PID 1's (the loader fills host_ns). */
+#define MT_NSFS_MAGIC 0x6e736673
+#define MT_PIDFS_MAGIC 0x50494446
+#define MT_FD_NSFS 1
+#define MT_FD_PIDFD 2
+#define MT_FD_OTHER 3
+#define MT_F_NS_HOST 0x200000
+BPF_HASH(host_ns, __u32, __u8, 64);
+
+static __always_inline char *fd_file(char *task, __u64 fd)
+{
+    char *files = 0, *fdt = 0, *fdarr = 0, *file = 0;
+    unsigned int max_fds = 0;
+
+    bpf_probe_read_kernel(&files, sizeof(files), task + OFF_TASK_FILES);
+    if (files)
+        bpf_probe_read_kernel(&fdt, sizeof(fdt), files + OFF_FILES_FDT);
+    if (!fdt)
+        return 0;
+    bpf_probe_read_kernel(&max_fds, sizeof(max_fds), fdt + OFF_FDT_MAX_FDS);
+    bpf_probe_read_kernel(&fdarr, sizeof(fdarr), fdt + OFF_FDT_FD);
+    if (!fdarr || fd >= max_fds)
+        return 0;
+    bpf_probe_read_kernel(&file, sizeof(file), fdarr + fd * sizeof(void *));
+    return file;
+}
+
 TRACEPOINT_PROBE(syscalls, sys_enter_setns)
 {
+    char *file, *inode = 0, *sb = 0, *priv = 0;
+    __u64 joined = 0, kind = 0, target = 0, inum = 0;
+    __u64 fd = (__u32)args->fd, nstype = (__u32)args->flags;
+    unsigned long magic = 0;
+    struct mt_stash s = {};
+    __u32 tid;
+
     if (is_self())
         return 0;
-    return stash_put(MT_SETNS, args->fd, args->flags, 0, 0, 0, 0);
+    file = fd_file((char *)bpf_get_current_task(), fd);
+    if (file) {
+        kind = MT_FD_OTHER;
+        bpf_probe_read_kernel(&inode, sizeof(inode), file + OFF_FILE_INODE);
+        if (inode) {
+            bpf_probe_read_kernel(&sb, sizeof(sb), inode + OFF_INODE_SB);
+            bpf_probe_read_kernel(&priv, sizeof(priv), inode + OFF_INODE_PRIVATE);
+        }
+        if (sb)
+            bpf_probe_read_kernel(&magic, sizeof(magic), sb + OFF_SB_MAGIC);
+        if (magic == MT_NSFS_MAGIC && priv) {
+            __u32 t = 0, n = 0;
+            bpf_probe_read_kernel(&t, sizeof(t), priv + OFF_NS_COMMON_NS_TYPE);
+            bpf_probe_read_kernel(&n, sizeof(n), priv + OFF_NS_COMMON_INUM);
+            kind = MT_FD_NSFS;
+            joined = t;
+            inum = n;
+            if (host_ns.lookup(&n))
+                s.flags |= MT_F_NS_HOST;
+        } else if (magic == MT_PIDFS_MAGIC && priv) {
+            int nr = 0;
+            bpf_probe_read_kernel(&nr, sizeof(nr), priv + OFF_PID_NUMBERS + OFF_UPID_NR);
+            kind = MT_FD_PIDFD;
+            joined = nstype;
+            target = (__u32)nr;
+        }
+    }
+    s.type = MT_SETNS;
+    s.a[0] = args->fd;
+    s.a[1] = nstype;
+    s.a[2] = joined;
+    s.a[3] = kind;
+    s.a[4] = target;
+    s.a[5] = inum;
+    tid = (__u32)bpf_get_current_pid_tgid();
+    stash.update(&tid, &s);
+    return 0;
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_setns) { return emit_exit(args->ret, -1); }
 

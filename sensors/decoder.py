@@ -156,6 +156,25 @@ def _mmap_wregion(h_flags: int, h_aux: int) -> dict[str, Any]:
     }
 
 
+#: setns fd kinds (a[3]) → ``args.fd_kind``; 0: the fd was not open
+FD_KINDS = {0: None, 1: "nsfs", 2: "pidfd", 3: "other"}
+F_NS_HOST = 0x200000
+
+
+def _setns(a: tuple[int, ...], h_flags: int) -> dict[str, Any]:
+    """setns facts resolved in the kernel: a[2] types joined, a[3] fd kind, a[4] pidfd target, a[5] ns inode."""
+    kind = FD_KINDS.get(a[3], "other")
+    return {
+        "fd": F.s32(a[0]),
+        "nstype": F.bits(a[1], F.CLONE_FLAGS),
+        "ns_joined": F.bits(a[2], F.CLONE_FLAGS),
+        "fd_kind": kind,
+        "target_pid": a[4] if kind == "pidfd" else None,
+        "ns_inum": a[5] if kind == "nsfs" else None,
+        "ns_host": bool(h_flags & F_NS_HOST),
+    }
+
+
 def _args_simple(t: int, a: tuple[int, ...], s: bytes, h_aux: int, h_flags: int) -> dict[str, Any]:
     if t in (9, 10, 11):  # open, openat, openat2
         args = {
@@ -196,7 +215,7 @@ def _args_simple(t: int, a: tuple[int, ...], s: bytes, h_aux: int, h_flags: int)
     if t == 12:
         return {"flags": F.bits(a[0], F.CLONE_FLAGS)}
     if t == 13:
-        return {"fd": F.s32(a[0]), "nstype": F.bits(a[1], F.CLONE_FLAGS)}
+        return _setns(a, h_flags)
     if t == 14:
         return {"fd": F.s32(a[0]), **_sockaddr(s)}
     if t == 15:

@@ -198,3 +198,24 @@ def test_fast_path_matches_general_path() -> None:
                 general["process"]
             )
             Event.model_validate(fast)
+
+
+def test_setns_kernel_resolved_facts() -> None:
+    raw = D.EVENT.pack(*hdr(13, (3, 0, 0x40000000, 1, 0, 4026532290), flags=D.F_NS_HOST), b"")
+    a = D.Decoder("h", 0.0).decode(raw)["args"]
+    assert a == {
+        "fd": 3,
+        "nstype": [],
+        "ns_joined": ["CLONE_NEWNET"],
+        "fd_kind": "nsfs",
+        "target_pid": None,
+        "ns_inum": 4026532290,
+        "ns_host": True,
+    }
+    raw = D.EVENT.pack(*hdr(13, (4, 0x44000000, 0x44000000, 2, 812, 0)), b"")
+    a = D.Decoder("h", 0.0).decode(raw)["args"]
+    assert (
+        a["fd_kind"] == "pidfd" and a["target_pid"] == 812 and a["ns_inum"] is None and a["ns_host"] is False
+    )
+    raw = D.EVENT.pack(*hdr(13, (99, 0, 0, 0, 0, 0), ret=-9), b"")
+    assert D.Decoder("h", 0.0).decode(raw)["args"]["fd_kind"] is None  # fd not open
