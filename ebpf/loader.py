@@ -95,6 +95,7 @@ _SYSCALLS = (
     "munmap",
     "mremap",
     "brk",
+    "pkey_mprotect",
     "open",
     "openat",
     "openat2",

@@ -612,10 +612,12 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
     return 0;
 }
 
-TRACEPOINT_PROBE(syscalls, sys_enter_mprotect)
+/* mprotect and pkey_mprotect (the same call with a protection key: pkey -1 is plain
+ * mprotect, so it must not be a way around the W->X check). Both report as mprotect. */
+static __always_inline int mprotect_enter(__u64 start_arg, __u64 len_arg, __u64 prot_arg)
 {
-    __u64 start = args->start, end = args->start + args->len;
-    __u32 newp = (__u32)args->prot;
+    __u64 start = start_arg, end = start_arg + len_arg;
+    __u32 newp = (__u32)prot_arg;
     __u32 flags = 0, prevp = 0;
     struct mt_wreg_hit hit = {};
     struct mt_wregs *w;
@@ -656,8 +658,8 @@ TRACEPOINT_PROBE(syscalls, sys_enter_mprotect)
     if ((newp & MT_PROT_WRITE) && (newp & MT_PROT_EXEC))
         flags |= MT_F_WX;
     s.type = MT_MPROTECT;
-    s.a[0] = args->start;
-    s.a[1] = args->len;
+    s.a[0] = start_arg;
+    s.a[1] = len_arg;
     s.a[2] = newp;
     s.aux = prevp;
     s.flags = flags;
@@ -665,7 +667,10 @@ TRACEPOINT_PROBE(syscalls, sys_enter_mprotect)
     stash.update(&tid, &s);
     return 0;
 }
+TRACEPOINT_PROBE(syscalls, sys_enter_mprotect) { return mprotect_enter(args->start, args->len, args->prot); }
 TRACEPOINT_PROBE(syscalls, sys_exit_mprotect) { return emit_exit(args->ret, -1); }
+TRACEPOINT_PROBE(syscalls, sys_enter_pkey_mprotect) { return mprotect_enter(args->start, args->len, args->prot); }
+TRACEPOINT_PROBE(syscalls, sys_exit_pkey_mprotect) { return emit_exit(args->ret, -1); }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_munmap)
 {

@@ -86,6 +86,15 @@ def test_interior_sub_range(collector: Collector) -> None:
     assert "MT-MEM-002" in alerts(ev)
 
 
+def test_pkey_mprotect_is_mprotect(collector: Collector) -> None:
+    (region, x), ev = run(collector, "pkey")
+    (mp,) = xmem(ev, x)
+    assert (
+        mp["syscall"] == "mprotect" and mp["args"]["w_to_x"] is True and covers(mp["args"], region, 4 * 4096)
+    )
+    assert "MT-MEM-002" in alerts(ev)
+
+
 def test_rw_then_rx_of_a_sub_range(collector: Collector) -> None:
     (rw, x), ev = run(collector, "subrange")
     (mp,) = xmem(ev, x)

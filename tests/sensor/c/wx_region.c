@@ -34,6 +34,11 @@ int main(int argc, char **argv) {
         memcpy(x, code, sizeof code);
         if (mprotect(x, PG, PROT_READ | PROT_EXEC)) die("mprotect");
         run(x); out(p, x);
+    } else if (!strcmp(m, "pkey")) { /* pkey_mprotect with no key: mprotect by another syscall */
+        unsigned char *p = map_rw(4 * PG), *x = p + PG;
+        memcpy(x, code, sizeof code);
+        if (pkey_mprotect(x, PG, PROT_READ | PROT_EXEC, -1)) die("pkey_mprotect");
+        run(x); out(p, x);
     } else if (!strcmp(m, "subrange")) { /* R map, RW a sub-range, then RX it */
         unsigned char *p = mmap(0, 8 * PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), *x = p + 2 * PG;
         if (p == MAP_FAILED) die("mmap");
