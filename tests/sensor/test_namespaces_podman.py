@@ -18,23 +18,9 @@ pytestmark = [pytest.mark.ebpf, pytest.mark.podman, pytest.mark.slow]
 
 IMAGE = "localhost/memtrail-test-busybox:1"
 PODMAN = ["podman", "--runtime", "/usr/sbin/runc", "--cgroup-manager=cgroupfs"]
+OPTS = ["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
 # a privileged container sharing the host's PID namespace: what an escape needs
-RUN = [
-    *PODMAN,
-    "run",
-    "--rm",
-    "--network",
-    "none",
-    "--ulimit",
-    "nofile=1024:1024",
-    "--ulimit",
-    "nproc=1024:1024",
-    "--privileged",
-    "--pid",
-    "host",
-    "--security-opt",
-    "seccomp=unconfined",
-]
+RUN = [*PODMAN, "run", "--rm", *OPTS, "--privileged", "--pid", "host", "--security-opt", "seccomp=unconfined"]
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +102,31 @@ def test_user_namespace_then_mount_in_a_container(image: str, collector: Collect
         and "T1611" in got["MT-ESCAPE-USERNS-MOUNT-001"].threat.technique.id
     )
     assert "MT-ESCAPE-UNSHARE-001" in got  # unshare(CLONE_NEWUSER) in a container
+
+
+def test_sensitive_host_mounts_at_container_start(image: str, collector: Collector) -> None:
+    def start(*volumes: str) -> list[dict[str, Any]]:
+        marker = f"mt{uuid.uuid4().hex[:8]}"
+        cmd = [*PODMAN, "run", "--rm", *OPTS, *volumes, image, "/bin/true", marker]
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+        found = collector.wait_for(
+            lambda e: e["syscall"] == "execve" and e["args"]["argv"] == ["/bin/true", marker]
+        )
+        assert found and found[0]["container_id"]
+        cid = found[0]["container_id"]
+        collector.program.poll()
+        return [e for e in collector.events if e["container_id"] == cid]
+
+    ev = start("-v", "/:/host:ro", "-v", "/proc:/hostproc")
+    binds = {e["args"]["source"] for e in ev if e["syscall"] == "mount" and "MS_BIND" in e["args"]["flags"]}
+    assert {"/", "/proc"} <= binds, binds
+    got = alerts(ev)
+    assert "MT-ESCAPE-MOUNT-SENSITIVE-001" in got
+    assert "T1611" in got["MT-ESCAPE-MOUNT-SENSITIVE-001"].threat.technique.id
+    # the same image started plainly: no sensitive mount, nothing at warning or above
+    plain = alerts(start())
+    assert "MT-ESCAPE-MOUNT-SENSITIVE-001" not in plain
+    assert not [a for a in plain.values() if a.rule.severity in ("warning", "error", "critical")], sorted(
+        plain
+    )
