@@ -24,10 +24,12 @@ def run(collector: Collector, mode: str) -> tuple[int, list[dict[str, Any]]]:
             e["syscall"] == "execve"
             and e["args"]["argv"][1:2] == [mode]
             and "ns_escape" in e["args"]["filename"]
-        )
+        ),
+        timeout=20,
     )
+    assert execs, f"exec of {mode} not seen (sensor counters: {collector.program.counters()})"
     pid = max(execs, key=lambda e: e["ts_ns"])["process"]["pid"]
-    collector.wait_for(lambda e: e["syscall"] == "process_exit" and e["process"]["pid"] == pid)
+    collector.wait_for(lambda e: e["syscall"] == "process_exit" and e["process"]["pid"] == pid, timeout=20)
     collector.program.poll()
     return int(p.stdout.split()[0]), [e for e in collector.events if e["process"]["pid"] == pid]
 

@@ -52,7 +52,7 @@ def run_in_container(collector: Collector, image: str, mode: str) -> list[dict[s
     )
     assert p.returncode == 0, p.stderr
     execs = collector.wait_for(
-        lambda e: e["syscall"] == "execve" and e["args"]["argv"] == ["/ns_escape", mode]
+        lambda e: e["syscall"] == "execve" and e["args"]["argv"] == ["/ns_escape", mode], timeout=20
     )
     assert execs, "exec inside the container not seen"
     x = max(execs, key=lambda e: e["ts_ns"])
@@ -111,12 +111,16 @@ def test_sensitive_host_mounts_at_container_start(image: str, collector: Collect
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert p.returncode == 0, p.stderr
         found = collector.wait_for(
-            lambda e: e["syscall"] == "execve" and e["args"]["argv"] == ["/bin/true", marker]
+            lambda e: e["syscall"] == "execve" and e["args"]["argv"] == ["/bin/true", marker], timeout=20
         )
         assert found and found[0]["container_id"]
-        cid = found[0]["container_id"]
         collector.program.poll()
-        return [e for e in collector.events if e["container_id"] == cid]
+        # by the kernel's cgroup id: runc init mounts before the container id is resolvable
+        cg, cid = found[0]["cgroup_id"], found[0]["container_id"]
+        ev = [e for e in collector.events if e["cgroup_id"] == cg]
+        for e in ev:
+            e["container_id"] = e["container_id"] or cid
+        return ev
 
     ev = start("-v", "/:/host:ro", "-v", "/proc:/hostproc")
     binds = {e["args"]["source"] for e in ev if e["syscall"] == "mount" and "MS_BIND" in e["args"]["flags"]}
