@@ -322,8 +322,8 @@ TRACEPOINT_PROBE(syscalls, sys_exit_openat2) { return open_exit(args->ret); }
  * non-writable, unmapped or replaced are cut out of the table; the table is copied at
  * fork, dropped at exit and re-seeded at exec. Tracking never emits an event.
  * Bounds: MT_WREG_SLOTS intervals per process (adjacent/overlapping ones merge; when
- * full, the oldest slot is evicted and the process is marked as overflowed), and an
- * LRU of MT_WREG_PROCS processes. docs/sensor.md discusses the false negatives. */
+ * full, a file-backed slot, else the oldest, is evicted and the process is marked as
+ * overflowed), and an LRU of MT_WREG_PROCS processes. docs/sensor.md discusses the false negatives. */
 #define MT_WREG_SLOTS 32
 #define MT_WREG_PROCS 8192
 #define MT_PAGE_MASK (~4095ULL)
@@ -401,9 +401,23 @@ static __always_inline void wreg_add(struct mt_wregs *w, __u64 start, __u64 end,
         }
     }
     if (free_i < 0) {
-        free_i = w->next % MT_WREG_SLOTS;
-        w->next++;
+        /* full: evict round-robin, file-backed intervals first (a big program's many
+         * library data segments), anonymous ones only when no file interval is left.
+         * Widening an interval instead would cover the gaps between libraries and turn
+         * the loader's MAP_FIXED text mappings into false W->X. */
+        int victim = -1;
+        for (int k = 0; k < MT_WREG_SLOTS; k++) {
+            int i = (w->next + k) % MT_WREG_SLOTS;
+            if (i >= 0 && i < MT_WREG_SLOTS && w->kind[i] == MT_WK_FILE) {
+                victim = i;
+                break;
+            }
+        }
+        if (victim < 0)
+            victim = w->next % MT_WREG_SLOTS;
+        w->next = victim + 1;
         w->evicted++;
+        free_i = victim;
     }
     if (free_i >= 0 && free_i < MT_WREG_SLOTS) {
         w->start[free_i] = start;

@@ -97,6 +97,17 @@ def test_pkey_mprotect_is_mprotect(collector: Collector) -> None:
     assert "MT-MEM-002" in alerts(ev)
 
 
+def test_decoy_regions_leave_a_trace(collector: Collector) -> None:
+    """48 writable decoys after the payload overflow the 32-slot table: the payload's interval
+    may be evicted, but the overflow is reported and alerts on its own."""
+    (_, x), ev = run(collector, "decoys")
+    (mp,) = xmem(ev, x)
+    a = mp["args"]
+    assert a["region_overflow"] is True
+    got = alerts(ev)
+    assert ("MT-MEM-002" in got) if a["w_to_x"] else ("MT-MEM-OVERFLOW-001" in got), (a, sorted(got))
+
+
 def test_rw_then_rx_of_a_sub_range(collector: Collector) -> None:
     (rw, x), ev = run(collector, "subrange")
     (mp,) = xmem(ev, x)

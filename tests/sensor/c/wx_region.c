@@ -39,6 +39,16 @@ int main(int argc, char **argv) {
         memcpy(x, code, sizeof code);
         if (pkey_mprotect(x, PG, PROT_READ | PROT_EXEC, -1)) die("pkey_mprotect");
         run(x); out(p, x);
+    } else if (!strcmp(m, "decoys")) { /* payload written, then 48 separate RW decoys, then RX */
+        unsigned char *p = map_rw(PG);
+        memcpy(p, code, sizeof code);
+        for (int i = 0; i < 48; i++) {
+            /* a read-only page next to each decoy keeps them from being one interval */
+            if (mmap(0, PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED) die("mmap r");
+            map_rw(PG);
+        }
+        if (mprotect(p, PG, PROT_READ | PROT_EXEC)) die("mprotect");
+        run(p); out(p, p);
     } else if (!strcmp(m, "subrange")) { /* R map, RW a sub-range, then RX it */
         unsigned char *p = mmap(0, 8 * PG, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), *x = p + 2 * PG;
         if (p == MAP_FAILED) die("mmap");
