@@ -1013,6 +1013,158 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mount)
     return 0;
 }
 
+/* ---- the new mount API: fsopen/fsconfig/fsmount/open_tree + move_mount ----
+ * A mount made this way never calls mount(2). Per process, the last fsopen's fs type and
+ * fsconfig "source", or the last open_tree(OPEN_TREE_CLONE) path (a bind mount), are kept;
+ * move_mount, which attaches the mount, is reported as a mount event with them
+ * (hdr.flags MT_F_MOUNT_API). */
+#define MT_F_MOUNT_API 0x400000
+#define MT_STASH_FSOPEN 0x1001
+#define MT_STASH_FSCONFIG 0x1002
+#define MT_STASH_OPEN_TREE 0x1003
+#define MT_OPEN_TREE_CLONE 1
+#define MT_AT_RECURSIVE 0x8000
+#define MT_FSCONFIG_SET_STRING 1
+#define MT_MS_BIND 4096
+#define MT_MS_REC 16384
+
+struct mt_mntctx {
+    char fstype[16];
+    char source[MT_PATH_LEN];
+    __u64 msflags;
+};
+BPF_TABLE("lru_hash", __u32, struct mt_mntctx, mount_ctx, 4096);
+BPF_PERCPU_ARRAY(mntctx_zero, struct mt_mntctx, 1);
+
+static __always_inline struct mt_mntctx *mntctx_new(void)
+{
+    __u32 tgid = cur_tgid(), zero = 0;
+    struct mt_mntctx *z = mntctx_zero.lookup(&zero);
+
+    if (!z)
+        return 0;
+    mount_ctx.update(&tgid, z);
+    return mount_ctx.lookup(&tgid);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_fsopen)
+{
+    if (is_self())
+        return 0;
+    return stash_put(MT_STASH_FSOPEN, (__u64)args->_fs_name, 0, 0, 0, 0, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_fsopen)
+{
+    struct mt_stash st;
+    struct mt_mntctx *c;
+
+    if (!stash_take(&st) || st.type != MT_STASH_FSOPEN || args->ret < 0)
+        return 0;
+    c = mntctx_new();
+    if (c)
+        bpf_probe_read_user_str(c->fstype, sizeof(c->fstype), (void *)st.a[0]);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_fsconfig)
+{
+    if (is_self() || args->cmd != MT_FSCONFIG_SET_STRING)
+        return 0;
+    return stash_put(MT_STASH_FSCONFIG, (__u64)args->_key, (__u64)args->_value, 0, 0, 0, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_fsconfig)
+{
+    struct mt_stash st;
+    struct mt_mntctx *c;
+    char key[8] = {};
+    __u32 tgid = cur_tgid();
+
+    if (!stash_take(&st) || st.type != MT_STASH_FSCONFIG || args->ret < 0)
+        return 0;
+    bpf_probe_read_user_str(key, sizeof(key), (void *)st.a[0]);
+    if (key[0] != 's' || key[1] != 'o' || key[2] != 'u' || key[3] != 'r' || key[4] != 'c' || key[5] != 'e' ||
+        key[6] != 0)
+        return 0;
+    c = mount_ctx.lookup(&tgid);
+    if (c)
+        bpf_probe_read_user_str(c->source, sizeof(c->source), (void *)st.a[1]);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_open_tree)
+{
+    if (is_self() || !(args->flags & MT_OPEN_TREE_CLONE))
+        return 0;
+    return stash_put(MT_STASH_OPEN_TREE, (__u64)args->filename, args->flags, 0, 0, 0, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_open_tree)
+{
+    struct mt_stash st;
+    struct mt_mntctx *c;
+
+    if (!stash_take(&st) || st.type != MT_STASH_OPEN_TREE || args->ret < 0)
+        return 0;
+    c = mntctx_new();
+    if (!c)
+        return 0;
+    c->fstype[0] = 'b';
+    c->fstype[1] = 'i';
+    c->fstype[2] = 'n';
+    c->fstype[3] = 'd';
+    c->fstype[4] = 0;
+    bpf_probe_read_user_str(c->source, sizeof(c->source), (void *)st.a[0]);
+    c->msflags = MT_MS_BIND | ((st.a[1] & MT_AT_RECURSIVE) ? MT_MS_REC : 0);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_move_mount)
+{
+    if (is_self())
+        return 0;
+    return stash_put(MT_MOUNT, args->from_dfd, (__u64)args->from_pathname, args->flags,
+                     (__u64)args->to_pathname, args->to_dfd, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_move_mount)
+{
+    struct mt_stash st;
+    struct mt_event2 *e;
+    struct mt_mntctx *c;
+    __u32 tgid = cur_tgid();
+
+    if (!stash_take(&st) || st.type != MT_MOUNT)
+        return 0;
+    e = events.ringbuf_reserve(sizeof(struct mt_event2));
+    if (!e) {
+        count(MT_CNT_LOST);
+        return 0;
+    }
+    fill_hdr(&e->h, MT_MOUNT, args->ret);
+    e->h.flags = MT_F_MOUNT_API;
+    e->h.a[0] = st.a[0];
+    e->h.a[1] = st.a[1];
+    e->h.a[2] = 0;
+    e->h.a[3] = st.a[3];
+    e->h.a[4] = 0;
+    e->h.a[5] = 0;
+    e->s[0] = 0;
+    e->s2[0] = 0;
+    c = mount_ctx.lookup(&tgid);
+    if (c) {
+        bpf_probe_read_kernel_str(e->s, sizeof(e->s), c->source);
+        bpf_probe_read_kernel_str(&e->h.a[4], 16, c->fstype);
+        e->h.a[2] = c->msflags;
+    }
+    if (!e->s[0])
+        bpf_probe_read_user_str(e->s, sizeof(e->s), (void *)st.a[1]);
+    bpf_probe_read_user_str(e->s2, sizeof(e->s2), (void *)st.a[3]);
+    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+
 /* ---- exec: facts from the new image at sched_process_exec ---- */
 
 TRACEPOINT_PROBE(syscalls, sys_enter_execve)

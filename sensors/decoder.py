@@ -159,6 +159,7 @@ def _mmap_wregion(h_flags: int, h_aux: int) -> dict[str, Any]:
 #: setns fd kinds (a[3]) → ``args.fd_kind``; 0: the fd was not open
 FD_KINDS = {0: None, 1: "nsfs", 2: "pidfd", 3: "other"}
 F_NS_HOST = 0x200000
+F_MOUNT_API = 0x400000
 
 
 def _setns(a: tuple[int, ...], h_flags: int) -> dict[str, Any]:
@@ -398,6 +399,8 @@ class Decoder:
                     "target": s2,
                     "fstype": _cstr(fstype),
                     "flags": F.bits(a[2], F.MS_FLAGS),
+                    # mount(2), or the new mount API's move_mount (fsopen/fsmount, open_tree)
+                    "api": "move_mount" if hflags & F_MOUNT_API else "mount",
                 }
         else:
             args = _args_simple(t, a, f[19], aux, hflags)

@@ -92,3 +92,21 @@ def test_unshare_user_namespace_then_mount(collector: Collector) -> None:
         "MT-PRIVESC-USERNS-MOUNT-001" in got
         and "T1068" in got["MT-PRIVESC-USERNS-MOUNT-001"].threat.technique.id
     )
+
+
+def test_new_mount_api_is_reported_as_mount(collector: Collector) -> None:
+    """fsopen/fsconfig/fsmount + move_mount and open_tree + move_mount never call mount(2)."""
+    _, ev = run(collector, "newapi")
+    moves = [e for e in ev if e["syscall"] == "mount" and e["args"]["api"] == "move_mount"]
+    assert [m["ret"] for m in moves] == [0, 0], [e["args"] for e in ev if e["syscall"] == "mount"]
+    tmpfs, tree = moves[0]["args"], moves[1]["args"]
+    assert (
+        tmpfs["fstype"] == "tmpfs"
+        and tmpfs["source"] == "mt-newapi"
+        and tmpfs["target"].startswith("/tmp/mt-ns")
+    )
+    assert (
+        tree["fstype"] == "bind" and tree["source"] == "/" and sorted(tree["flags"]) == ["MS_BIND", "MS_REC"]
+    )
+    got = alerts(ev)
+    assert "MT-PRIVESC-USERNS-MOUNT-001" in got

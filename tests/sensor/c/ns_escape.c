@@ -66,6 +66,22 @@ int main(int argc, char **argv) {
         if (mount("/", dir, NULL, MS_BIND | MS_REC, NULL)) die("mount bind");
         umount2(dir, MNT_DETACH);
         rmdir(dir);
+    } else if (!strcmp(m, "newapi")) { /* the same with the new mount API: no mount(2) at all */
+        char dir[] = "/tmp/mt-nsXXXXXX", dir2[] = "/tmp/mt-nsXXXXXX";
+        if (!mkdtemp(dir) || !mkdtemp(dir2)) die("mkdtemp");
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS)) die("unshare");
+        if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) die("mount private");
+        int fs = fsopen("tmpfs", FSOPEN_CLOEXEC);
+        if (fs < 0 || fsconfig(fs, FSCONFIG_SET_STRING, "source", "mt-newapi", 0) ||
+            fsconfig(fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0)) die("fsopen");
+        int mfd = fsmount(fs, FSMOUNT_CLOEXEC, 0);
+        if (mfd < 0 || move_mount(mfd, "", AT_FDCWD, dir, MOVE_MOUNT_F_EMPTY_PATH)) die("move_mount tmpfs");
+        int tfd = open_tree(AT_FDCWD, "/", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        if (tfd < 0 || move_mount(tfd, "", AT_FDCWD, dir2, MOVE_MOUNT_F_EMPTY_PATH)) die("move_mount tree");
+        umount2(dir, MNT_DETACH);
+        umount2(dir2, MNT_DETACH);
+        rmdir(dir);
+        rmdir(dir2);
     } else {
         fprintf(stderr, "unknown mode %s\n", m);
         return 2;
