@@ -69,6 +69,19 @@ SENSOR_FIELDS: dict[str, str] = {
     "OFF_SOCKET_ALLOC_INODE": "socket_alloc.vfs_inode",
     "OFF_SOCKET_SK": "socket.sk",
     "OFF_SK_FAMILY": "sock.__sk_common.skc_family",
+    # W->X region tracking: the writable areas exec sets up without an mmap
+    "OFF_MM_START_DATA": "mm_struct.start_data",
+    "OFF_MM_END_DATA": "mm_struct.end_data",
+    "OFF_MM_START_BRK": "mm_struct.start_brk",
+    "OFF_MM_START_STACK": "mm_struct.start_stack",
+    # setns: fd -> file -> inode -> super_block magic; nsfs inode -> ns_common; pidfs inode -> pid
+    "OFF_INODE_SB": "inode.i_sb",
+    "OFF_INODE_PRIVATE": "inode.i_private",
+    "OFF_SB_MAGIC": "super_block.s_magic",
+    "OFF_NS_COMMON_NS_TYPE": "ns_common.ns_type",
+    "OFF_NS_COMMON_INUM": "ns_common.inum",
+    "OFF_PID_NUMBERS": "pid.numbers",
+    "OFF_UPID_NR": "upid.nr",
 }
 
 

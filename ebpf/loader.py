@@ -92,6 +92,14 @@ _SYSCALLS = (
     "process_vm_readv",
     "mprotect",
     "mmap",
+    "munmap",
+    "mremap",
+    "brk",
+    "pkey_mprotect",
+    "fsopen",
+    "fsconfig",
+    "open_tree",
+    "move_mount",
     "open",
     "openat",
     "openat2",
@@ -182,6 +190,7 @@ class SensorProgram:
         self.set_write_prefixes(write_prefixes)
         self.set_allow_comms(allow_comms)
         self.set_rate_limit(rate_limit)
+        self.set_host_namespaces()
 
         self._callback = callback
         self._budget = 0
@@ -240,6 +249,21 @@ class SensorProgram:
     def set_rate_limit(self, per_second: int) -> None:
         """Noisy events per second per cgroup (0 = unlimited); excess is counted as rate_limited."""
         self.bpf[b"config"][ctypes.c_int(CFG_RATE_LIMIT)] = ctypes.c_uint64(max(0, per_second))
+
+    def set_host_namespaces(self) -> None:
+        """The inode numbers of PID 1's namespaces: a setns into one of them is flagged
+        (``args.ns_host``). Where PID 1's are unreadable (a restricted init), the sensor's
+        own, which are the host's: the sensor runs in the host's namespaces."""
+        table = self.bpf[b"host_ns"]
+        table.clear()
+        for name in ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"):
+            for root in ("/proc/1/ns", "/proc/self/ns"):
+                try:
+                    inum = os.stat(os.path.join(root, name)).st_ino
+                except OSError:
+                    continue
+                table[ctypes.c_uint32(inum)] = ctypes.c_uint8(1)
+                break
 
     def poll(self, budget: int = 0) -> int:
         """Drain what the ring buffer holds (records were submitted without wake-ups).

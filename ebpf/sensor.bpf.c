@@ -35,12 +35,6 @@ struct mt_stash {
     __u32 pad;
 };
 
-struct mt_prot_key {
-    __u32 tgid;
-    __u32 pad;
-    __u64 addr;
-};
-
 struct mt_comm_key {
     char comm[MT_COMM_LEN];
 };
@@ -58,7 +52,6 @@ BPF_RINGBUF_OUTPUT(events, MT_RINGBUF_PAGES);
 BPF_ARRAY(config, __u64, MT_CFG_SLOTS);
 BPF_PERCPU_ARRAY(counters, __u64, MT_CNT_SLOTS);
 BPF_HASH(stash, __u32, struct mt_stash, 16384);
-BPF_TABLE("lru_hash", struct mt_prot_key, __u32, prot_state, 65536);
 BPF_LPM_TRIE(open_prefixes, struct mt_prefix_key, __u8, 128);
 BPF_LPM_TRIE(path_prefixes, struct mt_prefix_key, __u8, 128);
 BPF_LPM_TRIE(write_prefixes, struct mt_prefix_key, __u8, 128);
@@ -321,13 +314,277 @@ TRACEPOINT_PROBE(syscalls, sys_enter_openat2)
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_openat2) { return open_exit(args->ret); }
 
-/* ---- memory protection: mmap / mprotect with a per-(tgid, addr) prot state ---- */
+/* ---- writable memory regions per process: W->X at region granularity ----
+ *
+ * Each process (tgid) has a small table of address intervals it mapped or mprotect'ed
+ * writable. A PROT_EXEC mprotect, or a MAP_FIXED PROT_EXEC mmap, that overlaps one of
+ * them is W->X, whatever its start address (interior sub-ranges included). Ranges made
+ * non-writable, unmapped or replaced are cut out of the table; the table is copied at
+ * fork, dropped at exit and re-seeded at exec. Tracking never emits an event.
+ * Bounds: MT_WREG_SLOTS intervals per process (adjacent/overlapping ones merge; when
+ * full, a file-backed slot, else the oldest, is evicted and the process is marked as
+ * overflowed), and an LRU of MT_WREG_PROCS processes. docs/sensor.md discusses the false negatives. */
+#define MT_WREG_SLOTS 32
+#define MT_WREG_PROCS 8192
+#define MT_PAGE_MASK (~4095ULL)
+#define MT_MAP_SHARED 0x01
+#define MT_MAP_FIXED 0x10
+
+/* region kinds (hdr.flags >> 16 & 0xf on a W->X event) */
+#define MT_WK_ANON 1    /* anonymous mmap */
+#define MT_WK_FILE 2    /* file-backed mmap (private or shared) */
+#define MT_WK_STACK 3   /* the main thread's stack (seeded at exec) */
+#define MT_WK_DATA 4    /* the executable's data segment (seeded at exec) */
+#define MT_WK_HEAP 5    /* the brk heap */
+#define MT_WK_UNKNOWN 6 /* made writable by mprotect, its mapping not seen */
+
+#define MT_F_WREG_SHIFT 16
+#define MT_F_WREG_OVERFLOW 0x100000 /* this process's table evicted a region */
+
+struct mt_wregs {
+    __u64 start[MT_WREG_SLOTS];
+    __u64 end[MT_WREG_SLOTS];
+    __u8 kind[MT_WREG_SLOTS]; /* 0: free slot */
+    __u8 prot[MT_WREG_SLOTS];
+    __u32 next;               /* eviction cursor */
+    __u32 evicted;
+    __u32 wx_count;           /* W->X seen in this process so far */
+    __u32 pad;
+};
+
+BPF_TABLE("lru_hash", __u32, struct mt_wregs, wregions, MT_WREG_PROCS);
+BPF_PERCPU_ARRAY(wreg_zero, struct mt_wregs, 1);
+
+static __always_inline __u32 cur_tgid(void)
+{
+    return bpf_get_current_pid_tgid() >> 32;
+}
+
+/* The process's table, created (empty) when create is set. */
+static __always_inline struct mt_wregs *wreg_get(__u32 tgid, int create)
+{
+    struct mt_wregs *w = wregions.lookup(&tgid);
+    __u32 zero = 0;
+
+    if (w || !create)
+        return w;
+    w = wreg_zero.lookup(&zero);
+    if (!w)
+        return 0;
+    wregions.update(&tgid, w); /* the per-CPU template is never written: all zero */
+    return wregions.lookup(&tgid);
+}
+
+/* Record [start, end) as writable: merge into an overlapping or adjacent slot of the
+ * same kind, else a free slot, else evict the slot under the cursor. */
+static __always_inline void wreg_add(struct mt_wregs *w, __u64 start, __u64 end, __u8 kind, __u8 prot)
+{
+    int free_i = -1;
+
+    start &= MT_PAGE_MASK;
+    end = (end + 4095) & MT_PAGE_MASK;
+    if (end <= start)
+        return;
+    for (int i = 0; i < MT_WREG_SLOTS; i++) {
+        if (!w->kind[i]) {
+            if (free_i < 0)
+                free_i = i;
+            continue;
+        }
+        if ((w->kind[i] == kind || kind == MT_WK_UNKNOWN) && start <= w->end[i] && end >= w->start[i]) {
+            if (start < w->start[i])
+                w->start[i] = start;
+            if (end > w->end[i])
+                w->end[i] = end;
+            w->prot[i] = prot;
+            return;
+        }
+    }
+    if (free_i < 0) {
+        /* full: evict round-robin, file-backed intervals first (a big program's many
+         * library data segments), anonymous ones only when no file interval is left.
+         * Widening an interval instead would cover the gaps between libraries and turn
+         * the loader's MAP_FIXED text mappings into false W->X. */
+        int victim = -1;
+        for (int k = 0; k < MT_WREG_SLOTS; k++) {
+            int i = (w->next + k) % MT_WREG_SLOTS;
+            if (i >= 0 && i < MT_WREG_SLOTS && w->kind[i] == MT_WK_FILE) {
+                victim = i;
+                break;
+            }
+        }
+        if (victim < 0)
+            victim = w->next % MT_WREG_SLOTS;
+        w->next = victim + 1;
+        w->evicted++;
+        free_i = victim;
+    }
+    if (free_i >= 0 && free_i < MT_WREG_SLOTS) {
+        w->start[free_i] = start;
+        w->end[free_i] = end;
+        w->kind[free_i] = kind;
+        w->prot[free_i] = prot;
+    }
+}
+
+struct mt_wreg_hit {
+    __u64 start;
+    __u64 end;
+    __u8 kind;
+    __u8 prot;
+    __u8 found;
+};
+
+/* Cut [start, end) out of the table; the first overlapping region is described in
+ * hit (when hit is not null). An interior cut splits a region in two when a slot is
+ * free (else the region stays whole: a later X over the cut part may be reported
+ * again, never missed). */
+static __always_inline void wreg_cut(struct mt_wregs *w, __u64 start, __u64 end, struct mt_wreg_hit *hit)
+{
+    __u64 split_start = 0, split_end = 0;
+    __u8 split_kind = 0, split_prot = 0;
+
+    start &= MT_PAGE_MASK;
+    end = (end + 4095) & MT_PAGE_MASK;
+    if (end <= start)
+        return;
+    for (int i = 0; i < MT_WREG_SLOTS; i++) {
+        __u64 s = w->start[i], e = w->end[i];
+
+        if (!w->kind[i] || start >= e || end <= s)
+            continue;
+        if (hit && !hit->found) {
+            hit->found = 1;
+            hit->start = s;
+            hit->end = e;
+            hit->kind = w->kind[i];
+            hit->prot = w->prot[i];
+        }
+        if (start <= s && end >= e) {
+            w->kind[i] = 0; /* covered: gone */
+        } else if (start <= s) {
+            w->start[i] = end; /* head cut */
+        } else if (end >= e) {
+            w->end[i] = start; /* tail cut */
+        } else {
+            w->end[i] = start; /* interior: keep the head here, the tail in a free slot */
+            split_start = end;
+            split_end = e;
+            split_kind = w->kind[i];
+            split_prot = w->prot[i];
+        }
+    }
+    if (!split_kind)
+        return;
+    for (int i = 0; i < MT_WREG_SLOTS; i++) {
+        if (!w->kind[i]) {
+            w->start[i] = split_start;
+            w->end[i] = split_end;
+            w->kind[i] = split_kind;
+            w->prot[i] = split_prot;
+            return;
+        }
+    }
+    /* no free slot: undo the head cut, keep the region whole */
+    for (int i = 0; i < MT_WREG_SLOTS; i++) {
+        if (w->kind[i] == split_kind && w->end[i] == start && start > w->start[i]) {
+            w->end[i] = split_end;
+            return;
+        }
+    }
+}
+
+/* A W->X found: the event's flags, its aux-style previous prot and the count so far. */
+static __always_inline __u32 wreg_hit_flags(struct mt_wregs *w, struct mt_wreg_hit *hit)
+{
+    __u32 flags = 0;
+
+    if (w->evicted)
+        flags |= MT_F_WREG_OVERFLOW;
+    if (hit->found)
+        flags |= MT_F_W_TO_X | MT_F_PREV_KNOWN | ((__u32)hit->kind << MT_F_WREG_SHIFT);
+    return flags;
+}
+
+/* exec: a new address space. Drop the old table and seed the new image's writable
+ * areas the kernel set up without an mmap the sensor saw: the executable's data and
+ * bss (up to the brk start, which x86-64 randomises up to 1 GiB above the bss: the gap
+ * is unmapped, and a writable, executable or MAP_FIXED mmap placed there cuts it) and
+ * the main thread's stack (up to 8 MiB below its top). */
+static __always_inline void wreg_exec(void)
+{
+    __u32 tgid = cur_tgid();
+    char *task = (char *)bpf_get_current_task(), *mm = 0;
+    __u64 sd = 0, ed = 0, ss = 0, ee = 0, sb = 0;
+    struct mt_wregs *w;
+
+    wregions.delete(&tgid);
+    bpf_probe_read_kernel(&mm, sizeof(mm), task + OFF_TASK_MM);
+    if (!mm)
+        return;
+    bpf_probe_read_kernel(&sd, sizeof(sd), mm + OFF_MM_START_DATA);
+    bpf_probe_read_kernel(&ed, sizeof(ed), mm + OFF_MM_END_DATA);
+    bpf_probe_read_kernel(&ss, sizeof(ss), mm + OFF_MM_START_STACK);
+    bpf_probe_read_kernel(&ee, sizeof(ee), mm + OFF_MM_ENV_END);
+    bpf_probe_read_kernel(&sb, sizeof(sb), mm + OFF_MM_START_BRK);
+    if (sb > ed && sb - ed <= (1ULL << 30) + (1ULL << 20))
+        ed = sb;
+    w = wreg_get(tgid, 1);
+    if (!w)
+        return;
+    if (ed > sd)
+        wreg_add(w, sd, ed, MT_WK_DATA, MT_PROT_WRITE | 1);
+    if (ss > (8ULL << 20) && ee > ss)
+        wreg_add(w, ss - (8ULL << 20), ee, MT_WK_STACK, MT_PROT_WRITE | 1);
+}
+
+/* fork: the child starts with a copy of the parent's address space and its table. */
+static __always_inline void wreg_fork(__u32 parent, __u32 child)
+{
+    struct mt_wregs *w = wregions.lookup(&parent);
+
+    if (w)
+        wregions.update(&child, w);
+}
+
+static __always_inline void wreg_exit(__u32 tgid)
+{
+    wregions.delete(&tgid);
+}
+
+/* mmap succeeded at [ret, ret+len): MAP_FIXED with PROT_EXEC over a writable region is
+ * W->X; the old mapping's state goes; a writable mapping is recorded. Returns the
+ * event flags (0 when nothing was found); *count gets the process's W->X count. */
+static __always_inline __u32 wreg_mmap(struct mt_stash *s, __u64 ret, __u32 *count)
+{
+    __u64 len = s->a[1], prot = s->a[2], mflags = s->a[3];
+    struct mt_wreg_hit hit = {};
+    struct mt_wregs *w;
+    __u32 flags = 0;
+
+    w = wreg_get(cur_tgid(), (prot & MT_PROT_WRITE) != 0);
+    if (!w)
+        return 0;
+    /* a mapping the kernel placed itself cannot overlap live state: any overlap is stale */
+    wreg_cut(w, ret, ret + len, (mflags & MT_MAP_FIXED) && (prot & MT_PROT_EXEC) ? &hit : 0);
+    if (hit.found) {
+        flags = wreg_hit_flags(w, &hit);
+        *count = w->wx_count;
+        w->wx_count++;
+    }
+    if (prot & MT_PROT_WRITE)
+        wreg_add(w, ret, ret + len, (mflags & MT_MAP_ANONYMOUS) ? MT_WK_ANON : MT_WK_FILE, (__u8)prot);
+    return flags;
+}
+
+/* ---- memory protection: mmap / mprotect / munmap / mremap / brk ---- */
 
 TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
 {
     __u64 prot = args->prot;
-    int interesting = (prot & MT_PROT_EXEC) ||
-                      ((prot & MT_PROT_WRITE) && (args->flags & MT_MAP_ANONYMOUS));
+    /* executable mappings are reported; writable ones and MAP_FIXED replacements
+     * only update the region table */
+    int interesting = (prot & (MT_PROT_EXEC | MT_PROT_WRITE)) || (args->flags & MT_MAP_FIXED);
 
     if (is_self())
         return 0;
@@ -344,18 +601,16 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
     struct mt_event *e;
     __s64 ret = args->ret;
     __u64 prot;
+    __u32 wflags = 0, wcount = 0;
 
     if (!stash_take(&s))
         return 0;
     prot = s.a[2];
-    if ((prot & MT_PROT_WRITE) && (s.a[3] & MT_MAP_ANONYMOUS) && !(ret < 0 && ret > -4096)) {
-        struct mt_prot_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .addr = (__u64)ret};
-        __u32 p = (__u32)prot;
-        prot_state.update(&k, &p);
-    }
+    if (!(ret < 0 && ret > -4096))
+        wflags = wreg_mmap(&s, (__u64)ret, &wcount);
     if (!(prot & MT_PROT_EXEC) && cfg(MT_CFG_MMAP_FILTER))
-        return 0; /* writable anon mapping: state recorded, nothing emitted */
-    if (!(prot & MT_PROT_WRITE) && !noisy_gate())
+        return 0; /* writable or replacing mapping: state recorded, nothing emitted */
+    if (!(prot & MT_PROT_WRITE) && !(wflags & MT_F_W_TO_X) && !noisy_gate())
         return 0; /* read-only executable mapping (library loads) */
     e = reserve_event();
     if (!e)
@@ -364,32 +619,52 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
     copy_args(&e->h, &s);
     if ((prot & MT_PROT_WRITE) && (prot & MT_PROT_EXEC))
         e->h.flags |= MT_F_WX;
+    e->h.flags |= wflags & ~MT_F_PREV_KNOWN;
+    e->h.aux = wcount; /* W->X events of this process before this one */
     e->s[0] = 0;
     events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }
 
-TRACEPOINT_PROBE(syscalls, sys_enter_mprotect)
+/* mprotect and pkey_mprotect (the same call with a protection key: pkey -1 is plain
+ * mprotect, so it must not be a way around the W->X check). Both report as mprotect. */
+static __always_inline int mprotect_enter(__u64 start_arg, __u64 len_arg, __u64 prot_arg)
 {
-    struct mt_prot_key k = {};
-    __u32 *prev, newp = (__u32)args->prot;
+    __u64 start = start_arg, end = start_arg + len_arg;
+    __u32 newp = (__u32)prot_arg;
     __u32 flags = 0, prevp = 0;
+    struct mt_wreg_hit hit = {};
+    struct mt_wregs *w;
     struct mt_stash s = {};
     __u32 tid;
 
     if (is_self())
         return 0;
-    k.tgid = bpf_get_current_pid_tgid() >> 32;
-    k.addr = args->start;
-    prev = prot_state.lookup(&k);
-    if (prev) {
-        prevp = *prev;
-        flags |= MT_F_PREV_KNOWN;
-        if ((prevp & MT_PROT_WRITE) && (newp & MT_PROT_EXEC))
-            flags |= MT_F_W_TO_X;
+    w = wreg_get(cur_tgid(), (newp & MT_PROT_WRITE) != 0);
+    if (w) {
+        if (newp & MT_PROT_WRITE) {
+            /* still writable: a W+X request over a writable region is W->X as well */
+            __u8 kind = MT_WK_UNKNOWN;
+            if (newp & MT_PROT_EXEC) {
+                wreg_cut(w, start, end, &hit);
+                if (hit.found)
+                    kind = hit.kind;
+            }
+            wreg_add(w, start, end, kind, (__u8)newp);
+        } else {
+            wreg_cut(w, start, end, (newp & MT_PROT_EXEC) ? &hit : 0);
+        }
+        if (hit.found) {
+            flags = wreg_hit_flags(w, &hit);
+            prevp = hit.prot;
+            s.a[3] = hit.start;
+            s.a[4] = hit.end - hit.start;
+            s.a[5] = w->wx_count;
+            w->wx_count++;
+        } else if (w->evicted) {
+            flags = MT_F_WREG_OVERFLOW;
+        }
     }
-    if (prev || (newp & MT_PROT_WRITE))
-        prot_state.update(&k, &newp);
     if (!(newp & MT_PROT_EXEC) && cfg(MT_CFG_MMAP_FILTER)) {
         count(MT_CNT_FILTERED);
         return 0;
@@ -397,8 +672,8 @@ TRACEPOINT_PROBE(syscalls, sys_enter_mprotect)
     if ((newp & MT_PROT_WRITE) && (newp & MT_PROT_EXEC))
         flags |= MT_F_WX;
     s.type = MT_MPROTECT;
-    s.a[0] = args->start;
-    s.a[1] = args->len;
+    s.a[0] = start_arg;
+    s.a[1] = len_arg;
     s.a[2] = newp;
     s.aux = prevp;
     s.flags = flags;
@@ -406,7 +681,68 @@ TRACEPOINT_PROBE(syscalls, sys_enter_mprotect)
     stash.update(&tid, &s);
     return 0;
 }
+TRACEPOINT_PROBE(syscalls, sys_enter_mprotect) { return mprotect_enter(args->start, args->len, args->prot); }
 TRACEPOINT_PROBE(syscalls, sys_exit_mprotect) { return emit_exit(args->ret, -1); }
+TRACEPOINT_PROBE(syscalls, sys_enter_pkey_mprotect) { return mprotect_enter(args->start, args->len, args->prot); }
+TRACEPOINT_PROBE(syscalls, sys_exit_pkey_mprotect) { return emit_exit(args->ret, -1); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_munmap)
+{
+    struct mt_wregs *w = wreg_get(cur_tgid(), 0);
+
+    if (w)
+        wreg_cut(w, args->addr, args->addr + args->len, 0);
+    return 0;
+}
+
+/* mremap moves a region: a writable one stays writable at its new address */
+#define MT_WREG_MREMAP 0x1000 /* stash type only, never emitted */
+TRACEPOINT_PROBE(syscalls, sys_enter_mremap)
+{
+    struct mt_wregs *w = wreg_get(cur_tgid(), 0);
+    struct mt_wreg_hit hit = {};
+
+    if (!w)
+        return 0;
+    wreg_cut(w, args->addr, args->addr + args->old_len, &hit);
+    if (hit.found)
+        stash_put(MT_WREG_MREMAP, args->new_len, hit.kind, hit.prot, 0, 0, 0);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_mremap)
+{
+    struct mt_stash s;
+    struct mt_wregs *w;
+    __s64 ret = args->ret;
+
+    if (!stash_take(&s) || s.type != MT_WREG_MREMAP || (ret < 0 && ret > -4096))
+        return 0;
+    w = wreg_get(cur_tgid(), 0);
+    if (w)
+        wreg_add(w, (__u64)ret, (__u64)ret + s.a[0], (__u8)s.a[1], (__u8)s.a[2]);
+    return 0;
+}
+
+/* the brk heap is writable anonymous memory the process never mmaps */
+TRACEPOINT_PROBE(syscalls, sys_exit_brk)
+{
+    char *task, *mm = 0;
+    __u64 start_brk = 0, brk = args->ret;
+    struct mt_wregs *w;
+
+    if (is_self())
+        return 0;
+    task = (char *)bpf_get_current_task();
+    bpf_probe_read_kernel(&mm, sizeof(mm), task + OFF_TASK_MM);
+    bpf_probe_read_kernel(&start_brk, sizeof(start_brk), mm + OFF_MM_START_BRK);
+    if (!start_brk || brk <= start_brk)
+        return 0;
+    w = wreg_get(cur_tgid(), 1);
+    if (w)
+        wreg_add(w, start_brk, brk, MT_WK_HEAP, MT_PROT_WRITE | 1);
+    return 0;
+}
 
 /* ---- injection, memfd, namespaces, network ---- */
 
@@ -452,11 +788,87 @@ TRACEPOINT_PROBE(syscalls, sys_enter_unshare)
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_unshare) { return emit_exit(args->ret, -1); }
 
+/* setns: what the fd really is, resolved in the kernel (fd -> file -> inode -> sb magic).
+ * nsfs (/proc/PID/ns/*, bind-mounted ns files): the namespace's own type and inode number
+ * (inode->i_private is its ns_common), whatever nstype says (0 = "any type");
+ * pidfs (a pidfd, 6.9+): the target process (struct pid -> numbers[0].nr, the pid in the
+ * root pid namespace) and the types asked for in nstype.
+ * a[2] = CLONE_NEW* types joined, a[3] = fd kind, a[4] = pidfd target, a[5] = ns inode;
+ * MT_F_NS_HOST: the joined namespace is one of PID 1's (the loader fills host_ns). */
+#define MT_NSFS_MAGIC 0x6e736673
+#define MT_PIDFS_MAGIC 0x50494446
+#define MT_FD_NSFS 1
+#define MT_FD_PIDFD 2
+#define MT_FD_OTHER 3
+#define MT_F_NS_HOST 0x200000
+BPF_HASH(host_ns, __u32, __u8, 64);
+
+static __always_inline char *fd_file(char *task, __u64 fd)
+{
+    char *files = 0, *fdt = 0, *fdarr = 0, *file = 0;
+    unsigned int max_fds = 0;
+
+    bpf_probe_read_kernel(&files, sizeof(files), task + OFF_TASK_FILES);
+    if (files)
+        bpf_probe_read_kernel(&fdt, sizeof(fdt), files + OFF_FILES_FDT);
+    if (!fdt)
+        return 0;
+    bpf_probe_read_kernel(&max_fds, sizeof(max_fds), fdt + OFF_FDT_MAX_FDS);
+    bpf_probe_read_kernel(&fdarr, sizeof(fdarr), fdt + OFF_FDT_FD);
+    if (!fdarr || fd >= max_fds)
+        return 0;
+    bpf_probe_read_kernel(&file, sizeof(file), fdarr + fd * sizeof(void *));
+    return file;
+}
+
 TRACEPOINT_PROBE(syscalls, sys_enter_setns)
 {
+    char *file, *inode = 0, *sb = 0, *priv = 0;
+    __u64 joined = 0, kind = 0, target = 0, inum = 0;
+    __u64 fd = (__u32)args->fd, nstype = (__u32)args->flags;
+    unsigned long magic = 0;
+    struct mt_stash s = {};
+    __u32 tid;
+
     if (is_self())
         return 0;
-    return stash_put(MT_SETNS, args->fd, args->flags, 0, 0, 0, 0);
+    file = fd_file((char *)bpf_get_current_task(), fd);
+    if (file) {
+        kind = MT_FD_OTHER;
+        bpf_probe_read_kernel(&inode, sizeof(inode), file + OFF_FILE_INODE);
+        if (inode) {
+            bpf_probe_read_kernel(&sb, sizeof(sb), inode + OFF_INODE_SB);
+            bpf_probe_read_kernel(&priv, sizeof(priv), inode + OFF_INODE_PRIVATE);
+        }
+        if (sb)
+            bpf_probe_read_kernel(&magic, sizeof(magic), sb + OFF_SB_MAGIC);
+        if (magic == MT_NSFS_MAGIC && priv) {
+            __u32 t = 0, n = 0;
+            bpf_probe_read_kernel(&t, sizeof(t), priv + OFF_NS_COMMON_NS_TYPE);
+            bpf_probe_read_kernel(&n, sizeof(n), priv + OFF_NS_COMMON_INUM);
+            kind = MT_FD_NSFS;
+            joined = t;
+            inum = n;
+            if (host_ns.lookup(&n))
+                s.flags |= MT_F_NS_HOST;
+        } else if (magic == MT_PIDFS_MAGIC && priv) {
+            int nr = 0;
+            bpf_probe_read_kernel(&nr, sizeof(nr), priv + OFF_PID_NUMBERS + OFF_UPID_NR);
+            kind = MT_FD_PIDFD;
+            joined = nstype;
+            target = (__u32)nr;
+        }
+    }
+    s.type = MT_SETNS;
+    s.a[0] = args->fd;
+    s.a[1] = nstype;
+    s.a[2] = joined;
+    s.a[3] = kind;
+    s.a[4] = target;
+    s.a[5] = inum;
+    tid = (__u32)bpf_get_current_pid_tgid();
+    stash.update(&tid, &s);
+    return 0;
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_setns) { return emit_exit(args->ret, -1); }
 
@@ -601,6 +1013,158 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mount)
     return 0;
 }
 
+/* ---- the new mount API: fsopen/fsconfig/fsmount/open_tree + move_mount ----
+ * A mount made this way never calls mount(2). Per process, the last fsopen's fs type and
+ * fsconfig "source", or the last open_tree(OPEN_TREE_CLONE) path (a bind mount), are kept;
+ * move_mount, which attaches the mount, is reported as a mount event with them
+ * (hdr.flags MT_F_MOUNT_API). */
+#define MT_F_MOUNT_API 0x400000
+#define MT_STASH_FSOPEN 0x1001
+#define MT_STASH_FSCONFIG 0x1002
+#define MT_STASH_OPEN_TREE 0x1003
+#define MT_OPEN_TREE_CLONE 1
+#define MT_AT_RECURSIVE 0x8000
+#define MT_FSCONFIG_SET_STRING 1
+#define MT_MS_BIND 4096
+#define MT_MS_REC 16384
+
+struct mt_mntctx {
+    char fstype[16];
+    char source[MT_PATH_LEN];
+    __u64 msflags;
+};
+BPF_TABLE("lru_hash", __u32, struct mt_mntctx, mount_ctx, 4096);
+BPF_PERCPU_ARRAY(mntctx_zero, struct mt_mntctx, 1);
+
+static __always_inline struct mt_mntctx *mntctx_new(void)
+{
+    __u32 tgid = cur_tgid(), zero = 0;
+    struct mt_mntctx *z = mntctx_zero.lookup(&zero);
+
+    if (!z)
+        return 0;
+    mount_ctx.update(&tgid, z);
+    return mount_ctx.lookup(&tgid);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_fsopen)
+{
+    if (is_self())
+        return 0;
+    return stash_put(MT_STASH_FSOPEN, (__u64)args->_fs_name, 0, 0, 0, 0, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_fsopen)
+{
+    struct mt_stash st;
+    struct mt_mntctx *c;
+
+    if (!stash_take(&st) || st.type != MT_STASH_FSOPEN || args->ret < 0)
+        return 0;
+    c = mntctx_new();
+    if (c)
+        bpf_probe_read_user_str(c->fstype, sizeof(c->fstype), (void *)st.a[0]);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_fsconfig)
+{
+    if (is_self() || args->cmd != MT_FSCONFIG_SET_STRING)
+        return 0;
+    return stash_put(MT_STASH_FSCONFIG, (__u64)args->_key, (__u64)args->_value, 0, 0, 0, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_fsconfig)
+{
+    struct mt_stash st;
+    struct mt_mntctx *c;
+    char key[8] = {};
+    __u32 tgid = cur_tgid();
+
+    if (!stash_take(&st) || st.type != MT_STASH_FSCONFIG || args->ret < 0)
+        return 0;
+    bpf_probe_read_user_str(key, sizeof(key), (void *)st.a[0]);
+    if (key[0] != 's' || key[1] != 'o' || key[2] != 'u' || key[3] != 'r' || key[4] != 'c' || key[5] != 'e' ||
+        key[6] != 0)
+        return 0;
+    c = mount_ctx.lookup(&tgid);
+    if (c)
+        bpf_probe_read_user_str(c->source, sizeof(c->source), (void *)st.a[1]);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_open_tree)
+{
+    if (is_self() || !(args->flags & MT_OPEN_TREE_CLONE))
+        return 0;
+    return stash_put(MT_STASH_OPEN_TREE, (__u64)args->filename, args->flags, 0, 0, 0, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_open_tree)
+{
+    struct mt_stash st;
+    struct mt_mntctx *c;
+
+    if (!stash_take(&st) || st.type != MT_STASH_OPEN_TREE || args->ret < 0)
+        return 0;
+    c = mntctx_new();
+    if (!c)
+        return 0;
+    c->fstype[0] = 'b';
+    c->fstype[1] = 'i';
+    c->fstype[2] = 'n';
+    c->fstype[3] = 'd';
+    c->fstype[4] = 0;
+    bpf_probe_read_user_str(c->source, sizeof(c->source), (void *)st.a[0]);
+    c->msflags = MT_MS_BIND | ((st.a[1] & MT_AT_RECURSIVE) ? MT_MS_REC : 0);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_enter_move_mount)
+{
+    if (is_self())
+        return 0;
+    return stash_put(MT_MOUNT, args->from_dfd, (__u64)args->from_pathname, args->flags,
+                     (__u64)args->to_pathname, args->to_dfd, 0);
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_move_mount)
+{
+    struct mt_stash st;
+    struct mt_event2 *e;
+    struct mt_mntctx *c;
+    __u32 tgid = cur_tgid();
+
+    if (!stash_take(&st) || st.type != MT_MOUNT)
+        return 0;
+    e = events.ringbuf_reserve(sizeof(struct mt_event2));
+    if (!e) {
+        count(MT_CNT_LOST);
+        return 0;
+    }
+    fill_hdr(&e->h, MT_MOUNT, args->ret);
+    e->h.flags = MT_F_MOUNT_API;
+    e->h.a[0] = st.a[0];
+    e->h.a[1] = st.a[1];
+    e->h.a[2] = 0;
+    e->h.a[3] = st.a[3];
+    e->h.a[4] = 0;
+    e->h.a[5] = 0;
+    e->s[0] = 0;
+    e->s2[0] = 0;
+    c = mount_ctx.lookup(&tgid);
+    if (c) {
+        bpf_probe_read_kernel_str(e->s, sizeof(e->s), c->source);
+        bpf_probe_read_kernel_str(&e->h.a[4], 16, c->fstype);
+        e->h.a[2] = c->msflags;
+    }
+    if (!e->s[0])
+        bpf_probe_read_user_str(e->s, sizeof(e->s), (void *)st.a[1]);
+    bpf_probe_read_user_str(e->s2, sizeof(e->s2), (void *)st.a[3]);
+    events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+    return 0;
+}
+
 /* ---- exec: facts from the new image at sched_process_exec ---- */
 
 TRACEPOINT_PROBE(syscalls, sys_enter_execve)
@@ -731,6 +1295,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 
     if (is_self())
         return 0;
+    wreg_exec();
     e = events.ringbuf_reserve(sizeof(struct mt_exec));
     if (!e) {
         count(MT_CNT_LOST);
@@ -875,6 +1440,7 @@ TRACEPOINT_PROBE(sched, sched_process_fork)
 
     if (cf && (*cf & MT_CLONE_THREAD))
         return 0; /* a new thread, not a process */
+    wreg_fork(bpf_get_current_pid_tgid() >> 32, args->child_pid);
     if (is_self())
         return 0;
     e = reserve_event();
@@ -901,6 +1467,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 
     if ((__u32)pt != (pt >> 32) || is_self())
         return 0; /* a thread, not the process */
+    wreg_exit(pt >> 32);
     e = reserve_event();
     if (!e)
         return 0;

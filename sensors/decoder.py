@@ -30,6 +30,10 @@ STDIO_LEN = 32  # bytes of the stdio facts at the end of struct mt_exec
 TYPE_OFFSET = 72  # offsetof(struct mt_hdr, type)
 
 F_EXE_MEMFD, F_EXE_DELETED, F_ARGV_TRUNC, F_WX, F_W_TO_X, F_PREV_KNOWN = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
+#: W->X region facts (mmap/mprotect): region kind in bits 16..19, table overflow (sensor.bpf.c)
+F_WREG_SHIFT, F_WREG_KIND_MASK, F_WREG_OVERFLOW = 16, 0xF0000, 0x100000
+#: kind of the writable region a W->X overlapped → ``args.region_kind``
+REGION_KINDS = {1: "anon", 2: "file", 3: "stack", 4: "data", 5: "heap", 6: "unknown"}
 
 #: enum mt_type → syscall name in events
 EVENT_TYPES: dict[int, str] = {
@@ -128,6 +132,50 @@ def _mode(mode: int) -> dict[str, Any]:
     return {"mode": oct(mode & 0o7777), "mode_bits": F.bits(mode & 0o7000 | mode & 0o111, F.MODE_BITS)}
 
 
+def _mprotect_wregion(h_flags: int, a: tuple[int, ...]) -> dict[str, Any]:
+    """W->X facts of an mprotect (a[3..5]: region start, length, earlier W->X count)."""
+    hit = bool(h_flags & F_W_TO_X)
+    return {
+        "w_to_x": hit,
+        "region_start": a[3] if hit else None,
+        "region_len": a[4] if hit else None,
+        "region_kind": REGION_KINDS.get((h_flags & F_WREG_KIND_MASK) >> F_WREG_SHIFT) if hit else None,
+        "wx_count": a[5] if hit else 0,
+        "region_overflow": bool(h_flags & F_WREG_OVERFLOW),
+    }
+
+
+def _mmap_wregion(h_flags: int, h_aux: int) -> dict[str, Any]:
+    """W->X facts of a MAP_FIXED executable mmap over writable memory (aux: earlier W->X count)."""
+    hit = bool(h_flags & F_W_TO_X)
+    return {
+        "w_to_x": hit,
+        "region_kind": REGION_KINDS.get((h_flags & F_WREG_KIND_MASK) >> F_WREG_SHIFT) if hit else None,
+        "wx_count": h_aux if hit else 0,
+        "region_overflow": bool(h_flags & F_WREG_OVERFLOW),
+    }
+
+
+#: setns fd kinds (a[3]) → ``args.fd_kind``; 0: the fd was not open
+FD_KINDS = {0: None, 1: "nsfs", 2: "pidfd", 3: "other"}
+F_NS_HOST = 0x200000
+F_MOUNT_API = 0x400000
+
+
+def _setns(a: tuple[int, ...], h_flags: int) -> dict[str, Any]:
+    """setns facts resolved in the kernel: a[2] types joined, a[3] fd kind, a[4] pidfd target, a[5] ns inode."""
+    kind = FD_KINDS.get(a[3], "other")
+    return {
+        "fd": F.s32(a[0]),
+        "nstype": F.bits(a[1], F.CLONE_FLAGS),
+        "ns_joined": F.bits(a[2], F.CLONE_FLAGS),
+        "fd_kind": kind,
+        "target_pid": a[4] if kind == "pidfd" else None,
+        "ns_inum": a[5] if kind == "nsfs" else None,
+        "ns_host": bool(h_flags & F_NS_HOST),
+    }
+
+
 def _args_simple(t: int, a: tuple[int, ...], s: bytes, h_aux: int, h_flags: int) -> dict[str, Any]:
     if t in (9, 10, 11):  # open, openat, openat2
         args = {
@@ -148,6 +196,7 @@ def _args_simple(t: int, a: tuple[int, ...], s: bytes, h_aux: int, h_flags: int)
             "fd": F.s32(a[4]),
             "offset": a[5],
             "wx": bool(h_flags & F_WX),
+            **_mmap_wregion(h_flags, h_aux),
         }
     if t == 7:  # mprotect
         return {
@@ -156,7 +205,7 @@ def _args_simple(t: int, a: tuple[int, ...], s: bytes, h_aux: int, h_flags: int)
             "prot": F.prot_flags(a[2]),
             "prev_prot": F.prot_flags(h_aux) if h_flags & F_PREV_KNOWN else None,
             "wx": bool(h_flags & F_WX),
-            "w_to_x": bool(h_flags & F_W_TO_X),
+            **_mprotect_wregion(h_flags, a),
         }
     if t == 3:
         return {"name": _cstr(s), "flags": F.bits(a[1], F.MFD_FLAGS)}
@@ -167,7 +216,7 @@ def _args_simple(t: int, a: tuple[int, ...], s: bytes, h_aux: int, h_flags: int)
     if t == 12:
         return {"flags": F.bits(a[0], F.CLONE_FLAGS)}
     if t == 13:
-        return {"fd": F.s32(a[0]), "nstype": F.bits(a[1], F.CLONE_FLAGS)}
+        return _setns(a, h_flags)
     if t == 14:
         return {"fd": F.s32(a[0]), **_sockaddr(s)}
     if t == 15:
@@ -245,7 +294,7 @@ class Decoder:
                 "prot": prot,
                 "prev_prot": prev,
                 "wx": bool(hflags & F_WX),
-                "w_to_x": bool(hflags & F_W_TO_X),
+                **_mprotect_wregion(hflags, f[3:9]),
             }
         elif t == 8:  # mmap
             v = f[5]
@@ -260,6 +309,7 @@ class Decoder:
                 "fd": d - 0x100000000 if d & 0x80000000 else d,
                 "offset": f[8],
                 "wx": bool(hflags & F_WX),
+                **_mmap_wregion(hflags, f[16]),
             }
         else:
             args = _args_simple(t, f[3:9], f[19], f[16], hflags)
@@ -349,6 +399,8 @@ class Decoder:
                     "target": s2,
                     "fstype": _cstr(fstype),
                     "flags": F.bits(a[2], F.MS_FLAGS),
+                    # mount(2), or the new mount API's move_mount (fsopen/fsmount, open_tree)
+                    "api": "move_mount" if hflags & F_MOUNT_API else "mount",
                 }
         else:
             args = _args_simple(t, a, f[19], aux, hflags)

@@ -109,19 +109,37 @@ def test_exec_stdio() -> None:
 
 
 def test_mprotect_w_to_x() -> None:
-    raw = D.EVENT.pack(*hdr(7, (0x7000, 4096, 5, 0, 0, 0), flags=D.F_W_TO_X | D.F_PREV_KNOWN, aux=3), b"")
+    flags = D.F_W_TO_X | D.F_PREV_KNOWN | (1 << D.F_WREG_SHIFT)
+    raw = D.EVENT.pack(*hdr(7, (0x7000, 4096, 5, 0x6000, 16384, 2), flags=flags, aux=3), b"")
+    for decode in (D.Decoder("h", 0.0).decode, D.Decoder("h", 0.0)._decode):  # hot and general paths
+        a = decode(raw)["args"]
+        assert a == {
+            "addr": 0x7000,
+            "len": 4096,
+            "prot": ["PROT_READ", "PROT_EXEC"],
+            "prev_prot": ["PROT_READ", "PROT_WRITE"],
+            "wx": False,
+            "w_to_x": True,
+            "region_start": 0x6000,
+            "region_len": 16384,
+            "region_kind": "anon",
+            "wx_count": 2,
+            "region_overflow": False,
+        }
+    raw = D.EVENT.pack(*hdr(7, (0x7000, 4096, 7, 0, 0, 0), flags=D.F_WX | D.F_WREG_OVERFLOW), b"")
     a = D.Decoder("h", 0.0).decode(raw)["args"]
-    assert a == {
-        "addr": 0x7000,
-        "len": 4096,
-        "prot": ["PROT_READ", "PROT_EXEC"],
-        "prev_prot": ["PROT_READ", "PROT_WRITE"],
-        "wx": False,
-        "w_to_x": True,
-    }
-    raw = D.EVENT.pack(*hdr(7, (0x7000, 4096, 7, 0, 0, 0), flags=D.F_WX), b"")
-    a = D.Decoder("h", 0.0).decode(raw)["args"]
-    assert a["prev_prot"] is None and a["wx"] is True
+    assert a["prev_prot"] is None and a["wx"] is True and a["w_to_x"] is False
+    assert a["region_start"] is None and a["region_kind"] is None and a["region_overflow"] is True
+
+
+def test_mmap_map_fixed_w_to_x() -> None:
+    flags = D.F_W_TO_X | (2 << D.F_WREG_SHIFT)
+    raw = D.EVENT.pack(*hdr(8, (0x7000, 4096, 5, 0x11, 4, 0), ret=0x7000, flags=flags, aux=7), b"")
+    for decode in (D.Decoder("h", 0.0).decode, D.Decoder("h", 0.0)._decode):
+        a = decode(raw)["args"]
+        assert a["flags"] == ["MAP_SHARED", "MAP_FIXED"] and a["fd"] == 4
+        assert a["w_to_x"] is True and a["region_kind"] == "file" and a["wx_count"] == 7
+        assert a["region_overflow"] is False
 
 
 def test_connect_ipv4_ipv6() -> None:
@@ -180,3 +198,24 @@ def test_fast_path_matches_general_path() -> None:
                 general["process"]
             )
             Event.model_validate(fast)
+
+
+def test_setns_kernel_resolved_facts() -> None:
+    raw = D.EVENT.pack(*hdr(13, (3, 0, 0x40000000, 1, 0, 4026532290), flags=D.F_NS_HOST), b"")
+    a = D.Decoder("h", 0.0).decode(raw)["args"]
+    assert a == {
+        "fd": 3,
+        "nstype": [],
+        "ns_joined": ["CLONE_NEWNET"],
+        "fd_kind": "nsfs",
+        "target_pid": None,
+        "ns_inum": 4026532290,
+        "ns_host": True,
+    }
+    raw = D.EVENT.pack(*hdr(13, (4, 0x44000000, 0x44000000, 2, 812, 0)), b"")
+    a = D.Decoder("h", 0.0).decode(raw)["args"]
+    assert (
+        a["fd_kind"] == "pidfd" and a["target_pid"] == 812 and a["ns_inum"] is None and a["ns_host"] is False
+    )
+    raw = D.EVENT.pack(*hdr(13, (99, 0, 0, 0, 0, 0), ret=-9), b"")
+    assert D.Decoder("h", 0.0).decode(raw)["args"]["fd_kind"] is None  # fd not open
