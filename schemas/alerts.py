@@ -67,6 +67,9 @@ class ProcessRef(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     pid: int | None = None
+    entity_id: str | None = Field(
+        default=None, description="The process's entity id (schemas.events.ProcessInfo.entity_id)"
+    )
     ppid: int | None = None
     executable: str | None = None
     command_line: str | None = None
