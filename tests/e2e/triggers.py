@@ -2,7 +2,9 @@
 
 ``python -m tests.e2e.triggers NAME`` runs one; the process's own pid is what the alert
 names (the tracer/writer, or the memfd exec which keeps its pid). Only harmless targets:
-a forked child of the trigger itself, anonymous memory, copies of /bin/true.
+an orphaned grandchild of the trigger (reparented, so no longer its descendant: the shape
+of injecting into a running process one did not start), anonymous memory, copies of
+/bin/true.
 """
 
 from __future__ import annotations
@@ -63,17 +65,44 @@ def dev_shm() -> None:
 
 
 def _child_with_buffer() -> tuple[int, ctypes.Array[ctypes.c_char]]:
-    buf = ctypes.create_string_buffer(64)  # same address in the forked child
-    pid = os.fork()
-    if pid == 0:
-        time.sleep(30)
+    """A victim process with ``buf`` at the same address, detached from the trigger's tree
+    (double fork: its parent exits and it is reparented)."""
+    buf = ctypes.create_string_buffer(64)  # same address in the forked processes
+    r, w = os.pipe()
+    mid = os.fork()
+    if mid == 0:
+        victim = os.fork()
+        if victim == 0:
+            os.close(r)
+            os.close(w)
+            time.sleep(30)
+            os._exit(0)
+        os.write(w, str(victim).encode())
         os._exit(0)
+    os.close(w)
+    pid = int(os.read(r, 32))
+    os.close(r)
+    os.waitpid(mid, 0)
+    while os.getpid() in _parents(pid):  # wait until the victim is reparented
+        time.sleep(0.01)
+    time.sleep(0.05)
     return pid, buf
+
+
+def _parents(pid: int) -> list[int]:
+    out: list[int] = []
+    while pid > 1 and len(out) < 64:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            break
+        out.append(pid)
+    return out
 
 
 def _reap(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
 
 
 def ptrace() -> None:
