@@ -22,12 +22,16 @@ from typing import Any
 import orjson
 
 from sensors.cgroups import CgroupResolver
+from sensors.peers import StdioPeers
 from sensors.proctable import TICK_NS, Proc, ProcTable, entity_id
 from sensors.targets import TARGET_REQUESTS, TargetResolver, mem_path_pid
 
 _LIFECYCLE = frozenset(("process_fork", "execve", "execveat", "process_exit"))
-#: syscalls that may name another process (``args.target``, sensors.targets)
-_TARGETED = frozenset(("ptrace", "process_vm_writev", "process_vm_readv", "open", "openat", "openat2"))
+#: syscalls that may name another process (``args.target``, sensors.targets), and connect
+#: (stdio peers, sensors.peers)
+_SPECIAL = frozenset(
+    ("ptrace", "process_vm_writev", "process_vm_readv", "open", "openat", "openat2", "connect")
+)
 
 
 class Context:
@@ -37,6 +41,7 @@ class Context:
         self.wire_lineage = wire_lineage
         self._proc_cache: dict[int, tuple[int, Any, dict[str, Any]]] = {}
         self.targets = TargetResolver(procs, procs.proc)
+        self.peers = StdioPeers(procs, procs.proc)
 
     def _process_part(self, pid: int, ppid: int, pstart: Any) -> dict[str, Any]:
         hit = self._proc_cache.get(pid)
@@ -78,8 +83,11 @@ class Context:
         else:
             proc.update(self._process_part(pid, ppid, pstart))
         ev["container_id"] = self.cgroups.container_id(ev["cgroup_id"], pid)
-        if ev["syscall"] in _TARGETED:
-            self._add_target(ev)
+        if ev["syscall"] in _SPECIAL:
+            if ev["syscall"] == "connect":
+                self.peers.on_connect(ev)
+            else:
+                self._add_target(ev)
         return ev
 
     def _add_target(self, ev: dict[str, Any]) -> None:
@@ -127,4 +135,6 @@ class Context:
         if "cgroup_name" in ev:
             self.cgroups.learn(ev["cgroup_id"], ev["cgroup_name"])
         ev["container_id"] = self.cgroups.container_id(ev["cgroup_id"], pid)
+        if "stdio" in args:
+            self.peers.on_exec(ev)
         return ev
