@@ -27,11 +27,10 @@ from sensors.proctable import TICK_NS, Proc, ProcTable, entity_id
 from sensors.targets import TARGET_REQUESTS, TargetResolver, mem_path_pid
 
 _LIFECYCLE = frozenset(("process_fork", "execve", "execveat", "process_exit"))
-#: syscalls that may name another process (``args.target``, sensors.targets), and connect
-#: (stdio peers, sensors.peers)
-_SPECIAL = frozenset(
-    ("ptrace", "process_vm_writev", "process_vm_readv", "open", "openat", "openat2", "connect")
-)
+#: syscalls that name another process (``args.target``, sensors.targets), and connect
+#: (stdio peers, sensors.peers); opens are checked inline (``/proc/<pid>/mem``)
+_SPECIAL = frozenset(("ptrace", "process_vm_writev", "process_vm_readv", "connect"))
+_OPENS = frozenset(("openat", "open", "openat2"))
 
 
 class Context:
@@ -83,8 +82,12 @@ class Context:
         else:
             proc.update(self._process_part(pid, ppid, pstart))
         ev["container_id"] = self.cgroups.container_id(ev["cgroup_id"], pid)
-        if ev["syscall"] in _SPECIAL:
-            if ev["syscall"] == "connect":
+        sc = ev["syscall"]
+        if sc in _OPENS:
+            if ev["args"]["path"].endswith("/mem"):
+                self._add_target(ev)
+        elif sc in _SPECIAL:
+            if sc == "connect":
                 self.peers.on_connect(ev)
             else:
                 self._add_target(ev)

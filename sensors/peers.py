@@ -187,16 +187,22 @@ class StdioPeers:
         if not stdio or (stdio.get("stdin") != "pipe" and stdio.get("stdout") != "pipe"):
             return
         proc = ev["process"]
-        pid, eid = proc["pid"], proc.get("entity_id")
         exe = proc.get("exe") or ""
-        shell = SHELLS_AND_INTERPRETERS.match(exe.rsplit("/", 1)[-1]) is not None
+        shell = SHELLS_AND_INTERPRETERS.match(exe[exe.rfind("/") + 1 :]) is not None
+        if not shell and not self._orphans and "stdin_ino" not in stdio and "stdout_ino" not in stdio:
+            return  # nothing to learn without a /proc read nobody needs
+        pid, eid = proc["pid"], proc.get("entity_id")
         rec: dict[str, Any] | None = None
         for fd, name in enumerate(_NAMES):
             if stdio.get(name) != "pipe":
                 continue
             ino = stdio.get(f"{name}_ino")
             if not isinstance(ino, int) or not ino:
-                ino = self._fd_ino(pid, fd)  # no kernel inode: /proc, while the process lives
+                # no kernel inode: /proc, while the process lives; for other programs only
+                # while a shell waits for its peer (a readlink costs ~10 µs)
+                if not shell and not self._orphans:
+                    continue
+                ino = self._fd_ino(pid, fd)
                 if ino is None:
                     continue
             self._remember(ino, pid, eid, name)

@@ -190,7 +190,7 @@ class ProcTable:
             out.append(
                 {
                     "pid": p.pid,
-                    "entity_id": self.entity(p),
+                    "entity_id": p.entity_id or self.entity(p),
                     "exe": p.exe,
                     "comm": p.comm,
                     "cmdline": p.cmdline,
