@@ -10,7 +10,8 @@ whether it descends from the tracer (a debugger running its own program: ``gdb .
 ``{"pid": 4711, "entity_id": "...", "exe": "/usr/sbin/sshd", "comm": "sshd",
 "container_id": null, "same_container": true, "is_descendant": false}``; ``pid`` is the
 host pid (``ns_pid`` is added when the tracer lives in another pid namespace). A target
-that cannot be resolved (already gone) gives ``{"pid": <as passed>, "resolved": false}``.
+that cannot be resolved (already gone, or a tracer in a container whose namespace can no
+longer be read) gives ``{"pid": <as passed>, "resolved": false}``: never a guess.
 """
 
 from __future__ import annotations
@@ -82,10 +83,27 @@ class TargetResolver:
         except OSError:
             return None
 
-    def _host_pid(self, tracer_pid: int, tpid: int) -> int | None:
+    def _tracer_ns(self, ev: dict[str, Any]) -> str | None:
+        """The tracer's pid namespace; if it is gone already, its parent's when that lives in
+        the same container. None: unknown (a container tracer must not be guessed at)."""
+        proc = ev["process"]
+        ns = self._pidns(proc["pid"])
+        if ns is not None:
+            return ns
+        cid = ev.get("container_id")
+        if not cid:
+            return self._host_ns  # a host process: the host's namespace
+        ppid = proc.get("ppid") or 0
+        if ppid > 1 and container_id_from_path(path_from_proc(ppid, self.proc) or "") == cid:
+            return self._pidns(ppid)
+        return None
+
+    def _host_pid(self, ev: dict[str, Any], tpid: int) -> int | None:
         """``tpid`` as the tracer sees it → host pid (a tid gives its thread group)."""
-        ns = self._pidns(tracer_pid)
-        if ns is None or ns == self._host_ns:
+        ns = self._tracer_ns(ev)
+        if ns is None:
+            return None
+        if ns == self._host_ns:
             host = tpid
         else:
             host_opt = self._ns_map.get((ns, tpid))
@@ -140,7 +158,7 @@ class TargetResolver:
             live = self.procs.peek(hit["pid"])
             if live is not None and self.procs.entity(live) == hit["entity_id"]:
                 return hit
-        host = self._host_pid(tracer, tpid) if tpid > 0 else None
+        host = self._host_pid(ev, tpid) if tpid > 0 else None
         p = self.procs.get(host) if host is not None else None
         if p is None:
             return {"pid": tpid, "resolved": False}

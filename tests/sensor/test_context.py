@@ -193,3 +193,17 @@ def test_injection_target_identity_from_the_table_and_proc() -> None:
         other.kill()
         child.wait()
         other.wait()
+
+
+def test_container_tracer_already_gone_is_not_guessed(tmp_path: Path) -> None:
+    """A tracer in a container names the target by its namespace's pid: with the tracer
+    gone, the sensor cannot map it and says so instead of naming a host process."""
+    from sensors.targets import TargetResolver
+
+    procs = ProcTable()
+    procs.scan()
+    r = TargetResolver(procs)
+    ev_c = {"process": {"pid": 0x3FFFFFF1, "ppid": 0x3FFFFFF2}, "container_id": CID}
+    assert r.resolve(ev_c, 1) == {"pid": 1, "resolved": False}
+    ev_h = {"process": {"pid": 0x3FFFFFF1, "ppid": 0x3FFFFFF2}, "container_id": None}
+    assert r.resolve(ev_h, 1)["pid"] == 1 and r.resolve(ev_h, 1)["is_descendant"] is False

@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from .conftest import Collector
+from .test_podman import RUN, image  # noqa: F401  (the busybox image fixture)
+from .test_stdio_peers import polling
 
 pytestmark = pytest.mark.ebpf
 
@@ -109,6 +111,7 @@ int main(int argc, char **argv) {
         if (c == 0) {
             ptrace(PTRACE_TRACEME, 0, 0, 0);
             raise(SIGSTOP);
+            usleep(1500000);  /* the program being debugged runs a while */
             _exit(0);
         }
         waitpid(c, 0, 0);
@@ -242,3 +245,44 @@ def test_debugger_tracing_its_own_child_stays_quiet(collector: Collector, inject
         (a.rule.id, a.rule.severity) for a in alerts if a.rule.severity in ("warning", "error", "critical")
     ]
     assert loud == []
+
+
+@pytest.mark.podman
+@pytest.mark.slow
+def test_injection_inside_a_container_resolves_the_namespaced_target(
+    collector: Collector,
+    tmp_path: Path,
+    image: str,  # noqa: F811
+) -> None:
+    """A tracer in a container names its target by the container's pid: the sensor maps it
+    to the host process, same container, not a descendant; a debugger's own child is."""
+    if not shutil.which("podman"):
+        pytest.skip("podman not installed")
+    d = tmp_path / "bin"
+    d.mkdir()
+    (d / "inj.c").write_text(INJECT_C)
+    subprocess.run(["gcc", "-O1", "-static", "-o", str(d / "gdb"), str(d / "inj.c")], check=True)
+    script = "sleep 30 & v=$!; sleep 0.2; /x/gdb setregs $v; r=$?; /x/gdb child; sleep 2; kill $v; exit $r"
+    with_peers = [*RUN, "-v", f"{d}:/x:ro", image, "/bin/sh", "-c", script]
+    with polling(collector):  # read events as they come, as the sensor daemon does
+        p = subprocess.run(with_peers, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr + p.stdout
+    ours = lambda e: e["process"].get("exe") == "/x/gdb"  # noqa: E731
+    assert collector.wait_for(lambda e: ours(e) and e["syscall"] == "process_exit", timeout=20)
+    collector.program.poll()
+    sets = [e for e in collector.events if ours(e) and e["args"].get("request") == "PTRACE_SETREGS"]
+    assert sets and sets[0]["container_id"]
+    t = sets[0]["args"]["target"]
+    # the victim is the shell's first child (busybox runs `sleep` without an exec): a sibling
+    tracer = sets[0]["process"]
+    forks = [
+        e["args"]["child_pid"]
+        for e in collector.events
+        if e["syscall"] == "process_fork" and e["process"]["pid"] == tracer["ppid"]
+    ]
+    assert forks and t["pid"] == forks[0], (t, forks)
+    assert t["ns_pid"] == sets[0]["args"]["target_pid"] != t["pid"]
+    assert t["same_container"] is True and t["container_id"] == sets[0]["container_id"]
+    assert t["is_descendant"] is False and t["entity_id"].split("-")[1] == str(t["pid"])
+    pokes = [e for e in collector.events if ours(e) and e["args"].get("request") == "PTRACE_POKEDATA"]
+    assert pokes and pokes[0]["args"]["target"]["is_descendant"] is True
