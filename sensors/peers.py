@@ -32,6 +32,7 @@ SHELLS_AND_INTERPRETERS = re.compile(
     r"^(sh|bash|dash|zsh|ksh|mksh|ash|csh|tcsh|fish|busybox|python[0-9.]*|perl[0-9.]*|ruby[0-9.]*|"
     r"php[0-9.]*|node|nodejs|lua[0-9.]*|awk|gawk|mawk|tclsh[0-9.]*|pwsh|deno|bun)$"
 )
+_SHELLS = re.compile(r"^(sh|bash|dash|zsh|ksh|mksh|ash|csh|tcsh|fish|busybox)$")
 MAX_PIPES = 8192  # remembered pipe holders
 MAX_PENDING = 1024  # shells waiting for a peer's first connect
 PENDING_NS = 30_000_000_000  # how long a peer's later connect still counts
@@ -150,9 +151,14 @@ class StdioPeers:
             fds = [fd for fd in self._fds(ppid) if self._fd_ino(ppid, fd) == ino]
             if not fds:
                 return None
-            if own_fd not in fds:
-                return ppid
             parent = self.procs.get(ppid)
+            if own_fd not in fds:
+                # a shell holding a pipe it has not handed out yet is building a pipeline:
+                # the real peer is the command it forks next (bound when that one execs)
+                exe = (parent.exe or "") if parent else ""
+                if _SHELLS.match(exe[exe.rfind("/") + 1 :]):
+                    return None
+                return ppid
             if parent is None:
                 return None
             pid, ppid = ppid, parent.ppid
@@ -187,6 +193,8 @@ class StdioPeers:
         if not stdio or (stdio.get("stdin") != "pipe" and stdio.get("stdout") != "pipe"):
             return
         proc = ev["process"]
+        if stdio.get("network") and proc.get("entity_id"):
+            self._mark_net(proc["entity_id"])  # holds an internet socket on its stdio
         exe = proc.get("exe") or ""
         shell = SHELLS_AND_INTERPRETERS.match(exe[exe.rfind("/") + 1 :]) is not None
         if not shell and not self._orphans and "stdin_ino" not in stdio and "stdout_ino" not in stdio:
@@ -239,6 +247,12 @@ class StdioPeers:
             if not peer["net"] and peer["entity_id"]:
                 self._wait(peer["entity_id"], rec, name)
 
+    def _mark_net(self, eid: str) -> None:
+        self._net[eid] = True
+        self._net.move_to_end(eid)
+        if len(self._net) > MAX_PIPES:
+            self._net.popitem(last=False)
+
     def _wait(self, peer_eid: str, rec: dict[str, Any], side: str) -> None:
         """``peer_eid`` feeds ``rec``'s ``side``: its first connect will say so."""
         self._pending.setdefault(peer_eid, []).append((rec, side))
@@ -257,10 +271,7 @@ class StdioPeers:
         eid = ev["process"].get("entity_id")
         if not eid:
             return
-        self._net[eid] = True
-        self._net.move_to_end(eid)
-        if len(self._net) > MAX_PIPES:
-            self._net.popitem(last=False)
+        self._mark_net(eid)
         waiting = self._pending.pop(eid, None)
         if not waiting:
             return

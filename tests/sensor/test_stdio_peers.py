@@ -301,3 +301,52 @@ def test_nc_pipe_relay_around_a_shell(collector: Collector) -> None:
     assert ncs <= named, (stdio, [e["args"] for e in events if e["syscall"] == "connect"])
     alerts = [a for a in _engine().process_batch(events) if a.rule.id == "MT-NET-007"]
     assert alerts and {"T1059.004", "T1095"} <= set(alerts[0].threat.technique.id)
+
+
+RUNNER = r"""
+import socket, subprocess, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))  # the job server
+step = sys.argv[2]
+p = subprocess.Popen(["/bin/bash", "-e", step], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+s.sendall(p.stdout.read())
+p.stdin.close()
+sys.exit(p.wait())
+"""
+
+
+def test_ci_runner_shape_stays_quiet(collector: Collector, tmp_path: Path) -> None:
+    """A connected runner that runs a job step from a script file with piped stdio (GitHub,
+    Jenkins, Buildkite agents) and `... | sh` with a local producer: no alert at warning+."""
+    step = tmp_path / "step.sh"
+    step.write_text("echo building; cat /etc/hostname | sh -c 'wc -l' >/dev/null; echo done\n")
+    srv, port = _listener()
+    got: list[bytes] = []
+    t = _operator(srv, b"", got)
+    with polling(collector):
+        runner = tmp_path / "runner.py"  # an agent installed as a program, not a one-liner
+        runner.write_text(RUNNER)
+        p = subprocess.Popen([sys.executable, str(runner), str(port), str(step)])
+        assert p.wait(30) == 0
+        t.join(20)
+        q = subprocess.run(["/bin/bash", "-c", "printf 'echo local\\n' | sh"], capture_output=True, text=True)
+        assert q.stdout.strip() == "local"
+    srv.close()
+    assert got and b"done" in got[0]
+    events = _tree(collector, p.pid, _exits(p.pid)) + _tree(
+        collector, q_pid := _pid_of(collector, q.args), _exits(q_pid)
+    )
+    bash = [e for e in events if e["syscall"] == "execve" and e["args"]["argv"][:2] == ["/bin/bash", "-e"]]
+    assert bash and bash[0]["args"]["stdio"]["stdin_peer"]["net"] is True  # the facts are there
+    assert bash[0]["args"]["stdio"]["reads_program_from_stdin"] is False
+    loud = [
+        (a.rule.id, a.rule.severity)
+        for a in _engine().process_batch(sorted(events, key=lambda e: e["ts_ns"]))
+        if a.rule.severity != "info"
+    ]
+    assert loud == []
+
+
+def _pid_of(collector: Collector, argv: list[str]) -> int:
+    found = [e for e in collector.events if e["syscall"] == "execve" and e["args"]["argv"] == argv]
+    assert found
+    return int(found[-1]["process"]["pid"])
