@@ -80,7 +80,16 @@ def _proc(rng: random.Random, exe: str) -> dict[str, Any]:
         "comm": exe.rsplit("/", 1)[-1][:15],
         "exe": exe,
         "cmdline": exe + " --serve",
-        "ancestors": [{"pid": pid - 1, "exe": "/bin/sh", "comm": "sh"}, {"pid": 1, "exe": "/sbin/init"}],
+        "entity_id": f"0123456789ab-{pid}-{pid * 7}",
+        "ancestors": [
+            {
+                "pid": pid - 1,
+                "entity_id": f"0123456789ab-{pid - 1}-{pid * 7 - 7}",
+                "exe": "/bin/sh",
+                "comm": "sh",
+            },
+            {"pid": 1, "entity_id": "0123456789ab-1-1", "exe": "/sbin/init"},
+        ],
     }
 
 

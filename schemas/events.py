@@ -28,6 +28,12 @@ class ProcessInfo(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     pid: int = Field(description="Thread-group id (the process id users see)")
+    entity_id: str | None = Field(
+        default=None,
+        description="Process identity unique across pid reuse and reboots, stable across exec:"
+        " '<boot>-<pid>-<start>' (first 12 hex digits of the boot id, the pid, the start time in 10 ms"
+        " ticks since boot = start_boottime_ns // 10_000_000 = /proc/PID/stat starttime)",
+    )
     tid: int = Field(description="Thread id")
     ppid: int = Field(description="Parent's thread-group id")
     uid: int
@@ -43,7 +49,7 @@ class ProcessInfo(BaseModel):
     )
     ancestors: list[dict[str, Any]] = Field(
         default_factory=list,
-        description="Parent first: [{pid, exe, comm, cmdline}], bounded",
+        description="Parent first: [{pid, entity_id, exe, comm, cmdline}], bounded",
     )
 
 

@@ -206,10 +206,6 @@ def _host(e: Mapping[str, Any]) -> str:
     return str(e.get("host") or "")
 
 
-def _pid(e: Mapping[str, Any]) -> Any:
-    return (e.get("process") or {}).get("pid")
-
-
 def _pod(e: Mapping[str, Any]) -> tuple[str | None, str | None]:
     """(namespace, pod name): an audit event's ``kubernetes``, else its container's pod."""
     k = e.get("kubernetes") or {}
@@ -223,7 +219,10 @@ def _pod(e: Mapping[str, Any]) -> tuple[str | None, str | None]:
 
 def store_key(kind: str, e: Mapping[str, Any]) -> tuple[Any, ...]:
     if kind in ("process", "tree"):
-        return (_host(e), _pid(e))
+        # The process's entity id (unique across pid reuse); the pid only for events
+        # without one (tests, foreign sources).
+        p = e.get("process") or {}
+        return (_host(e), p.get("entity_id") or p.get("pid"))
     if kind == "container":
         return (_host(e), e.get("container_id") or (e.get("container") or {}).get("id") or "")
     if kind == "pod":
@@ -237,17 +236,19 @@ def store_key(kind: str, e: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 def lookup_keys(kind: str, e: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-    """Keys under which earlier steps of the same process tree may be stored: self, then ancestors."""
+    """Keys under which earlier steps of the same process tree may be stored: self, then
+    ancestors (entity ids; pids for an event or ancestor without one)."""
     if kind != "tree":
         return [store_key(kind, e)]
     h = _host(e)
     p = e.get("process") or {}
-    keys = [(h, p.get("pid"))]
-    if p.get("ppid") is not None:
+    keys = [(h, p.get("entity_id") or p.get("pid"))]
+    anc = p.get("ancestors") or ()
+    if p.get("ppid") is not None and not (anc and anc[0].get("entity_id")):
         keys.append((h, p.get("ppid")))
-    for a in p.get("ancestors") or ():
-        k = (h, a.get("pid"))
-        if a.get("pid") is not None and k not in keys:
+    for a in anc:
+        k = (h, a.get("entity_id") or a.get("pid"))
+        if k[1] is not None and k not in keys:
             keys.append(k)
     return keys
 
@@ -314,6 +315,7 @@ def build_alert(cp: CompiledPattern, evidence: list[Mapping[str, Any]]) -> Alert
         kubernetes=kube,
         process=ProcessRef(
             pid=proc.get("pid"),
+            entity_id=proc.get("entity_id"),
             ppid=proc.get("ppid"),
             executable=proc.get("exe"),
             command_line=proc.get("cmdline"),

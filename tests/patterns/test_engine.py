@@ -382,3 +382,62 @@ def test_fork_shares_patterns_but_not_state() -> None:
     assert other.pattern_count() == eng.pattern_count()
     assert _ids(other, second) == []
     assert _ids(eng, second) == ["MT-TEST-001"]
+
+
+def _eid(pid: int, start: int) -> str:
+    return f"0123456789ab-{pid}-{start}"
+
+
+def test_pid_reuse_never_continues_an_old_process_sequence() -> None:
+    """Keys are entity ids: a new process that reuses a pid starts from scratch."""
+    old = {"pid": 8, "ppid": 1, "entity_id": _eid(8, 100), "ancestors": [{"pid": 1, "entity_id": _eid(1, 1)}]}
+    new = {**old, "entity_id": _eid(8, 900)}
+    first = {"syscall": "memfd_create", "ret": 3, "process": old}
+    then_exec = {"syscall": "execve", "args": {"filename": "/proc/self/fd/3"}, "time": 5}
+    for key in ("process", "tree"):
+        same = fill_example([first, {**then_exec, "process": old}])
+        assert _ids(_engine(_memfd_seq(key)), same) == ["MT-TEST-001"], key
+        reused = fill_example([first, {**then_exec, "process": new}])
+        assert _ids(_engine(_memfd_seq(key)), reused) == [], key
+    # tree: a child of the OLD process continues it; a child of the new one (same parent pid) does not
+    child_of = lambda parent: {  # noqa: E731
+        "pid": 9,
+        "ppid": 8,
+        "entity_id": _eid(9, 950),
+        "ancestors": [{"pid": 8, "entity_id": parent["entity_id"]}, {"pid": 1, "entity_id": _eid(1, 1)}],
+    }
+    hit = fill_example([first, {**then_exec, "process": child_of(old)}])
+    assert _ids(_engine(_memfd_seq()), hit) == ["MT-TEST-001"]
+    miss = fill_example([first, {**then_exec, "process": child_of(new)}])
+    assert _ids(_engine(_memfd_seq()), miss) == []
+    # an ancestor further up: the grandparent's entity
+    gchild = {**child_of(new), "ancestors": [{"pid": 8, "entity_id": _eid(8, 900)}, old]}
+    assert _ids(_engine(_memfd_seq()), fill_example([first, {**then_exec, "process": gchild}])) == [
+        "MT-TEST-001"
+    ]
+
+
+def test_threshold_and_absence_key_on_entity() -> None:
+    spec = _spec(threshold={"key": "process", "window": 10, "count": 2, "condition": {"syscall": "openat"}})
+    p1 = {"pid": 7, "entity_id": _eid(7, 1)}
+    p2 = {"pid": 7, "entity_id": _eid(7, 2)}
+    mk = lambda p, t: {"syscall": "openat", "time": t, "args": {"path": "/x"}, "process": p}  # noqa: E731
+    assert _ids(_engine(spec), fill_example([mk(p1, 0), mk(p2, 1)])) == []
+    assert _ids(_engine(spec), fill_example([mk(p1, 0), mk(p1, 1)])) == ["MT-TEST-001"]
+    absence = _spec(
+        absence={
+            "key": "process",
+            "window": 5,
+            "first": {"condition": {"syscall": "connect"}},
+            "then": {"condition": {"syscall": "process_exit"}},
+        }
+    )
+    eng = _engine(absence)
+    ev = fill_example(
+        [
+            {"syscall": "connect", "args": {"port": 1}, "process": p1},
+            {"syscall": "process_exit", "time": 1, "process": p2},  # another process's exit
+        ]
+    )
+    assert _ids(eng, ev) == []
+    assert [a.rule.id for a in eng.flush(ev[0]["time"] + 10)] == ["MT-TEST-001"]

@@ -56,8 +56,8 @@ def test_fork_exec_exit_lineage(tmp_path: Path) -> None:
     )
     assert x["process"]["exe"] == "memfd:payload" and x["process"]["cmdline"] == "payload -x"
     assert x["process"]["ancestors"] == [
-        {"pid": 100, "exe": "/bin/sh", "comm": "sh", "cmdline": "sh -c payload"}
-    ]
+        {"pid": 100, "entity_id": None, "exe": "/bin/sh", "comm": "sh", "cmdline": "sh -c payload"}
+    ]  # the parent's start time is unknown here (no event of its own, no /proc)
     assert x["container_id"] == CID  # learned from the kernel's cgroup name
     o = ctx.apply(ev("openat", 200, 100, {"path": "/etc/shadow"}, cgroup_id=77))
     assert o["process"]["exe"] == "memfd:payload" and o["container_id"] == CID
@@ -94,3 +94,116 @@ def test_wire_lineage_serializes_the_same(tmp_path: Path) -> None:
         out.append(orjson.dumps({"events": events}))
     assert out[0] == out[1]
     assert orjson.loads(out[1])["events"][2]["process"]["ancestors"][1]["cmdline"] == 'p2 --arg "quoted" ü'
+
+
+def _at(e: dict[str, Any], start_ns: int) -> dict[str, Any]:
+    e["process"]["start_boottime_ns"] = start_ns
+    return e
+
+
+def test_entity_ids_from_kernel_start_and_pid_reuse(tmp_path: Path) -> None:
+    """Identity from (boot id, pid, kernel start): stable across exec, new on pid reuse."""
+    procs = ProcTable(proc=tmp_path, boot="feedc0ffee12")
+    ctx = Context(procs, CgroupResolver(root=tmp_path, rescan_interval=3600))
+    ctx.apply(_at(ev("process_fork", 100, 1, {"child_pid": 200}), 5_000_000_000))
+    e1 = ctx.apply(_at(ev("openat", 200, 100, {"path": "/a"}), 7_123_456_789))
+    assert e1["process"]["entity_id"] == "feedc0ffee12-200-712"
+    assert e1["process"]["ancestors"][0]["entity_id"] == "feedc0ffee12-100-500"
+    x = ctx.apply(
+        _at(
+            ev(
+                "execve",
+                200,
+                100,
+                {"filename": "/bin/x", "argv": ["x"], "exe_memfd": False, "exe_name": None},
+            ),
+            7_123_456_789,
+        )
+    )
+    assert x["process"]["entity_id"] == e1["process"]["entity_id"] and x["process"]["exe"] == "/bin/x"
+    # the exit was missed; a new process reuses pid 200 under the same parent
+    e2 = ctx.apply(_at(ev("openat", 200, 100, {"path": "/b"}), 9_000_000_000))
+    assert e2["process"]["entity_id"] == "feedc0ffee12-200-900"
+    assert e2["process"]["exe"] is None  # not the old image's
+    # a child of the new process names the new one as its parent
+    ctx.apply(_at(ev("process_fork", 200, 100, {"child_pid": 300}), 9_000_000_000))
+    c = ctx.apply(_at(ev("openat", 300, 200, {"path": "/c"}), 9_500_000_000))
+    assert [a["entity_id"] for a in c["process"]["ancestors"]] == [
+        "feedc0ffee12-200-900",
+        "feedc0ffee12-100-500",
+    ]
+
+
+def test_proc_scan_and_kernel_agree_on_entity_id() -> None:
+    """A process known only from /proc gets the id the kernel's start time gives it."""
+    procs = ProcTable()
+    procs.scan()
+    me = procs.get(os.getpid())
+    assert me is not None
+    eid = procs.entity(me)
+    assert eid is not None and eid.split("-")[1] == str(os.getpid())
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")[:12]
+    assert eid.startswith(boot + "-")
+    ticks = int(Path(f"/proc/{os.getpid()}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    assert eid == f"{boot}-{os.getpid()}-{ticks}"
+    ctx = Context(procs, CgroupResolver())
+    e = ctx.apply(
+        _at(ev("openat", os.getpid(), os.getppid(), {"path": "/x"}), ticks * 10_000_000 + 4_999_999)
+    )
+    assert e["process"]["entity_id"] == eid
+    assert e["process"]["ancestors"][0]["entity_id"].startswith(f"{boot}-{os.getppid()}-")
+
+
+def test_injection_target_identity_from_the_table_and_proc() -> None:
+    """args.target: the target's identity and kernel facts, whatever the tracer is called."""
+    import subprocess
+    import sys
+
+    procs = ProcTable()
+    procs.scan()
+    ctx = Context(procs, CgroupResolver())
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    other = subprocess.Popen(["/bin/sleep", "30"], start_new_session=True)
+    try:
+        me, parent = os.getpid(), os.getppid()
+
+        def traced(syscall: str, args: dict[str, Any]) -> dict[str, Any]:
+            e = ev(syscall, me, parent, args)
+            e["process"]["start_boottime_ns"] = 0
+            return ctx.apply(e)["args"]
+
+        t = traced("ptrace", {"request": "PTRACE_SETREGS", "target_pid": child.pid})["target"]
+        assert t["pid"] == child.pid and t["is_descendant"] is True and t["same_container"] is True
+        assert t["entity_id"] and t["entity_id"].split("-")[1] == str(child.pid)
+        assert t["exe"] and Path(t["exe"]).name.startswith("python")
+        # pid 1 descends from nobody
+        t = traced("process_vm_writev", {"target_pid": 1})["target"]
+        assert t["pid"] == 1 and t["is_descendant"] is False
+        # reads and resumes carry no target; writes to /proc/<pid>/mem and task/<tid>/mem do
+        assert "target" not in traced("ptrace", {"request": "PTRACE_PEEKDATA", "target_pid": child.pid})
+        a = traced("openat", {"path": f"/proc/{other.pid}/task/{other.pid}/mem", "flags": ["O_RDWR"]})
+        assert a["target"]["pid"] == other.pid and a["target"]["is_descendant"] is True
+        a = traced("openat", {"path": "/proc/self/mem", "flags": ["O_RDWR"]})
+        assert a["target"]["pid"] == me and a["target"]["is_descendant"] is False
+        assert "target" not in traced("openat", {"path": "/proc/self/meminfo", "flags": []})
+        gone = traced("ptrace", {"request": "PTRACE_ATTACH", "target_pid": 0x3FFFFFF0})["target"]
+        assert gone == {"pid": 0x3FFFFFF0, "resolved": False}
+    finally:
+        child.kill()
+        other.kill()
+        child.wait()
+        other.wait()
+
+
+def test_container_tracer_already_gone_is_not_guessed(tmp_path: Path) -> None:
+    """A tracer in a container names the target by its namespace's pid: with the tracer
+    gone, the sensor cannot map it and says so instead of naming a host process."""
+    from sensors.targets import TargetResolver
+
+    procs = ProcTable()
+    procs.scan()
+    r = TargetResolver(procs)
+    ev_c = {"process": {"pid": 0x3FFFFFF1, "ppid": 0x3FFFFFF2}, "container_id": CID}
+    assert r.resolve(ev_c, 1) == {"pid": 1, "resolved": False}
+    ev_h = {"process": {"pid": 0x3FFFFFF1, "ppid": 0x3FFFFFF2}, "container_id": None}
+    assert r.resolve(ev_h, 1)["pid"] == 1 and r.resolve(ev_h, 1)["is_descendant"] is False
