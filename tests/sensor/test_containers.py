@@ -90,6 +90,9 @@ def test_watcher_publishes_snapshot_and_changes(settings: Settings, podman_socke
     try:
         w.start()
         assert w.runtime == "podman"
+        deadline = time.monotonic() + 30  # the start-up snapshot first (a loaded machine is slow)
+        while w.published < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
         subprocess.run([*PODMAN, "rm", "-f", "-t", "0", name], check=True, capture_output=True, timeout=60)
 
         def mine(out: list[dict]) -> list[dict]:
