@@ -29,6 +29,7 @@ from bench.noise import assets, images
 from bench.noise.attribution import WARN, Identity, Row, table, warn_or_above
 from bench.noise.workloads import WORKLOADS, Workload, by_name, recipe
 from memtrail.broker import free_port
+from memtrail.children import stop_process
 from schemas.alerts import SEVERITY_ORDER
 from sensors.cgroups import cgroup2_root
 
@@ -73,6 +74,31 @@ class Cgroup:
             time.sleep(0.1)
         with contextlib.suppress(OSError):
             self.path.rmdir()
+
+
+class PodmanService:
+    """``podman system service`` on a private socket: the sensor's container metadata (image,
+    name, mounts) as a node's Docker-compatible API would give it, so image- and mount-aware
+    patterns see what they would in production."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="memtrail-noise-sock-", dir="/tmp"))
+        self.socket = self.dir / "podman.sock"
+        self.proc = subprocess.Popen(
+            [*images.PODMAN, "system", "service", "--time=0", f"unix://{self.socket}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while not self.socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if not self.socket.exists():
+            self.close()
+            raise RuntimeError("podman system service did not create its socket")
+
+    def close(self) -> None:
+        stop_process(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Pipeline:
@@ -242,13 +268,17 @@ def run_host(w: Workload, work: Path) -> Outcome:
     )
 
 
-def run_corpus(selected: Sequence[Workload], out: Path, settle: float = 10.0) -> dict[str, Any]:
+def run_corpus(
+    selected: Sequence[Workload], out: Path, settle: float = 10.0, metadata: bool = True
+) -> dict[str, Any]:
     """Build images, run the workloads under the pipeline; the report as a JSON-able dict."""
     out.mkdir(parents=True, exist_ok=True)
     t_build = time.monotonic()
     tags = {r: images.ensure(recipe(r)) for r in sorted({w.image for w in selected if w.image})}
     build_s = time.monotonic() - t_build
-    pipe = Pipeline(out)
+    service = PodmanService() if metadata else None
+    env = {"MEMTRAIL_SENSOR_DOCKER_SOCKET": str(service.socket)} if service else {}
+    pipe = Pipeline(out, env)
     outcomes: list[Outcome] = []
     base = Path(tempfile.mkdtemp(prefix="memtrail-noise-", dir="/tmp"))
     base.chmod(0o755)  # a workload may drop to an unprivileged user (chromium as nobody)
@@ -266,6 +296,8 @@ def run_corpus(selected: Sequence[Workload], out: Path, settle: float = 10.0) ->
         time.sleep(settle)
     finally:
         code = pipe.stop()
+        if service is not None:
+            service.close()
         shutil.rmtree(base, ignore_errors=True)
     alerts = pipe.alerts()
     per, other = table(alerts, [o.identity for o in outcomes])
@@ -336,6 +368,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="list the workloads and exit")
     ap.add_argument("--out", type=Path, default=REPO / "test-artifacts" / "noise", help="alerts, logs, JSON")
     ap.add_argument("--settle", type=float, default=10.0, help="seconds to wait for late alerts")
+    ap.add_argument(
+        "--no-metadata", action="store_true", help="no podman API socket: containers without image/mounts"
+    )
     ap.add_argument("--build-only", action="store_true", help="build (or find cached) images and exit")
     args = ap.parse_args(sys.argv[1:] if argv is None else argv)
     if args.list:
@@ -347,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for r in sorted({w.image for w in selected if w.image}):
             print(images.ensure(recipe(r)))
         return 0
-    report = run_corpus(selected, args.out, args.settle)
+    report = run_corpus(selected, args.out, args.settle, metadata=not args.no_metadata)
     print(render(report))
     (args.out / "noise.json").write_bytes(orjson.dumps(report, option=orjson.OPT_INDENT_2))
     print(f"written: {args.out / 'noise.json'}")
