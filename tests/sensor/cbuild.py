@@ -6,7 +6,9 @@ import hashlib
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,3 +32,25 @@ def build(name: str, *, static: bool = False) -> Path:
         subprocess.run(["gcc", "-O1", *(["-static"] if static else []), "-o", str(tmp), str(src)], check=True)
         tmp.rename(exe)
     return exe
+
+
+def drained_run(collector: Any, argv: list[str], timeout: float = 30.0) -> str:
+    """Run a trigger while draining the collector's ring buffer; its stdout.
+
+    On a busy machine the 8 MiB ring fills in well under a second when nobody reads it:
+    the trigger's own events must not be the ones dropped.
+    """
+    collector.program.poll()
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    while p.poll() is None:
+        collector.program.poll()
+        if time.monotonic() > deadline:
+            p.kill()
+            break
+        time.sleep(0.005)
+    out, err = p.communicate()
+    collector.program.poll()
+    if p.returncode != 0:
+        raise AssertionError(f"{argv} failed ({p.returncode}): {err}")
+    return out

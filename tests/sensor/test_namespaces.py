@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from typing import Any
 
 import pytest
 
-from .cbuild import build
+from .cbuild import build, drained_run
 from .conftest import Collector
 
 pytestmark = pytest.mark.ebpf
@@ -16,9 +15,7 @@ pytestmark = pytest.mark.ebpf
 
 def run(collector: Collector, mode: str) -> tuple[int, list[dict[str, Any]]]:
     """Run ``ns_escape MODE``; the pid it printed and the events of the trigger's pid."""
-    p = subprocess.run(
-        [str(build("ns_escape")), mode], capture_output=True, text=True, timeout=30, check=True
-    )
+    stdout = drained_run(collector, [str(build("ns_escape")), mode])
     execs = collector.wait_for(
         lambda e: (
             e["syscall"] == "execve"
@@ -31,7 +28,7 @@ def run(collector: Collector, mode: str) -> tuple[int, list[dict[str, Any]]]:
     pid = max(execs, key=lambda e: e["ts_ns"])["process"]["pid"]
     collector.wait_for(lambda e: e["syscall"] == "process_exit" and e["process"]["pid"] == pid, timeout=20)
     collector.program.poll()
-    return int(p.stdout.split()[0]), [e for e in collector.events if e["process"]["pid"] == pid]
+    return int(stdout.split()[0]), [e for e in collector.events if e["process"]["pid"] == pid]
 
 
 def one(events: list[dict[str, Any]], syscall: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .cbuild import build
+from .cbuild import build, drained_run
 from .conftest import Collector
 from .rootfs import write_rootfs
 
@@ -44,13 +44,9 @@ def collector() -> Iterator[Collector]:
 def run_in_container(collector: Collector, image: str, mode: str) -> list[dict[str, Any]]:
     exe = build("ns_escape", static=True)
     name = f"memtrail-test-ns-{uuid.uuid4().hex[:8]}"
-    p = subprocess.run(
-        [*RUN, "--name", name, "-v", f"{exe}:/ns_escape:ro", image, "/ns_escape", mode],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    drained_run(
+        collector, [*RUN, "--name", name, "-v", f"{exe}:/ns_escape:ro", image, "/ns_escape", mode], 120
     )
-    assert p.returncode == 0, p.stderr
     execs = collector.wait_for(
         lambda e: e["syscall"] == "execve" and e["args"]["argv"] == ["/ns_escape", mode], timeout=20
     )
@@ -108,8 +104,7 @@ def test_sensitive_host_mounts_at_container_start(image: str, collector: Collect
     def start(*volumes: str) -> list[dict[str, Any]]:
         marker = f"mt{uuid.uuid4().hex[:8]}"
         cmd = [*PODMAN, "run", "--rm", *OPTS, *volumes, image, "/bin/true", marker]
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        assert p.returncode == 0, p.stderr
+        drained_run(collector, cmd, 120)
         found = collector.wait_for(
             lambda e: e["syscall"] == "execve" and e["args"]["argv"] == ["/bin/true", marker], timeout=20
         )

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from typing import Any
 
 import pytest
 
-from .cbuild import build
+from .cbuild import build, drained_run
 from .conftest import Collector
 
 pytestmark = pytest.mark.ebpf
@@ -17,10 +16,8 @@ RX = ["PROT_READ", "PROT_EXEC"]
 
 def run(collector: Collector, mode: str) -> tuple[list[int], list[dict[str, Any]]]:
     """Run ``wx_region MODE``; its printed numbers and the events of its pid and children."""
-    p = subprocess.run(
-        [str(build("wx_region")), mode], capture_output=True, text=True, timeout=30, check=True
-    )
-    nums = [int(x) for x in p.stdout.split()]
+    stdout = drained_run(collector, [str(build("wx_region")), mode])
+    nums = [int(x) for x in stdout.split()]
     # the trigger's pid is the parent of nothing we know yet: find it by its exec
     execs = collector.wait_for(
         lambda e: (
