@@ -12,7 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The shipped pattern library (package data of ``patterns``, wherever it is installed).
@@ -52,6 +52,14 @@ class KafkaSecurity(BaseModel):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+
+    @field_validator(
+        "ca_file", "cert_file", "key_file", "key_password", "sasl_username", "sasl_password", mode="before"
+    )
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        """An empty variable (compose's ``${VAR:-}``, a blank Helm value) means not set."""
+        return None if v == "" else v
 
     @property
     def tls(self) -> bool:
