@@ -69,6 +69,20 @@ SENSOR_FIELDS: dict[str, str] = {
     "OFF_SOCKET_ALLOC_INODE": "socket_alloc.vfs_inode",
     "OFF_SOCKET_SK": "socket.sk",
     "OFF_SK_FAMILY": "sock.__sk_common.skc_family",
+    # resolved paths: the dentry chain up to the mount root, then the mount's mountpoint
+    # in its parent mount, up to the task's fs->root (container-relative for containers)
+    "OFF_FILE_PATH_MNT": "file.f_path.mnt",
+    "OFF_DENTRY_PARENT": "dentry.d_parent",
+    "OFF_DENTRY_NAME_LEN": "dentry.d_name.len",
+    "OFF_MOUNT_MNT": "mount.mnt",
+    "OFF_MOUNT_PARENT": "mount.mnt_parent",
+    "OFF_MOUNT_MOUNTPOINT": "mount.mnt_mountpoint",
+    "OFF_VFSMOUNT_ROOT": "vfsmount.mnt_root",
+    "OFF_TASK_FS": "task_struct.fs",
+    "OFF_FS_ROOT_MNT": "fs_struct.root.mnt",
+    "OFF_FS_ROOT_DENTRY": "fs_struct.root.dentry",
+    "OFF_FS_PWD_MNT": "fs_struct.pwd.mnt",
+    "OFF_FS_PWD_DENTRY": "fs_struct.pwd.dentry",
 }
 
 

@@ -1,0 +1,161 @@
+"""Real eBPF: paths resolved in the kernel, whatever spelling the caller used.
+
+Each trigger is c/paths.c run as an attacker would write it (relative to a chdir,
+dirfd-relative, re-spelled with "//" and ".", through a symlink); the test asserts the
+kernel-resolved ``args.path`` and the typed text kept beside it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .cbuild import build
+from .conftest import Collector
+
+pytestmark = pytest.mark.ebpf
+
+
+def run_c(collector: Collector, *argv: str, ok: bool = True) -> tuple[int, list[dict[str, Any]]]:
+    """Run the paths trigger; its pid and the events of that pid."""
+    p = subprocess.Popen([str(build("paths")), *argv])
+    assert p.wait(timeout=30) == 0 or not ok, argv
+    pid = p.pid
+    collector.wait_for(lambda e: e["syscall"] == "process_exit" and e["process"]["pid"] == pid)
+    collector.program.poll()
+    return pid, [e for e in collector.events if e["process"]["pid"] == pid]
+
+
+def opens(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["syscall"] in ("open", "openat", "openat2")]
+
+
+def the_open(events: list[dict[str, Any]], path: str) -> dict[str, Any]:
+    found = [e for e in opens(events) if e["args"]["path"] == path]
+    assert found, (
+        f"no open of {path} among {[(e['args']['path'], e['args']['path_typed']) for e in opens(events)]}"
+    )
+    return found[0]
+
+
+@pytest.fixture
+def target() -> Iterator[int]:
+    """A process to aim /proc/<pid>/mem opens at."""
+    p = subprocess.Popen(["sleep", "60"])
+    yield p.pid
+    p.kill()
+    p.wait()
+
+
+@pytest.fixture
+def shm_exe() -> Iterator[Path]:
+    """A copy of /bin/true dropped in /dev/shm (tmpfs), as a stager would."""
+    dst = Path(f"/dev/shm/mt-paths-{os.getpid()}")
+    shutil.copy("/bin/true", dst)
+    dst.chmod(0o755)
+    yield dst
+    dst.unlink(missing_ok=True)
+
+
+def test_plain_absolute_open(collector: Collector) -> None:
+    _, ev = run_c(collector, "open", "/etc/shadow")
+    e = the_open(ev, "/etc/shadow")
+    assert e["args"]["path_typed"] == "/etc/shadow" and e["args"]["path_truncated"] is False
+
+
+def test_relative_open_after_chdir(collector: Collector) -> None:
+    """chdir("/etc"); open("shadow"): a relative open no prefix check on the text can see."""
+    _, ev = run_c(collector, "chdir-open", "/etc", "shadow")
+    e = the_open(ev, "/etc/shadow")
+    assert e["args"]["path_typed"] == "shadow" and e["ret"] >= 0
+
+
+def test_respelled_open(collector: Collector) -> None:
+    _, ev = run_c(collector, "open", "//etc/./shadow")
+    assert the_open(ev, "/etc/shadow")["args"]["path_typed"] == "//etc/./shadow"
+    _, ev = run_c(collector, "chdir-open", "/usr", "../etc/shadow")
+    assert the_open(ev, "/etc/shadow")["args"]["path_typed"] == "../etc/shadow"
+
+
+def test_open_through_a_symlink_outside_the_watched_prefixes(collector: Collector) -> None:
+    d = Path(f"/var/cache/memtrail-paths-{os.getpid()}")
+    d.mkdir(exist_ok=True)
+    try:
+        (d / "pw").symlink_to("/etc/shadow")
+        _, ev = run_c(collector, "open", str(d / "pw"))
+        assert the_open(ev, "/etc/shadow")["args"]["path_typed"] == str(d / "pw")
+    finally:
+        shutil.rmtree(d)
+
+
+def test_unwatched_opens_stay_filtered(collector: Collector) -> None:
+    _, ev = run_c(collector, "chdir-open", "/usr/lib", "os-release")
+    assert not [e for e in opens(ev) if e["args"]["path"].startswith("/usr/")]
+
+
+@pytest.mark.parametrize("mode", ["proc-mem-dirfd", "proc-mem-slashes", "proc-mem-task"])
+def test_proc_mem_spellings(collector: Collector, target: int, mode: str) -> None:
+    _, ev = run_c(collector, mode, str(target))
+    want = f"/proc/{target}/task/{target}/mem" if mode == "proc-mem-task" else f"/proc/{target}/mem"
+    e = the_open(ev, want)
+    assert "O_RDWR" in e["args"]["flags"] and e["ret"] >= 0
+    if mode == "proc-mem-dirfd":
+        assert e["args"]["path_typed"] == "mem" and e["args"]["dirfd"] >= 0
+
+
+def execs(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [e for e in events if e["syscall"] in ("execve", "execveat") and e["ret"] == 0]
+
+
+def test_exec_paths(collector: Collector, shm_exe: Path, tmp_path: Path) -> None:
+    """The executed file's path from mm->exe_file, for every spelling of /dev/shm/x."""
+    spellings = [
+        ("chdir-exec", "/dev/shm", f"./{shm_exe.name}"),
+        ("exec", f"//dev/./shm//{shm_exe.name}"),
+    ]
+    link = tmp_path / "innocent"
+    link.symlink_to(shm_exe)
+    spellings.append(("exec", str(link)))
+    for argv in spellings:
+        _, ev = run_c(collector, *argv)
+        x = [e for e in execs(ev) if e["args"]["filename"] != str(build("paths"))]
+        assert x, argv
+        assert x[0]["args"]["exe_path"] == str(shm_exe), (argv, x[0]["args"])
+        assert x[0]["args"]["exe_path_truncated"] is False
+
+
+def test_exec_mmap_path(collector: Collector, shm_exe: Path) -> None:
+    _, ev = run_c(collector, "mmap-exec", str(shm_exe))
+    m = [e for e in ev if e["syscall"] == "mmap" and e["args"].get("path") == str(shm_exe)]
+    assert m and "PROT_EXEC" in m[0]["args"]["prot"] and m[0]["args"]["path_truncated"] is False
+
+
+def test_relative_unlink_rename_chmod(collector: Collector) -> None:
+    d = Path(f"/dev/shm/memtrail-paths-{os.getpid()}")
+    d.mkdir()
+    try:
+        (d / "a").write_text("x")
+        _, ev = run_c(collector, "chdir-chmod", str(d), "a")
+        c = [e for e in ev if e["syscall"] == "chmod"]
+        assert c and c[0]["args"]["path"] == f"{d}/a" and c[0]["args"]["path_typed"] == "a"
+        _, ev = run_c(collector, "chdir-rename", str(d), "a", "./b")
+        r = [e for e in ev if e["syscall"] == "rename"]
+        assert r and (r[0]["args"]["oldpath"], r[0]["args"]["newpath"]) == (f"{d}/a", f"{d}/b")
+        _, ev = run_c(collector, "chdir-unlink", str(d), "b")
+        u = [e for e in ev if e["syscall"] == "unlink"]
+        assert u and u[0]["args"]["path"] == f"{d}/b" and u[0]["args"]["path_resolved"] is True
+    finally:
+        shutil.rmtree(d)
+
+
+def test_walk_deeper_than_the_bound_is_flagged_not_wrong(collector: Collector, tmp_path: Path) -> None:
+    """45 nested directories: more than the walk's bound. Truncated, and never a wrong absolute path."""
+    _, ev = run_c(collector, "deep-open", str(tmp_path), "45")
+    o = [e for e in opens(ev) if e["args"]["path_typed"] == "f"]
+    assert o, [(e["args"]["path"], e["args"]["path_typed"]) for e in opens(ev)]
+    assert o[0]["args"]["path_truncated"] is True and o[0]["args"]["path"] == "f"
