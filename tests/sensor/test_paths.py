@@ -159,3 +159,55 @@ def test_walk_deeper_than_the_bound_is_flagged_not_wrong(collector: Collector, t
     o = [e for e in opens(ev) if e["args"]["path_typed"] == "f"]
     assert o, [(e["args"]["path"], e["args"]["path_typed"]) for e in opens(ev)]
     assert o[0]["args"]["path_truncated"] is True and o[0]["args"]["path"] == "f"
+
+
+# ---- the alerts: each evasive spelling next to the plain one, through the shipped library ----
+
+
+def alerts_for(events: list[dict[str, Any]]) -> dict[str, set[str]]:
+    """Pattern id -> ATT&CK technique ids, for the events run through the shipped library."""
+    from memtrail.settings import DEFAULT_PATTERNS_DIR
+    from patterns.engine.api import load_engine
+
+    engine = load_engine([DEFAULT_PATTERNS_DIR])
+    ordered = sorted(events, key=lambda e: e["ts_ns"])
+    return {a.rule.id: set(a.threat.technique.id) for a in engine.process_batch(ordered) + engine.flush()}
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [("open", "/etc/shadow"), ("chdir-open", "/etc", "shadow"), ("open", "//etc/./shadow")],
+    ids=["plain", "chdir-relative", "respelled"],
+)
+def test_shadow_read_alerts_whatever_the_spelling(collector: Collector, argv: tuple[str, ...]) -> None:
+    _, ev = run_c(collector, *argv)
+    alerts = alerts_for(ev)
+    assert "T1003.008" in alerts.get("MT-CRED-READ-001", set()), sorted(alerts)
+
+
+@pytest.mark.parametrize("mode", ["proc-mem-plain", "proc-mem-dirfd", "proc-mem-slashes", "proc-mem-task"])
+def test_proc_mem_write_open_alerts_whatever_the_spelling(
+    collector: Collector, target: int, mode: str
+) -> None:
+    if mode == "proc-mem-plain":
+        _, ev = run_c(collector, "open-rw", f"/proc/{target}/mem")
+    else:
+        _, ev = run_c(collector, mode, str(target))
+    alerts = alerts_for(ev)
+    assert "T1055.009" in alerts.get("MT-INJECT-004", set()), sorted(alerts)
+
+
+def test_exec_from_dev_shm_alerts_whatever_the_spelling(
+    collector: Collector, shm_exe: Path, tmp_path: Path
+) -> None:
+    link = tmp_path / "innocent"
+    link.symlink_to(shm_exe)
+    for argv in [
+        ("exec", str(shm_exe)),
+        ("chdir-exec", "/dev/shm", f"./{shm_exe.name}"),
+        ("exec", f"//dev/./shm//{shm_exe.name}"),
+        ("exec", str(link)),
+    ]:
+        _, ev = run_c(collector, *argv)
+        alerts = alerts_for(ev)
+        assert "T1059.004" in alerts.get("MT-SHM-001", set()), (argv, sorted(alerts))

@@ -22,6 +22,10 @@ int main(int argc, char **argv) {
         fd = open(arg, O_RDONLY);
         return fd < 0 ? fail("open") : 0;
     }
+    if (!strcmp(mode, "open-rw")) { /* open ARG read-write, as typed */
+        fd = open(arg, O_RDWR);
+        return fd < 0 ? fail("open") : 0;
+    }
     if (!strcmp(mode, "chdir-open")) { /* chdir("/etc"); open("shadow") */
         if (chdir(arg) != 0) return fail("chdir");
         fd = open(argv[3], O_RDONLY);
