@@ -332,6 +332,7 @@ static __always_inline int walk_path(struct mt_pathbuf *pb, char *vfsmnt, char *
     bpf_probe_read_kernel(&mnt_root, sizeof(mnt_root), vfsmnt + OFF_VFSMOUNT_ROOT);
     /* first pass: step i records component i (or MT_NOCOMP for a mount crossing);
      * indexing by the loop counter keeps the walked count out of the verifier's state */
+#pragma clang loop unroll(disable)
     for (int i = 0; i < MT_PATH_DEPTH; i++) {
         char *parent = 0, *name = 0;
         __u32 len = 0;
@@ -373,6 +374,7 @@ static __always_inline int walk_path(struct mt_pathbuf *pb, char *vfsmnt, char *
     if (!done)
         *trunc = 1;
     /* second pass: innermost component first, written backwards */
+#pragma clang loop unroll(disable)
     for (int j = 0; j < MT_PATH_DEPTH; j++) {
         __u32 len;
         if (j >= n)
@@ -485,9 +487,9 @@ static __always_inline int typed_shape(const char *p)
 
     if (p[0] == '.')
         shape |= MT_SHAPE_ODD;
-#pragma unroll
+#pragma clang loop unroll(disable)
     for (int i = 0; i < MT_PREFIX_LEN - 1; i++) {
-        char c = p[i], d = p[i + 1];
+        char c = p[i & 63], d = p[(i + 1) & 63];
         if (c == 0)
             break;
         if (c == '/' && (d == '/' || d == '.'))
