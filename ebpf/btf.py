@@ -83,6 +83,12 @@ SENSOR_FIELDS: dict[str, str] = {
     "OFF_FS_ROOT_DENTRY": "fs_struct.root.dentry",
     "OFF_FS_PWD_MNT": "fs_struct.pwd.mnt",
     "OFF_FS_PWD_DENTRY": "fs_struct.pwd.dentry",
+    # file facts of the executed file
+    "OFF_INODE_SB": "inode.i_sb",
+    "OFF_INODE_INO": "inode.i_ino",
+    "OFF_INODE_UID": "inode.i_uid",
+    "OFF_SB_MAGIC": "super_block.s_magic",
+    "OFF_SB_DEV": "super_block.s_dev",
 }
 
 

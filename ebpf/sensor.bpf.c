@@ -1022,6 +1022,13 @@ static __always_inline int exec_exit(__s64 ret)
         e->fd_open[i] = 0;
     }
     e->exe_path[0] = 0;
+    e->exe_ino = 0;
+    e->exe_magic = 0;
+    e->exe_dev = 0;
+    e->exe_uid = 0;
+    e->exe_nlink = 0;
+    e->exe_mode = 0;
+    e->exe_pad = 0;
     events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }
@@ -1144,6 +1151,12 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 
     /* exe_file: memfd ("memfd:<name>") and link count (0 = deleted or memfd) */
     e->exe_name[0] = 0;
+    e->exe_ino = 0;
+    e->exe_magic = 0;
+    e->exe_dev = 0;
+    e->exe_uid = 0;
+    e->exe_mode = 0;
+    e->exe_pad = 0;
     bpf_probe_read_kernel(&exe, sizeof(exe), mm + OFF_MM_EXE_FILE);
     if (exe) {
         bpf_probe_read_kernel(&dentry, sizeof(dentry), exe + OFF_FILE_DENTRY);
@@ -1155,7 +1168,21 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
             e->h.flags |= MT_F_EXE_MEMFD;
         if (nlink == 0)
             e->h.flags |= MT_F_EXE_DELETED;
+        if (inode) { /* file facts: what the kernel knows about the executed file */
+            char *sb = 0;
+            __u16 imode = 0;
+            bpf_probe_read_kernel(&e->exe_ino, sizeof(e->exe_ino), inode + OFF_INODE_INO);
+            bpf_probe_read_kernel(&e->exe_uid, sizeof(e->exe_uid), inode + OFF_INODE_UID);
+            bpf_probe_read_kernel(&imode, sizeof(imode), inode + OFF_INODE_MODE);
+            e->exe_mode = imode;
+            bpf_probe_read_kernel(&sb, sizeof(sb), inode + OFF_INODE_SB);
+            if (sb) {
+                bpf_probe_read_kernel(&e->exe_magic, sizeof(e->exe_magic), sb + OFF_SB_MAGIC);
+                bpf_probe_read_kernel(&e->exe_dev, sizeof(e->exe_dev), sb + OFF_SB_DEV);
+            }
+        }
     }
+    e->exe_nlink = exe ? nlink : 0;
     stdio_facts(task, e);
 
     /* cgroup2 directory names: container attribution even when the container is

@@ -109,6 +109,14 @@ struct mt_exec {
     __u8 fd_type[4];    /* (i_mode & S_IFMT) >> 12; 0 = fd not open */
     __u8 fd_open[4];    /* 1: the fd is open (fd_type 0 then means an anonymous inode) */
     char exe_path[MT_PATH_LEN]; /* mm->exe_file resolved (MT_F_PATH_RESOLVED / MT_F_PATH_TRUNC) */
+    /* facts of the executed file (mm->exe_file's inode and super block); exe_mode 0 = unknown */
+    __u64 exe_ino;
+    __u64 exe_magic;    /* super_block.s_magic: the file system type */
+    __u32 exe_dev;      /* super_block.s_dev (kernel dev_t: major = dev >> 20) */
+    __u32 exe_uid;      /* owner */
+    __u32 exe_nlink;
+    __u16 exe_mode;     /* i_mode: type and permission bits (setuid, setgid, exec) */
+    __u16 exe_pad;
 };
 
 struct mt_prefix_key {

@@ -25,12 +25,14 @@ EVENT2 = struct.Struct(f"<{HDR.format[1:]}{PATH_LEN}s{PATH_LEN}s")
 # unlink/rename/chmod: typed path, rename's new typed path, their resolved base directories
 EVENT4 = struct.Struct(f"<{HDR.format[1:]}{PATH_LEN}s{PATH_LEN}s{PATH_LEN}s{PATH_LEN}s")
 # ..., cgroup_parent, then the stdio facts: fd_rdev[4], fd_family[4], fd_type[4], fd_open[4],
-# then exe_path (mm->exe_file resolved in the kernel)
+# then exe_path (mm->exe_file resolved in the kernel) and the executed file's facts:
+# exe_ino, exe_magic, exe_dev, exe_uid, exe_nlink, exe_mode, pad
 EXEC = struct.Struct(
     f"<{HDR.format[1:]}{PATH_LEN}s{ARGV_LEN}s{ENV_LEN}s{ENV_LEN}s{EXE_NAME_LEN}s{CGNAME_LEN}s{CGNAME_LEN}s"
-    f"4I4H4B4B{PATH_LEN}s"
+    f"4I4H4B4B{PATH_LEN}sQQIIIHH"
 )
-STDIO_LEN = 32  # bytes of the stdio facts before exe_path at the end of struct mt_exec
+EXE_FACTS_LEN = 32  # bytes of the file facts at the end of struct mt_exec
+STDIO_LEN = 32  # bytes of the stdio facts before exe_path (and the file facts) in struct mt_exec
 TYPE_OFFSET = 72  # offsetof(struct mt_hdr, type)
 
 F_EXE_MEMFD, F_EXE_DELETED, F_ARGV_TRUNC, F_WX, F_W_TO_X, F_PREV_KNOWN = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
@@ -163,6 +165,24 @@ def resolved_path(raw: bytes, hflags: int, typed: str) -> tuple[str, bool, bool]
 def _path_args(typed: str, s: bytes, hflags: int) -> dict[str, Any]:
     path, _, trunc = resolved_path(s, hflags, typed)
     return {"path": path, "path_typed": typed, "path_truncated": trunc}
+
+
+def exe_facts(ino: int, magic: int, dev: int, uid: int, nlink: int, mode: int) -> dict[str, Any]:
+    """``args.exe_file``: what the kernel knows about the executed file (None when unknown)."""
+    if not mode:
+        return {"exe_file": None}
+    return {
+        "exe_file": {
+            "fs": F.fs_name(magic),
+            "dev": f"{dev >> 20}:{dev & 0xFFFFF}",
+            "ino": ino,
+            "nlink": nlink,
+            "uid": uid,
+            "mode": oct(mode & 0o7777),
+            "setuid": bool(mode & 0o4000),
+            "setgid": bool(mode & 0o2000),
+        }
+    }
 
 
 def _mode(mode: int) -> dict[str, Any]:
@@ -393,6 +413,7 @@ class Decoder:
                 "ld_library_path": _cstr(ldlp) or None,
                 "exe_path": exe_path or None,
                 "exe_path_truncated": exe_trunc,
+                **exe_facts(*f[43:49]),
             }
             if stdio is not None:  # a failed exec has no new image to describe
                 args["stdio"] = stdio

@@ -65,6 +65,7 @@ def test_exec_record() -> None:
         b"libpod_parent",
         *NO_STDIO,
         b"/dev/shm/x",
+        *(77, 0x01021994, (0 << 20) | 25, 0, 0, 0o104755, 0),  # ino, tmpfs, dev, uid, nlink, mode, pad
     )
     e = D.Decoder("h", 0.0).decode(raw)
     assert e["cgroup_name"] == "libpod_parent/libpod-" + "a" * 64
@@ -78,6 +79,16 @@ def test_exec_record() -> None:
     )
     # no MT_F_PATH_RESOLVED: the exe_path field is not trusted
     assert a["exe_path"] is None and a["exe_path_truncated"] is False
+    assert a["exe_file"] == {
+        "fs": "tmpfs",
+        "dev": "0:25",
+        "ino": 77,
+        "nlink": 0,
+        "uid": 0,
+        "mode": "0o4755",
+        "setuid": True,
+        "setgid": False,
+    }
 
 
 NO_STDIO = (0,) * 16
@@ -93,7 +104,9 @@ def test_exec_stdio() -> None:
     """fd facts: socket + family, pipe, tty by device major, /dev/null, closed, anonymous inode."""
 
     def decode(facts: tuple[int, ...], ret: int = 0) -> dict[str, object]:
-        raw = D.EXEC.pack(*hdr(1, ret=ret), b"/bin/sh", b"", b"", b"", b"sh", b"", b"", *facts, b"")
+        raw = D.EXEC.pack(
+            *hdr(1, ret=ret), b"/bin/sh", b"", b"", b"", b"sh", b"", b"", *facts, b"", *(0,) * 7
+        )
         return D.Decoder("h", 0.0).decode(raw)["args"]
 
     tty = (136 << 20) | 3

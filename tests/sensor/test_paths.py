@@ -211,3 +211,28 @@ def test_exec_from_dev_shm_alerts_whatever_the_spelling(
         _, ev = run_c(collector, *argv)
         alerts = alerts_for(ev)
         assert "T1059.004" in alerts.get("MT-SHM-001", set()), (argv, sorted(alerts))
+
+
+# ---- file facts of the executed file ----
+
+
+def test_exec_file_facts(collector: Collector, shm_exe: Path) -> None:
+    """fs, dev, inode, link count, owner and mode of the file the kernel executed."""
+    shm_exe.chmod(0o4755)
+    st = shm_exe.stat()
+    _, ev = run_c(collector, "exec", str(shm_exe))
+    x = [e for e in execs(ev) if e["args"]["exe_path"] == str(shm_exe)]
+    assert x, [e["args"]["exe_path"] for e in execs(ev)]
+    f = x[0]["args"]["exe_file"]
+    assert f["fs"] == "tmpfs" and f["ino"] == st.st_ino and f["nlink"] == 1 and f["uid"] == st.st_uid
+    assert f["dev"] == f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    assert f["mode"] == "0o4755" and f["setuid"] is True and f["setgid"] is False
+
+
+def test_memfd_exec_file_facts(collector: Collector) -> None:
+    pid, ev, _ = collector.run("memfd_exec")
+    x = [e for e in ev if e["syscall"] == "execve" and e["args"]["exe_memfd"]]
+    assert x
+    f = x[0]["args"]["exe_file"]
+    assert f["fs"] == "tmpfs" and f["nlink"] == 0  # a memfd lives on shmem, with no link
+    assert x[0]["args"]["exe_path"] == "memfd:payload"  # a pseudo file: its bare name, no "/"
