@@ -230,7 +230,7 @@ def test_exec_file_facts(collector: Collector, shm_exe: Path) -> None:
 
 
 def test_memfd_exec_file_facts(collector: Collector) -> None:
-    pid, ev, _ = collector.run("memfd_exec")
+    _, ev, _ = collector.run("memfd_exec")
     x = [e for e in ev if e["syscall"] == "execve" and e["args"]["exe_memfd"]]
     assert x
     f = x[0]["args"]["exe_file"]
