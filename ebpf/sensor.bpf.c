@@ -664,6 +664,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
     struct mt_event *e;
     __s64 ret = args->ret;
     __u64 prot;
+    __u32 mflags = 0;
 
     if (!stash_take(&s))
         return 0;
@@ -675,13 +676,33 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
     }
     if (!(prot & MT_PROT_EXEC) && cfg(MT_CFG_MMAP_FILTER))
         return 0; /* writable anon mapping: state recorded, nothing emitted */
-    if (!(prot & MT_PROT_WRITE) && !noisy_gate())
-        return 0; /* read-only executable mapping (library loads) */
+    if ((prot & MT_PROT_EXEC) && !(s.a[3] & MT_MAP_ANONYMOUS) && !(ret < 0 && ret > -4096)) {
+        /* code mapped from a file: memory-only files (shmem, no link) are always reported */
+        char *file = fd_file((char *)bpf_get_current_task(), (__s32)s.a[4]), *inode = 0, *sb = 0;
+        __u64 magic = 0;
+        __u32 nlink = 1;
+        if (file) {
+            bpf_probe_read_kernel(&inode, sizeof(inode), file + OFF_FILE_INODE);
+            if (inode) {
+                bpf_probe_read_kernel(&nlink, sizeof(nlink), inode + OFF_INODE_NLINK);
+                bpf_probe_read_kernel(&sb, sizeof(sb), inode + OFF_INODE_SB);
+                if (sb)
+                    bpf_probe_read_kernel(&magic, sizeof(magic), sb + OFF_SB_MAGIC);
+            }
+        }
+        if (magic == 0x01021994 || magic == 0x858458f6 || magic == 0x958458f6) /* tmpfs, ramfs, hugetlbfs */
+            mflags |= MT_F_MAP_SHMEM;
+        if (file && nlink == 0)
+            mflags |= MT_F_MAP_NLINK0;
+    }
+    if (!(prot & MT_PROT_WRITE) && !mflags && !noisy_gate())
+        return 0; /* read-only executable mapping of an ordinary file (library loads) */
     e = reserve_event();
     if (!e)
         return 0;
     fill_hdr(&e->h, MT_MMAP, ret);
     copy_args(&e->h, &s);
+    e->h.flags |= mflags;
     if ((prot & MT_PROT_WRITE) && (prot & MT_PROT_EXEC))
         e->h.flags |= MT_F_WX;
     e->s[0] = 0;

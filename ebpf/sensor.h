@@ -35,6 +35,9 @@ enum mt_type {
 #define MT_F_PATH_TRUNC     0x80   /* the walk could not finish: the field holds only its tail */
 #define MT_F_PATH2_RESOLVED 0x100  /* the same for base2 */
 #define MT_F_PATH2_TRUNC    0x200
+/* mmap of a file with PROT_EXEC: what the mapped file is (always reported, never gated) */
+#define MT_F_MAP_SHMEM      0x400  /* on tmpfs/shmem (memfd, shm_open, /dev/shm), ramfs or hugetlbfs */
+#define MT_F_MAP_NLINK0     0x800  /* no link left: memfd, O_TMPFILE or deleted */
 #define MT_PATH_DEPTH 40           /* dentries + mount crossings walked at most */
 #define MT_PATH_DEPTH_POW2 64      /* array bound for the verifier */
 

@@ -37,6 +37,7 @@ TYPE_OFFSET = 72  # offsetof(struct mt_hdr, type)
 
 F_EXE_MEMFD, F_EXE_DELETED, F_ARGV_TRUNC, F_WX, F_W_TO_X, F_PREV_KNOWN = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
 F_PATH_RESOLVED, F_PATH_TRUNC, F_PATH2_RESOLVED, F_PATH2_TRUNC = 0x40, 0x80, 0x100, 0x200
+F_MAP_SHMEM, F_MAP_NLINK0 = 0x400, 0x800
 
 #: enum mt_type → syscall name in events
 EVENT_TYPES: dict[int, str] = {
@@ -203,6 +204,7 @@ def _args_simple(t: int, a: tuple[int, ...], s: bytes, h_aux: int, h_flags: int)
         if h_flags & F_PATH_RESOLVED:  # a file-backed executable mapping
             path, _, trunc = resolved_path(s, h_flags, "")
             out["path"], out["path_truncated"] = path or None, trunc
+            out["file_shmem"], out["file_nlink0"] = bool(h_flags & F_MAP_SHMEM), bool(h_flags & F_MAP_NLINK0)
         return out
     if t == 7:  # mprotect
         return {
@@ -331,6 +333,8 @@ class Decoder:
             if hflags & F_PATH_RESOLVED:  # a file-backed executable mapping
                 path, _, trunc = resolved_path(f[19], hflags, "")
                 args["path"], args["path_truncated"] = path or None, trunc
+                args["file_shmem"] = bool(hflags & F_MAP_SHMEM)
+                args["file_nlink0"] = bool(hflags & F_MAP_NLINK0)
         else:
             args = _args_simple(t, f[3:9], f[19], f[16], hflags)
         return self._event(f, t, args)

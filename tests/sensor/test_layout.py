@@ -29,6 +29,7 @@ int main(void) {
     P(offsetof(struct mt_exec, fd_type)); P(offsetof(struct mt_exec, fd_open)); P(MT_STDIO_FDS);
     P(offsetof(struct mt_exec, exe_path)); P(offsetof(struct mt_exec, exe_ino)); P(offsetof(struct mt_exec, exe_mode)); P(offsetof(struct mt_event4, base)); P(offsetof(struct mt_event4, base2));
     P(MT_F_PATH_RESOLVED); P(MT_F_PATH_TRUNC); P(MT_F_PATH2_RESOLVED); P(MT_F_PATH2_TRUNC);
+    P(MT_F_MAP_SHMEM); P(MT_F_MAP_NLINK0);
     P(MT_EXECVE); P(MT_EXECVEAT); P(MT_MOUNT); P(MT_F_EXE_MEMFD); P(MT_F_EXE_DELETED); P(MT_F_W_TO_X);
     P(MT_F_PREV_KNOWN); P(MT_PREFIX_LEN);
     return 0;

@@ -236,3 +236,45 @@ def test_memfd_exec_file_facts(collector: Collector) -> None:
     f = x[0]["args"]["exe_file"]
     assert f["fs"] == "tmpfs" and f["nlink"] == 0  # a memfd lives on shmem, with no link
     assert x[0]["args"]["exe_path"] == "memfd:payload"  # a pseudo file: its bare name, no "/"
+
+
+# ---- executable memory without an exec: code mapped from memory-only files ----
+
+
+@pytest.fixture(scope="module")
+def gated() -> Iterator[Collector]:
+    """A sensor whose comm allowlist names the trigger: its noisy events are dropped."""
+    c = Collector(allow_comms=["paths"])
+    yield c
+    c.close()
+
+
+@pytest.mark.parametrize(
+    "mode", ["memfd-mmap-exec", "shm-mmap-exec", "tmpfile-mmap-exec", "deleted-mmap-exec"]
+)
+def test_exec_mapping_of_memory_only_files_is_always_reported(
+    gated: Collector, mode: str, tmp_path: Path
+) -> None:
+    arg = {
+        "memfd-mmap-exec": "",
+        "shm-mmap-exec": f"/mt-paths-{os.getpid()}",
+        "tmpfile-mmap-exec": "/dev/shm",
+        "deleted-mmap-exec": str(tmp_path / "stage"),
+    }[mode]
+    _, ev = run_c(gated, mode, arg)
+    maps = [e for e in ev if e["syscall"] == "mmap" and e["args"].get("path") is not None]
+    # the ordinary library mappings of the trigger's own start-up went through the allowlist
+    assert not [m for m in maps if m["args"]["path"].startswith("/usr/lib/")], maps
+    assert len(maps) == 1, maps
+    a = maps[0]["args"]
+    assert a["prot"] == ["PROT_READ", "PROT_EXEC"]
+    if mode == "memfd-mmap-exec":
+        assert a["file_shmem"] and a["file_nlink0"] and a["path"] == "memfd:jit"
+    elif mode == "shm-mmap-exec":
+        assert a["file_shmem"] and not a["file_nlink0"] and a["path"] == f"/dev/shm{arg}"
+    elif mode == "tmpfile-mmap-exec":
+        assert a["file_shmem"] and a["file_nlink0"]
+    else:
+        assert a["file_nlink0"] and not a["file_shmem"]
+    alerts = alerts_for(ev)
+    assert "T1620" in alerts.get("MT-FILELESS-004", set()), sorted(alerts)

@@ -65,6 +65,24 @@ int main(int argc, char **argv) {
         void *p = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
         return p == MAP_FAILED ? fail("mmap") : 0;
     }
+    if (!strcmp(mode, "memfd-mmap-exec") || !strcmp(mode, "shm-mmap-exec") || !strcmp(mode, "tmpfile-mmap-exec") ||
+        !strcmp(mode, "deleted-mmap-exec")) { /* code mapped from memory-only files, no exec */
+        char page[4096] = {0};
+        if (!strcmp(mode, "memfd-mmap-exec"))
+            fd = memfd_create("jit", 0);
+        else if (!strcmp(mode, "shm-mmap-exec"))
+            fd = shm_open(arg, O_CREAT | O_RDWR, 0700);
+        else if (!strcmp(mode, "tmpfile-mmap-exec"))
+            fd = open(arg, O_TMPFILE | O_RDWR, 0700);
+        else
+            fd = open(arg, O_CREAT | O_RDWR, 0700);
+        if (fd < 0) return fail("create");
+        if (write(fd, page, sizeof(page)) != sizeof(page)) return fail("write");
+        if (!strcmp(mode, "deleted-mmap-exec")) unlink(arg);
+        void *p = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE, fd, 0);
+        if (!strcmp(mode, "shm-mmap-exec")) shm_unlink(arg);
+        return p == MAP_FAILED ? fail("mmap") : 0;
+    }
     if (!strcmp(mode, "chdir-unlink")) { /* cd DIR && unlink NAME */
         if (chdir(arg) != 0) return fail("chdir");
         return unlink(argv[3]) != 0 ? fail("unlink") : 0;
