@@ -278,3 +278,22 @@ def test_exec_mapping_of_memory_only_files_is_always_reported(
         assert a["file_nlink0"] and not a["file_shmem"]
     alerts = alerts_for(ev)
     assert "T1620" in alerts.get("MT-FILELESS-004", set()), sorted(alerts)
+
+
+def test_loader_exec_of_a_dev_shm_program(collector: Collector, shm_exe: Path) -> None:
+    """``ld-linux.so /dev/shm/x``: the kernel execs the loader; the loader then maps the
+    program's code from its file, and that mapping carries the program's resolved path and
+    its tmpfs fact (the alert comes from the mapping, not from the exec)."""
+    loader = "/lib64/ld-linux-x86-64.so.2"
+    if not Path(loader).exists():
+        pytest.skip("no x86-64 dynamic loader")
+    p = subprocess.Popen([loader, str(shm_exe)])
+    assert p.wait(timeout=30) == 0
+    collector.wait_for(lambda e: e["syscall"] == "process_exit" and e["process"]["pid"] == p.pid)
+    collector.program.poll()
+    ev = [e for e in collector.events if e["process"]["pid"] == p.pid]
+    x = execs(ev)
+    assert x and x[0]["args"]["exe_path"].startswith("/usr/lib/x86_64-linux-gnu/ld-linux"), x
+    maps = [e for e in ev if e["syscall"] == "mmap" and e["args"].get("path") == str(shm_exe)]
+    assert maps and maps[0]["args"]["file_shmem"] is True
+    assert "T1620" in alerts_for(ev).get("MT-FILELESS-004", set())
