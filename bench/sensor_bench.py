@@ -265,6 +265,7 @@ def userspace_rate(bootstrap: str, spool: Path, n: int = 200_000) -> tuple[float
             0,
             b"/usr/bin/true",  # exe_path
             *(1234, 0xEF53, 8 << 20, 0, 1, 0o100755, 0),  # file facts: ino, ext4, dev, uid, nlink, mode, pad
+            *(5001, 5002, 3, 0),  # fd_ino
         ),
     ]
     settings = Settings(kafka=KafkaSettings(bootstrap=bootstrap, local_broker=True))

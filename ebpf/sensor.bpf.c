@@ -1041,6 +1041,7 @@ static __always_inline int exec_exit(__s64 ret)
         e->fd_family[i] = 0;
         e->fd_type[i] = 0;
         e->fd_open[i] = 0;
+        e->fd_ino[i] = 0;
     }
     e->exe_path[0] = 0;
     e->exe_ino = 0;
@@ -1096,6 +1097,7 @@ static __always_inline void stdio_facts(char *task, struct mt_exec *e)
         e->fd_family[i] = 0;
         e->fd_type[i] = 0;
         e->fd_open[i] = 0;
+        e->fd_ino[i] = 0;
         if (i >= MT_STDIO_FDS || !fdarr || i >= max_fds)
             continue;
         bpf_probe_read_kernel(&file, sizeof(file), fdarr + i * sizeof(void *));
@@ -1106,6 +1108,7 @@ static __always_inline void stdio_facts(char *task, struct mt_exec *e)
         if (!inode)
             continue;
         bpf_probe_read_kernel(&mode, sizeof(mode), inode + OFF_INODE_MODE);
+        bpf_probe_read_kernel(&e->fd_ino[i], sizeof(e->fd_ino[i]), inode + OFF_INODE_INO);
         e->fd_type[i] = (mode & MT_S_IFMT) >> 12;
         if ((mode & MT_S_IFMT) == MT_S_IFSOCK) {
             /* SOCKET_I(inode): struct socket_alloc { struct socket socket; struct inode vfs_inode; } */

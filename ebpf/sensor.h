@@ -120,6 +120,7 @@ struct mt_exec {
     __u32 exe_nlink;
     __u16 exe_mode;     /* i_mode: type and permission bits (setuid, setgid, exec) */
     __u16 exe_pad;
+    __u64 fd_ino[4];    /* fds 0..2: inode number (a pipe's is the N of pipe:[N]) */
 };
 
 struct mt_prefix_key {

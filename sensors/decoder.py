@@ -29,8 +29,9 @@ EVENT4 = struct.Struct(f"<{HDR.format[1:]}{PATH_LEN}s{PATH_LEN}s{PATH_LEN}s{PATH
 # exe_ino, exe_magic, exe_dev, exe_uid, exe_nlink, exe_mode, pad
 EXEC = struct.Struct(
     f"<{HDR.format[1:]}{PATH_LEN}s{ARGV_LEN}s{ENV_LEN}s{ENV_LEN}s{EXE_NAME_LEN}s{CGNAME_LEN}s{CGNAME_LEN}s"
-    f"4I4H4B4B{PATH_LEN}sQQIIIHH"
+    f"4I4H4B4B{PATH_LEN}sQQIIIHH4Q"
 )
+FD_INO_LEN = 32  # fd_ino[4] at the very end of struct mt_exec
 EXE_FACTS_LEN = 32  # bytes of the file facts at the end of struct mt_exec
 STDIO_LEN = 32  # bytes of the stdio facts before exe_path (and the file facts) in struct mt_exec
 TYPE_OFFSET = 72  # offsetof(struct mt_hdr, type)
@@ -76,7 +77,7 @@ TTY_MAJORS = frozenset({4, 5, *range(136, 144)})
 NETWORK_FAMILIES = frozenset({"AF_INET", "AF_INET6"})
 
 
-def _stdio(f: tuple[Any, ...]) -> dict[str, Any]:
+def _stdio(f: tuple[Any, ...], ino: tuple[int, ...] = (0, 0, 0, 0)) -> dict[str, Any]:
     """``args.stdio`` from the fd facts of an exec record (see docs/sensor.md).
 
     ``{"stdin": "socket", "stdin_family": "AF_INET", "stdout": ..., "stderr": "tty",
@@ -96,6 +97,8 @@ def _stdio(f: tuple[Any, ...]) -> dict[str, Any]:
             major, minor = rdev[i] >> 20, rdev[i] & 0xFFFFF
             kind = "tty" if major in TTY_MAJORS else "null" if (major, minor) == (1, 3) else "chr"
         out[name] = kind
+        if kind == "pipe" and ino[i]:  # pipe:[N]: the same N at both ends
+            out[f"{name}_ino"] = ino[i]
         if kind == "socket":
             fam = F.AF_NAMES.get(family[i], str(family[i]))
             out[f"{name}_family"] = fam
@@ -400,7 +403,7 @@ class Decoder:
         cgroup_name: str | None = None
         if t in EXEC_TYPES:
             filename, argv_raw, ldp, ldlp, exe_name, cg_leaf, cg_parent = f[19:26]
-            stdio = _stdio(f[26:42]) if ret == 0 else None
+            stdio = _stdio(f[26:42], f[50:54]) if ret == 0 else None
             exe_path, _, exe_trunc = resolved_path(f[42], hflags, "")
             if cg_leaf[0]:  # the kernel's name for the cgroup directory: "<parent>/<leaf>"
                 cgroup_name = f"{_cstr(cg_parent)}/{_cstr(cg_leaf)}"

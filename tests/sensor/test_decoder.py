@@ -66,6 +66,7 @@ def test_exec_record() -> None:
         *NO_STDIO,
         b"/dev/shm/x",
         *(77, 0x01021994, (0 << 20) | 25, 0, 0, 0o104755, 0),  # ino, tmpfs, dev, uid, nlink, mode, pad
+        *(0, 0, 0, 0),  # fd_ino
     )
     e = D.Decoder("h", 0.0).decode(raw)
     assert e["cgroup_name"] == "libpod_parent/libpod-" + "a" * 64
@@ -103,9 +104,9 @@ def stdio(
 def test_exec_stdio() -> None:
     """fd facts: socket + family, pipe, tty by device major, /dev/null, closed, anonymous inode."""
 
-    def decode(facts: tuple[int, ...], ret: int = 0) -> dict[str, object]:
+    def decode(facts: tuple[int, ...], ret: int = 0, ino: tuple[int, ...] = (0,) * 4) -> dict[str, object]:
         raw = D.EXEC.pack(
-            *hdr(1, ret=ret), b"/bin/sh", b"", b"", b"", b"sh", b"", b"", *facts, b"", *(0,) * 7
+            *hdr(1, ret=ret), b"/bin/sh", b"", b"", b"", b"sh", b"", b"", *facts, b"", *(0,) * 7, *ino
         )
         return D.Decoder("h", 0.0).decode(raw)["args"]
 
@@ -125,6 +126,16 @@ def test_exec_stdio() -> None:
         "stdout": "socket",
         "stdout_family": "AF_UNIX",
         "stderr": "pipe",
+        "network": [],
+    }
+    a = decode(stdio((0, 0, 0), (0, 1, 0), (0x1, 0xC, 0x1), (1, 1, 1)), ino=(4242, 99, 4243, 0))
+    assert a["stdio"] == {
+        "stdin": "pipe",
+        "stdin_ino": 4242,
+        "stdout": "socket",
+        "stdout_family": "AF_UNIX",
+        "stderr": "pipe",
+        "stderr_ino": 4243,
         "network": [],
     }
     a = decode(stdio((0, 0, 0), (0, 0, 0), (0x8, 0, 0), (1, 0, 1)))

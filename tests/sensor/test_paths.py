@@ -297,3 +297,19 @@ def test_loader_exec_of_a_dev_shm_program(collector: Collector, shm_exe: Path) -
     maps = [e for e in ev if e["syscall"] == "mmap" and e["args"].get("path") == str(shm_exe)]
     assert maps and maps[0]["args"]["file_shmem"] is True
     assert "T1620" in alerts_for(ev).get("MT-FILELESS-004", set())
+
+
+def test_stdio_inode_numbers(collector: Collector) -> None:
+    """Each stdio fd's inode: for a pipe, the N of pipe:[N] (what joins the two pipe ends)."""
+    r, w = os.pipe()
+    try:
+        want = int(os.readlink(f"/proc/self/fd/{r}").removeprefix("pipe:[").rstrip("]"))
+        p = subprocess.Popen(["/bin/cat"], stdin=r, stdout=subprocess.DEVNULL)
+        os.close(w)
+        assert p.wait(timeout=10) == 0
+    finally:
+        os.close(r)
+    collector.wait_for(lambda e: e["syscall"] == "process_exit" and e["process"]["pid"] == p.pid)
+    x = [e for e in execs(collector.events) if e["process"]["pid"] == p.pid]
+    assert x and x[0]["args"]["stdio"]["stdin"] == "pipe"
+    assert x[0]["args"]["stdio"]["stdin_ino"] == want
