@@ -226,11 +226,19 @@ def userspace_rate(bootstrap: str, spool: Path, n: int = 200_000) -> tuple[float
 
     argv = b"/usr/bin/true\0--flag\0value\0"
     records = [
-        D.EVENT.pack(*hdr(10, (2**64 - 100, 0, 0o2000000, 0, 0, 0), 3), b"/etc/hostname"),
-        D.EVENT.pack(*hdr(8, (0, 8192, 5, 0x802, 3, 0), 0x7F0000000000), b""),
+        # opens: the kernel-resolved path and the typed one
+        D.EVENT2.pack(
+            *hdr(10, (2**64 - 100, 0, 0o2000000, 0, 0, 0), 3, D.F_PATH_RESOLVED),
+            b"/etc/hostname",
+            b"/etc/hostname",
+        ),
+        D.EVENT.pack(
+            *hdr(8, (0, 8192, 5, 0x802, 3, 0), 0x7F0000000000, D.F_PATH_RESOLVED),
+            b"/usr/lib/x86_64-linux-gnu/libc.so.6",
+        ),
         D.EVENT.pack(*hdr(7, (0x7F0000000000, 4096, 5, 0, 0, 0), 0, D.F_W_TO_X | D.F_PREV_KNOWN, 3), b""),
         D.EXEC.pack(
-            *hdr(1, (0, 2**64 - 100, 0, 0, 0, 0), 0, 0, len(argv)),
+            *hdr(1, (0, 2**64 - 100, 0, 0, 0, 0), 0, D.F_PATH_RESOLVED, len(argv)),
             b"/usr/bin/true",
             argv,
             b"",
@@ -255,6 +263,9 @@ def userspace_rate(bootstrap: str, spool: Path, n: int = 200_000) -> tuple[float
             1,
             1,
             0,
+            b"/usr/bin/true",  # exe_path
+            *(1234, 0xEF53, 8 << 20, 0, 1, 0o100755, 0),  # file facts: ino, ext4, dev, uid, nlink, mode, pad
+            *(5001, 5002, 3, 0),  # fd_ino
         ),
     ]
     settings = Settings(kafka=KafkaSettings(bootstrap=bootstrap, local_broker=True))

@@ -82,6 +82,24 @@ SENSOR_FIELDS: dict[str, str] = {
     "OFF_NS_COMMON_INUM": "ns_common.inum",
     "OFF_PID_NUMBERS": "pid.numbers",
     "OFF_UPID_NR": "upid.nr",
+    # resolved paths: the dentry chain up to the mount root, then the mount's mountpoint
+    # in its parent mount, up to the task's fs->root (container-relative for containers)
+    "OFF_FILE_PATH_MNT": "file.f_path.mnt",
+    "OFF_DENTRY_PARENT": "dentry.d_parent",
+    "OFF_DENTRY_NAME_LEN": "dentry.d_name.len",
+    "OFF_MOUNT_MNT": "mount.mnt",
+    "OFF_MOUNT_PARENT": "mount.mnt_parent",
+    "OFF_MOUNT_MOUNTPOINT": "mount.mnt_mountpoint",
+    "OFF_VFSMOUNT_ROOT": "vfsmount.mnt_root",
+    "OFF_TASK_FS": "task_struct.fs",
+    "OFF_FS_ROOT_MNT": "fs_struct.root.mnt",
+    "OFF_FS_ROOT_DENTRY": "fs_struct.root.dentry",
+    "OFF_FS_PWD_MNT": "fs_struct.pwd.mnt",
+    "OFF_FS_PWD_DENTRY": "fs_struct.pwd.dentry",
+    # file facts of the executed file
+    "OFF_INODE_INO": "inode.i_ino",
+    "OFF_INODE_UID": "inode.i_uid",
+    "OFF_SB_DEV": "super_block.s_dev",
 }
 
 

@@ -179,9 +179,6 @@ class SensorProgram:
         except Exception as exc:  # bcc raises plain Exception on compile/load failure
             raise LoadError(f"cannot load the eBPF program: {exc}") from exc
         cfg = self.bpf[b"config"]
-        cfg[ctypes.c_int(CFG_SELF_TGID)] = ctypes.c_uint64(
-            exclude_pid if exclude_pid is not None else os.getpid()
-        )
         cfg[ctypes.c_int(CFG_OPEN_FILTER)] = ctypes.c_uint64(int(open_filter))
         cfg[ctypes.c_int(CFG_MMAP_FILTER)] = ctypes.c_uint64(int(mmap_filter))
         cfg[ctypes.c_int(CFG_CONNECT_ALL)] = ctypes.c_uint64(int(connect_all))
@@ -191,6 +188,11 @@ class SensorProgram:
         self.set_allow_comms(allow_comms)
         self.set_rate_limit(rate_limit)
         self.set_host_namespaces()
+        # last: until the tracer's own pid is set the program reports nothing, so no
+        # event is emitted under a half-written configuration
+        cfg[ctypes.c_int(CFG_SELF_TGID)] = ctypes.c_uint64(
+            exclude_pid if exclude_pid is not None else os.getpid()
+        )
 
         self._callback = callback
         self._budget = 0

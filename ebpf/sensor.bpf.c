@@ -73,9 +73,13 @@ static __always_inline void count(__u32 slot)
         (*v)++; /* per-CPU slot: no atomics needed */
 }
 
+/* Also true until the loader has written the config (slot 0 is 0 then): the
+ * tracepoints attach one by one while the rest load, and an unconfigured program
+ * would report everything unfiltered and fill the ring buffer before the first poll. */
 static __always_inline int is_self(void)
 {
-    return (bpf_get_current_pid_tgid() >> 32) == cfg(MT_CFG_SELF_TGID);
+    __u64 self = cfg(MT_CFG_SELF_TGID);
+    return !self || (bpf_get_current_pid_tgid() >> 32) == self;
 }
 
 /* Gate for *noisy* events only (read-only opens, read-only executable mappings,
@@ -249,27 +253,309 @@ static __always_inline int open_trie(__u64 flags)
     return (flags & MT_O_WRITE_MASK) ? MT_TRIE_WRITE : MT_TRIE_OPEN;
 }
 
+/* ---- resolved paths: a bounded walk of the dentry + mount chain ----
+ *
+ * Components are written backwards into a per-CPU scratch buffer, from the file's
+ * dentry up to its mount's root, then across to the mountpoint in the parent mount,
+ * until the task's fs->root (so a container process gets its container-relative
+ * path) or the top of the mount tree. A walk that runs out of depth or room sets
+ * *trunc and leaves only the tail: never a wrong absolute path. */
+
+#define MT_WALK_END 255 /* the walk writes buf[0..255]; buf[255] is its NUL */
+
+/* Syscall tracepoints are faultable on recent kernels: their programs run with
+ * migration but not preemption disabled, so another task's program can reuse this
+ * CPU's scratch mid-walk. owner (the walker's pid_tgid, set when a walk starts) tells
+ * the walker whether its result survived; if not, the result is dropped as truncated. */
+struct mt_pathbuf {
+    __u64 owner;
+    char buf[512];
+    char tmp[128];
+    struct mt_prefix_key key; /* LPM key built off the stack */
+};
+BPF_PERCPU_ARRAY(pathbuf, struct mt_pathbuf, 1);
+
+static __always_inline struct mt_pathbuf *scratch(void)
+{
+    __u32 zero = 0;
+    return pathbuf.lookup(&zero);
+}
+
+/* 1 while no other walk has used this CPU's scratch since ours started */
+static __always_inline int pb_mine(struct mt_pathbuf *pb)
+{
+    return pb->owner == bpf_get_current_pid_tgid();
+}
+
+/* Returns the start of the path in pb->buf (it ends at MT_WALK_END).
+ * Two passes keep the verifier linear: the first walks the chain and records each
+ * component's name pointer and length (no variable-offset writes, so the branches of
+ * an iteration merge), the second copies them backwards into the buffer. */
+struct mt_comp {
+    const char *name;
+    __u32 len;
+    __u32 pad;
+};
+struct mt_comps {
+    struct mt_comp c[MT_PATH_DEPTH_POW2];
+};
+BPF_PERCPU_ARRAY(pathcomps, struct mt_comps, 1);
+
+#define MT_NOCOMP 0xFFFFFFFFu /* a mount crossing: no component at this step */
+
+static __always_inline int walk_path(struct mt_pathbuf *pb, char *vfsmnt, char *dentry, char *task, int *trunc)
+{
+    char *fs = 0, *root_mnt = 0, *root_dentry = 0, *mnt_root = 0, *mnt;
+    __u32 zero = 0, n = 0;
+    int pos = MT_WALK_END, done = 0, pseudo = 0;
+    struct mt_comps *cs = pathcomps.lookup(&zero);
+
+    pb->owner = bpf_get_current_pid_tgid();
+    pb->buf[MT_WALK_END] = 0;
+    if (!cs) {
+        *trunc = 1;
+        return MT_WALK_END;
+    }
+    bpf_probe_read_kernel(&fs, sizeof(fs), task + OFF_TASK_FS);
+    if (fs) {
+        bpf_probe_read_kernel(&root_mnt, sizeof(root_mnt), fs + OFF_FS_ROOT_MNT);
+        bpf_probe_read_kernel(&root_dentry, sizeof(root_dentry), fs + OFF_FS_ROOT_DENTRY);
+    }
+    mnt = vfsmnt - OFF_MOUNT_MNT; /* container_of(vfsmnt, struct mount, mnt) */
+    bpf_probe_read_kernel(&mnt_root, sizeof(mnt_root), vfsmnt + OFF_VFSMOUNT_ROOT);
+    /* first pass: step i records component i (or MT_NOCOMP for a mount crossing);
+     * indexing by the loop counter keeps the walked count out of the verifier's state */
+#pragma clang loop unroll(disable)
+    for (int i = 0; i < MT_PATH_DEPTH; i++) {
+        char *parent = 0, *name = 0;
+        __u32 len = 0;
+
+        if (!dentry)
+            break;
+        if (dentry == root_dentry && vfsmnt == root_mnt) {
+            done = 1;
+            break;
+        }
+        n = i + 1;
+        if (dentry == mnt_root) {
+            char *mparent = 0;
+            bpf_probe_read_kernel(&mparent, sizeof(mparent), mnt + OFF_MOUNT_PARENT);
+            if (!mparent || mparent == mnt) { /* the top of this mount tree */
+                n = i;
+                done = 1;
+                break;
+            }
+            bpf_probe_read_kernel(&dentry, sizeof(dentry), mnt + OFF_MOUNT_MOUNTPOINT);
+            mnt = mparent;
+            vfsmnt = mnt + OFF_MOUNT_MNT;
+            bpf_probe_read_kernel(&mnt_root, sizeof(mnt_root), vfsmnt + OFF_VFSMOUNT_ROOT);
+            cs->c[i & (MT_PATH_DEPTH_POW2 - 1)].len = MT_NOCOMP;
+            continue;
+        }
+        bpf_probe_read_kernel(&parent, sizeof(parent), dentry + OFF_DENTRY_PARENT);
+        bpf_probe_read_kernel(&len, sizeof(len), dentry + OFF_DENTRY_NAME_LEN);
+        bpf_probe_read_kernel(&name, sizeof(name), dentry + OFF_DENTRY_NAME);
+        cs->c[i & (MT_PATH_DEPTH_POW2 - 1)].name = name;
+        cs->c[i & (MT_PATH_DEPTH_POW2 - 1)].len = len;
+        if (parent == dentry) { /* a pseudo file (memfd, pipe, anon inode): no parent to name */
+            pseudo = 1;
+            done = 1;
+            break;
+        }
+        dentry = parent;
+    }
+    if (!done)
+        *trunc = 1;
+    /* second pass: innermost component first, written backwards */
+#pragma clang loop unroll(disable)
+    for (int j = 0; j < MT_PATH_DEPTH; j++) {
+        __u32 len;
+        if (j >= n)
+            break;
+        len = cs->c[j & (MT_PATH_DEPTH_POW2 - 1)].len;
+        if (len == MT_NOCOMP)
+            continue;
+        if (len > 254 || (int)len >= pos) {
+            *trunc = 1;
+            break;
+        }
+        pos -= len;
+        pos &= 255;
+        bpf_probe_read_kernel(pb->buf + pos, len & 255, cs->c[j & (MT_PATH_DEPTH_POW2 - 1)].name);
+        if (pseudo && j + 1 == n)
+            break; /* a pseudo file's name stands alone */
+        pos -= 1;
+        pos &= 255;
+        pb->buf[pos] = '/';
+    }
+    if (pos == MT_WALK_END && done) { /* the root itself */
+        pos = MT_WALK_END - 1;
+        pb->buf[pos] = '/';
+    }
+    return pos & 255;
+}
+
+/* The struct file behind fd in the current task (0 when none). */
+static __always_inline char *fd_file(char *task, __s64 fd)
+{
+    char *files = 0, *fdt = 0, *fdarr = 0, *file = 0;
+    unsigned int max_fds = 0;
+
+    if (fd < 0)
+        return 0;
+    bpf_probe_read_kernel(&files, sizeof(files), task + OFF_TASK_FILES);
+    if (!files)
+        return 0;
+    bpf_probe_read_kernel(&fdt, sizeof(fdt), files + OFF_FILES_FDT);
+    if (!fdt)
+        return 0;
+    bpf_probe_read_kernel(&max_fds, sizeof(max_fds), fdt + OFF_FDT_MAX_FDS);
+    bpf_probe_read_kernel(&fdarr, sizeof(fdarr), fdt + OFF_FDT_FD);
+    if (!fdarr || fd >= max_fds)
+        return 0;
+    bpf_probe_read_kernel(&file, sizeof(file), fdarr + fd * sizeof(void *));
+    return file;
+}
+
+/* Resolve a struct file's path into out (MT_PATH_LEN bytes); returns MT_F_PATH_* flags. */
+static __always_inline __u32 file_path(struct mt_pathbuf *pb, char *task, char *file, char *out)
+{
+    char *mnt = 0, *dentry = 0;
+    int trunc = 0, pos;
+
+    out[0] = 0;
+    if (!file || !pb)
+        return 0;
+    bpf_probe_read_kernel(&mnt, sizeof(mnt), file + OFF_FILE_PATH_MNT);
+    bpf_probe_read_kernel(&dentry, sizeof(dentry), file + OFF_FILE_DENTRY);
+    if (!mnt || !dentry)
+        return 0;
+    pos = walk_path(pb, mnt, dentry, task, &trunc);
+    bpf_probe_read_kernel_str(out, MT_PATH_LEN, pb->buf + pos);
+    if (!pb_mine(pb))
+        trunc = 1;
+    return MT_F_PATH_RESOLVED | (trunc ? MT_F_PATH_TRUNC : 0);
+}
+
+/* Resolve the directory a typed path is relative to: the task's root for an absolute
+ * path, else dirfd's file or (AT_FDCWD) the cwd. Returns MT_F_PATH_* flags. */
+static __always_inline __u32 base_path(struct mt_pathbuf *pb, char *task, __s64 dfd, int absolute, char *out)
+{
+    char *fs = 0, *mnt = 0, *dentry = 0;
+    int trunc = 0, pos;
+
+    out[0] = 0;
+    if (!pb)
+        return 0;
+    if (absolute || dfd == -100) {
+        bpf_probe_read_kernel(&fs, sizeof(fs), task + OFF_TASK_FS);
+        if (!fs)
+            return 0;
+        bpf_probe_read_kernel(&mnt, sizeof(mnt), fs + (absolute ? OFF_FS_ROOT_MNT : OFF_FS_PWD_MNT));
+        bpf_probe_read_kernel(&dentry, sizeof(dentry), fs + (absolute ? OFF_FS_ROOT_DENTRY : OFF_FS_PWD_DENTRY));
+    } else {
+        char *file = fd_file(task, dfd);
+        if (!file)
+            return 0;
+        bpf_probe_read_kernel(&mnt, sizeof(mnt), file + OFF_FILE_PATH_MNT);
+        bpf_probe_read_kernel(&dentry, sizeof(dentry), file + OFF_FILE_DENTRY);
+    }
+    if (!mnt || !dentry)
+        return 0;
+    pos = walk_path(pb, mnt, dentry, task, &trunc);
+    bpf_probe_read_kernel_str(out, MT_PATH_LEN, pb->buf + pos);
+    if (!pb_mine(pb))
+        trunc = 1;
+    return MT_F_PATH_RESOLVED | (trunc ? MT_F_PATH_TRUNC : 0);
+}
+
+/* Shape of a typed path (its first MT_PREFIX_LEN bytes): absolute, and whether it has a
+ * "." or ".." component or a "//" that a prefix check on the text would misjudge. */
+#define MT_SHAPE_ABS 1
+#define MT_SHAPE_ODD 2    /* "//", "/." or a leading "." */
+#define MT_SHAPE_DOTDOT 4 /* ".." anywhere */
+static __always_inline int typed_shape(const char *p)
+{
+    int shape = p[0] == '/' ? MT_SHAPE_ABS : 0;
+
+    if (p[0] == '.')
+        shape |= MT_SHAPE_ODD;
+#pragma clang loop unroll(disable)
+    for (int i = 0; i < MT_PREFIX_LEN - 1; i++) {
+        char c = p[i & 63], d = p[(i + 1) & 63];
+        if (c == 0)
+            break;
+        if (c == '/' && (d == '/' || d == '.'))
+            shape |= MT_SHAPE_ODD;
+        if (c == '.' && d == '.')
+            shape |= MT_SHAPE_DOTDOT;
+    }
+    return shape;
+}
+
+static __always_inline int trie_lookup(int trie, struct mt_prefix_key *k)
+{
+    if (trie == MT_TRIE_OPEN)
+        return open_prefixes.lookup(k) ? 1 : 0;
+    if (trie == MT_TRIE_WRITE)
+        return write_prefixes.lookup(k) ? 1 : 0;
+    return path_prefixes.lookup(k) ? 1 : 0;
+}
+
+/* Prefix match of a kernel string (a resolved path). */
+static __always_inline int kprefix_match(int trie, const char *kpath)
+{
+    struct mt_prefix_key k = {};
+    k.prefixlen = MT_PREFIX_LEN * 8;
+    bpf_probe_read_kernel_str(k.data, sizeof(k.data), kpath);
+    return trie_lookup(trie, &k);
+}
+
+/* Prefix match of base + "/" + typed (a relative typed path against its resolved
+ * directory), on the first MT_PREFIX_LEN bytes. */
+static __always_inline int joined_match(struct mt_pathbuf *pb, int trie, const char *base, const char *typed)
+{
+    struct mt_prefix_key *k = &pb->key;
+    int bl;
+
+    k->prefixlen = MT_PREFIX_LEN * 8;
+    bl = bpf_probe_read_kernel_str(pb->tmp, MT_PREFIX_LEN, base) - 1; /* without the NUL */
+    if (bl < 0)
+        return 0;
+    if (bl < MT_PREFIX_LEN - 1) {
+        __u64 at = bl;
+        if (bl > 1 || pb->tmp[0] != '/') { /* "/" + "x" is "/x", not "//x" */
+            asm volatile("" : "+r"(at)); /* keep the mask below: the verifier needs it */
+            pb->tmp[at & 63] = '/';
+            at++;
+        }
+        asm volatile("" : "+r"(at));
+        bpf_probe_read_user_str(pb->tmp + (at & 63), MT_PREFIX_LEN, typed);
+    }
+    __builtin_memcpy(k->data, pb->tmp, MT_PREFIX_LEN);
+    return trie_lookup(trie, k);
+}
+
+/* Opens are decided at exit on the path resolved from the returned fd's struct file,
+ * so relative, dirfd-relative, symlinked and re-spelled opens of a watched file are
+ * reported (a reported open needs the walk for its path anyway, so a text check at
+ * entry would save nothing). A failed open has no file: its typed text decides. */
 static __always_inline int open_enter(__u32 type, __u64 dfd, const char *path, __u64 flags, __u64 mode, __u64 how)
 {
     if (is_self())
         return 0;
-    if (type == MT_OPENAT2 && how) { /* flags live in struct open_how; unreadable = treat as a write */
-        if (bpf_probe_read_user(&flags, sizeof(flags), (void *)how) != 0)
-            flags = 02;
-    }
-    int matched = cfg(MT_CFG_OPEN_FILTER) ? prefix_match(open_trie(flags), path) : 1;
-    if (matched == 0) {
-        count(MT_CNT_FILTERED);
-        return 0;
-    }
-    /* aux = 1: decided now, no second read at exit; -1 (unreadable yet): decide at exit */
-    return stash_put_aux(type, matched == 1, dfd, (__u64)path, flags, mode, how, 0);
+    /* aux = 1: no filter, report; 0: decide at exit on the resolved path */
+    return stash_put_aux(type, !cfg(MT_CFG_OPEN_FILTER), dfd, (__u64)path, flags, mode, how, 0);
 }
 
 static __always_inline int open_exit(__s64 ret)
 {
     struct mt_stash s;
-    struct mt_event *e;
+    struct mt_event2 *e;
+    struct mt_pathbuf *pb;
+    char *task, *file = 0;
+    __u32 pflags = 0;
+    int trunc = 0, pos = 0;
 
     if (!stash_take(&s))
         return 0;
@@ -280,18 +566,52 @@ static __always_inline int open_exit(__s64 ret)
         s.a[3] = how[1];
         s.a[4] = how[2];
     }
-    if (!s.aux && cfg(MT_CFG_OPEN_FILTER) && prefix_match(open_trie(s.a[2]), (const char *)s.a[1]) != 1) {
-        count(MT_CNT_FILTERED);
-        return 0;
+    pb = scratch();
+    task = (char *)bpf_get_current_task();
+    if (ret >= 0 && pb) {
+        file = fd_file(task, ret);
+        if (file) {
+            char *mnt = 0, *dentry = 0;
+            bpf_probe_read_kernel(&mnt, sizeof(mnt), file + OFF_FILE_PATH_MNT);
+            bpf_probe_read_kernel(&dentry, sizeof(dentry), file + OFF_FILE_DENTRY);
+            if (mnt && dentry) {
+                pos = walk_path(pb, mnt, dentry, task, &trunc);
+                pflags = MT_F_PATH_RESOLVED | (trunc ? MT_F_PATH_TRUNC : 0);
+            }
+        }
+    }
+    if (!s.aux && cfg(MT_CFG_OPEN_FILTER)) {
+        int m;
+        if (!pflags)
+            m = prefix_match(open_trie(s.a[2]), (const char *)s.a[1]);
+        else if (trunc)
+            m = 1; /* cannot tell: report */
+        else
+            m = kprefix_match(open_trie(s.a[2]), pb->buf + pos);
+        if (!pb_mine(pb))
+            m = 1; /* the scratch was reused under us: cannot tell, report */
+        if (m != 1) {
+            count(MT_CNT_FILTERED);
+            return 0;
+        }
     }
     if ((s.a[2] & MT_O_WRITE_MASK) == 0 && !noisy_gate())
         return 0; /* read-only open */
-    e = reserve_event();
-    if (!e)
+    e = events.ringbuf_reserve(sizeof(struct mt_event2));
+    if (!e) {
+        count(MT_CNT_LOST);
         return 0;
+    }
     fill_hdr(&e->h, s.type, ret);
     copy_args(&e->h, &s);
-    bpf_probe_read_user_str(e->s, sizeof(e->s), (void *)s.a[1]);
+    e->h.flags = pflags;
+    e->s[0] = 0;
+    if (pflags && pb) {
+        bpf_probe_read_kernel_str(e->s, sizeof(e->s), pb->buf + pos);
+        if (!pb_mine(pb))
+            e->h.flags |= MT_F_PATH_TRUNC;
+    }
+    bpf_probe_read_user_str(e->s2, sizeof(e->s2), (void *)s.a[1]);
     events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }
@@ -601,7 +921,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
     struct mt_event *e;
     __s64 ret = args->ret;
     __u64 prot;
-    __u32 wflags = 0, wcount = 0;
+    __u32 wflags = 0, wcount = 0, mflags = 0;
 
     if (!stash_take(&s))
         return 0;
@@ -610,18 +930,43 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
         wflags = wreg_mmap(&s, (__u64)ret, &wcount);
     if (!(prot & MT_PROT_EXEC) && cfg(MT_CFG_MMAP_FILTER))
         return 0; /* writable or replacing mapping: state recorded, nothing emitted */
-    if (!(prot & MT_PROT_WRITE) && !(wflags & MT_F_W_TO_X) && !noisy_gate())
-        return 0; /* read-only executable mapping (library loads) */
+    if ((prot & MT_PROT_EXEC) && !(s.a[3] & MT_MAP_ANONYMOUS) && !(ret < 0 && ret > -4096)) {
+        /* code mapped from a file: memory-only files (shmem, no link) are always reported */
+        char *file = fd_file((char *)bpf_get_current_task(), (__s32)s.a[4]), *inode = 0, *sb = 0;
+        __u64 magic = 0;
+        __u32 nlink = 1;
+        if (file) {
+            bpf_probe_read_kernel(&inode, sizeof(inode), file + OFF_FILE_INODE);
+            if (inode) {
+                bpf_probe_read_kernel(&nlink, sizeof(nlink), inode + OFF_INODE_NLINK);
+                bpf_probe_read_kernel(&sb, sizeof(sb), inode + OFF_INODE_SB);
+                if (sb)
+                    bpf_probe_read_kernel(&magic, sizeof(magic), sb + OFF_SB_MAGIC);
+            }
+        }
+        if (magic == 0x01021994 || magic == 0x858458f6 || magic == 0x958458f6) /* tmpfs, ramfs, hugetlbfs */
+            mflags |= MT_F_MAP_SHMEM;
+        if (file && nlink == 0)
+            mflags |= MT_F_MAP_NLINK0;
+    }
+    if (!(prot & MT_PROT_WRITE) && !mflags && !(wflags & MT_F_W_TO_X) && !noisy_gate())
+        return 0; /* read-only executable mapping of an ordinary file (library loads) */
     e = reserve_event();
     if (!e)
         return 0;
     fill_hdr(&e->h, MT_MMAP, ret);
     copy_args(&e->h, &s);
+    e->h.flags |= mflags;
     if ((prot & MT_PROT_WRITE) && (prot & MT_PROT_EXEC))
         e->h.flags |= MT_F_WX;
     e->h.flags |= wflags & ~MT_F_PREV_KNOWN;
     e->h.aux = wcount; /* W->X events of this process before this one */
     e->s[0] = 0;
+    /* a file-backed executable mapping: the mapped file's resolved path */
+    if ((prot & MT_PROT_EXEC) && !(s.a[3] & MT_MAP_ANONYMOUS) && !(ret < 0 && ret > -4096)) {
+        char *task = (char *)bpf_get_current_task();
+        e->h.flags |= file_path(scratch(), task, fd_file(task, (__s32)s.a[4]), e->s);
+    }
     events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }
@@ -907,40 +1252,90 @@ TRACEPOINT_PROBE(syscalls, sys_exit_connect)
 
 /* ---- file changes that persistence and fileless attacks leave (issue 9) ---- */
 
+/* unlink/rename/chmod: the file may be gone at exit, so the kernel resolves the
+ * directory the typed path is relative to (dirfd, cwd, or the root for an absolute
+ * path) and the decoder joins and normalises. The prefix filter decides at exit: on
+ * a plain absolute path's text, on base + "/" + typed for a relative one; a path with
+ * "..", or an absolute one with "." or "//", is reported. */
 static __always_inline int path_enter(__u32 type, const char *path, __u64 a0, __u64 a2, __u64 a3, __u64 a4)
 {
     if (is_self())
         return 0;
-    if (prefix_match(MT_TRIE_PATH, path) == 0) {
-        count(MT_CNT_FILTERED);
-        return 0;
-    }
     return stash_put(type, a0, (__u64)path, a2, a3, a4, 0);
 }
 
-static __always_inline int path_exit(__s64 ret, int second)
+/* Does one side (typed path + its resolved base) pass the path filter? */
+static __always_inline int side_match(struct mt_pathbuf *pb, const char *typed, const char *base, __u32 pflags)
+{
+    struct mt_prefix_key *k = &pb->key;
+    int shape;
+
+    __builtin_memset(k, 0, sizeof(*k));
+    k->prefixlen = MT_PREFIX_LEN * 8;
+    if (bpf_probe_read_user_str(k->data, sizeof(k->data), typed) <= 0)
+        return 1;
+    shape = typed_shape(k->data);
+    if ((shape & (MT_SHAPE_ABS | MT_SHAPE_ODD | MT_SHAPE_DOTDOT)) == MT_SHAPE_ABS)
+        return trie_lookup(MT_TRIE_PATH, k);
+    if ((shape & (MT_SHAPE_ABS | MT_SHAPE_DOTDOT)) || !pflags || (pflags & MT_F_PATH_TRUNC))
+        return 1; /* "..", a re-spelled absolute path or no base to judge on: report */
+    return joined_match(pb, MT_TRIE_PATH, base, typed);
+}
+
+static __always_inline int is_abs(const char *typed)
+{
+    char c = 0;
+    bpf_probe_read_user(&c, 1, typed);
+    return c == '/';
+}
+
+/* second: rename (a second typed path and base); filter: apply the path filter.
+ * Intermediate results go through the event's memory, which the verifier does not
+ * track by value: the states of two walks and a filter then merge instead of multiplying. */
+static __always_inline int path_exit(__s64 ret, int second, int filter)
 {
     struct mt_stash s;
-    struct mt_event2 *e;
+    struct mt_event4 *e;
+    struct mt_pathbuf *pb;
+    char *task;
+    __u32 pflags;
 
     if (!stash_take(&s))
         return 0;
-    if (prefix_match(MT_TRIE_PATH, (const char *)s.a[1]) != 1 &&
-        !(second && prefix_match(MT_TRIE_PATH, (const char *)s.a[3]) == 1)) {
-        count(MT_CNT_FILTERED);
-        return 0;
-    }
-    e = events.ringbuf_reserve(sizeof(struct mt_event2));
+    e = events.ringbuf_reserve(sizeof(struct mt_event4));
     if (!e) {
         count(MT_CNT_LOST);
         return 0;
     }
+    pb = scratch();
+    task = (char *)bpf_get_current_task();
+    e->h.flags = base_path(pb, task, (__s32)s.a[0], is_abs((const char *)s.a[1]), e->base);
+    e->h.aux = 1; /* reported unless the filter says otherwise */
+    if (filter && pb && !second)
+        e->h.aux = side_match(pb, (const char *)s.a[1], e->base, e->h.flags) == 1 || !pb_mine(pb);
+    else if (filter) /* rename: the text check (a relative path is reported) */
+        e->h.aux = !is_abs((const char *)s.a[1]) || prefix_match(MT_TRIE_PATH, (const char *)s.a[1]) != 0;
+    e->base2[0] = 0;
+    e->s2[0] = 0;
+    if (second) {
+        __u32 t = base_path(pb, task, (__s32)s.a[2], is_abs((const char *)s.a[3]), e->base2);
+        e->h.flags |= (t & MT_F_PATH_RESOLVED ? MT_F_PATH2_RESOLVED : 0) | (t & MT_F_PATH_TRUNC ? MT_F_PATH2_TRUNC : 0);
+        bpf_probe_read_user_str(e->s2, sizeof(e->s2), (void *)s.a[3]);
+        /* joined checks on both sides of a rename make the program too complex for
+         * the verifier: rename gets the text check, a relative side is reported */
+        if (filter && (!is_abs((const char *)s.a[3]) || prefix_match(MT_TRIE_PATH, (const char *)s.a[3]) != 0))
+            e->h.aux = 1;
+    }
+    if (!e->h.aux) {
+        events.ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+        count(MT_CNT_FILTERED);
+        return 0;
+    }
+    pflags = e->h.flags;
     fill_hdr(&e->h, s.type, ret);
     copy_args(&e->h, &s);
+    e->h.flags = pflags;
     bpf_probe_read_user_str(e->s, sizeof(e->s), (void *)s.a[1]);
-    e->s2[0] = 0;
-    if (second)
-        bpf_probe_read_user_str(e->s2, sizeof(e->s2), (void *)s.a[3]);
     events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }
@@ -949,9 +1344,9 @@ TRACEPOINT_PROBE(syscalls, sys_enter_unlinkat)
 {
     return path_enter(MT_UNLINK, args->pathname, args->dfd, args->flag, 0, 0);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_unlinkat) { return path_exit(args->ret, 0); }
+TRACEPOINT_PROBE(syscalls, sys_exit_unlinkat) { return path_exit(args->ret, 0, 1); }
 TRACEPOINT_PROBE(syscalls, sys_enter_unlink) { return path_enter(MT_UNLINK, args->pathname, (__u64)-100, 0, 0, 0); }
-TRACEPOINT_PROBE(syscalls, sys_exit_unlink) { return path_exit(args->ret, 0); }
+TRACEPOINT_PROBE(syscalls, sys_exit_unlink) { return path_exit(args->ret, 0, 1); }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_renameat2)
 {
@@ -960,14 +1355,14 @@ TRACEPOINT_PROBE(syscalls, sys_enter_renameat2)
     return stash_put(MT_RENAME, args->olddfd, (__u64)args->oldname, args->newdfd, (__u64)args->newname,
                      args->flags, 0);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_renameat2) { return path_exit(args->ret, 1); }
+TRACEPOINT_PROBE(syscalls, sys_exit_renameat2) { return path_exit(args->ret, 1, 1); }
 TRACEPOINT_PROBE(syscalls, sys_enter_rename)
 {
     if (is_self())
         return 0;
     return stash_put(MT_RENAME, (__u64)-100, (__u64)args->oldname, (__u64)-100, (__u64)args->newname, 0, 0);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_rename) { return path_exit(args->ret, 1); }
+TRACEPOINT_PROBE(syscalls, sys_exit_rename) { return path_exit(args->ret, 1, 1); }
 
 static __always_inline int chmod_enter(__u64 dfd, const char *path, __u64 mode)
 {
@@ -980,9 +1375,9 @@ static __always_inline int chmod_enter(__u64 dfd, const char *path, __u64 mode)
     return stash_put(MT_CHMOD, dfd, (__u64)path, mode, 0, 0, 0);
 }
 TRACEPOINT_PROBE(syscalls, sys_enter_fchmodat) { return chmod_enter(args->dfd, args->filename, args->mode); }
-TRACEPOINT_PROBE(syscalls, sys_exit_fchmodat) { return emit_exit(args->ret, 1); }
+TRACEPOINT_PROBE(syscalls, sys_exit_fchmodat) { return path_exit(args->ret, 0, 0); }
 TRACEPOINT_PROBE(syscalls, sys_enter_chmod) { return chmod_enter((__u64)-100, args->filename, args->mode); }
-TRACEPOINT_PROBE(syscalls, sys_exit_chmod) { return emit_exit(args->ret, 1); }
+TRACEPOINT_PROBE(syscalls, sys_exit_chmod) { return path_exit(args->ret, 0, 0); }
 
 TRACEPOINT_PROBE(syscalls, sys_enter_mount)
 {
@@ -1209,7 +1604,16 @@ static __always_inline int exec_exit(__s64 ret)
         e->fd_family[i] = 0;
         e->fd_type[i] = 0;
         e->fd_open[i] = 0;
+        e->fd_ino[i] = 0;
     }
+    e->exe_path[0] = 0;
+    e->exe_ino = 0;
+    e->exe_magic = 0;
+    e->exe_dev = 0;
+    e->exe_uid = 0;
+    e->exe_nlink = 0;
+    e->exe_mode = 0;
+    e->exe_pad = 0;
     events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }
@@ -1256,6 +1660,7 @@ static __always_inline void stdio_facts(char *task, struct mt_exec *e)
         e->fd_family[i] = 0;
         e->fd_type[i] = 0;
         e->fd_open[i] = 0;
+        e->fd_ino[i] = 0;
         if (i >= MT_STDIO_FDS || !fdarr || i >= max_fds)
             continue;
         bpf_probe_read_kernel(&file, sizeof(file), fdarr + i * sizeof(void *));
@@ -1266,6 +1671,7 @@ static __always_inline void stdio_facts(char *task, struct mt_exec *e)
         if (!inode)
             continue;
         bpf_probe_read_kernel(&mode, sizeof(mode), inode + OFF_INODE_MODE);
+        bpf_probe_read_kernel(&e->fd_ino[i], sizeof(e->fd_ino[i]), inode + OFF_INODE_INO);
         e->fd_type[i] = (mode & MT_S_IFMT) >> 12;
         if ((mode & MT_S_IFMT) == MT_S_IFSOCK) {
             /* SOCKET_I(inode): struct socket_alloc { struct socket socket; struct inode vfs_inode; } */
@@ -1333,6 +1739,12 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 
     /* exe_file: memfd ("memfd:<name>") and link count (0 = deleted or memfd) */
     e->exe_name[0] = 0;
+    e->exe_ino = 0;
+    e->exe_magic = 0;
+    e->exe_dev = 0;
+    e->exe_uid = 0;
+    e->exe_mode = 0;
+    e->exe_pad = 0;
     bpf_probe_read_kernel(&exe, sizeof(exe), mm + OFF_MM_EXE_FILE);
     if (exe) {
         bpf_probe_read_kernel(&dentry, sizeof(dentry), exe + OFF_FILE_DENTRY);
@@ -1344,7 +1756,21 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
             e->h.flags |= MT_F_EXE_MEMFD;
         if (nlink == 0)
             e->h.flags |= MT_F_EXE_DELETED;
+        if (inode) { /* file facts: what the kernel knows about the executed file */
+            char *sb = 0;
+            __u16 imode = 0;
+            bpf_probe_read_kernel(&e->exe_ino, sizeof(e->exe_ino), inode + OFF_INODE_INO);
+            bpf_probe_read_kernel(&e->exe_uid, sizeof(e->exe_uid), inode + OFF_INODE_UID);
+            bpf_probe_read_kernel(&imode, sizeof(imode), inode + OFF_INODE_MODE);
+            e->exe_mode = imode;
+            bpf_probe_read_kernel(&sb, sizeof(sb), inode + OFF_INODE_SB);
+            if (sb) {
+                bpf_probe_read_kernel(&e->exe_magic, sizeof(e->exe_magic), sb + OFF_SB_MAGIC);
+                bpf_probe_read_kernel(&e->exe_dev, sizeof(e->exe_dev), sb + OFF_SB_DEV);
+            }
+        }
     }
+    e->exe_nlink = exe ? nlink : 0;
     stdio_facts(task, e);
 
     /* cgroup2 directory names: container attribution even when the container is
@@ -1387,6 +1813,8 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
                 bpf_probe_read_kernel_str(e->ld_library_path, sizeof(e->ld_library_path), eb->buf + 16);
         }
     }
+    /* the file the kernel executed, resolved (for "ld.so PROG" that is the loader) */
+    e->h.flags |= file_path(scratch(), task, exe, e->exe_path);
     events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }

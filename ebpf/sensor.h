@@ -29,6 +29,17 @@ enum mt_type {
 #define MT_F_WX          0x8
 #define MT_F_W_TO_X      0x10
 #define MT_F_PREV_KNOWN  0x20
+/* resolved paths (built in the kernel from the dentry + mount chain, see docs/sensor.md):
+ * open: s; exec: exe_path; mmap: s; unlink/rename/chmod: base (rename's new side: base2) */
+#define MT_F_PATH_RESOLVED  0x40   /* the path field holds a kernel-resolved path */
+#define MT_F_PATH_TRUNC     0x80   /* the walk could not finish: the field holds only its tail */
+#define MT_F_PATH2_RESOLVED 0x100  /* the same for base2 */
+#define MT_F_PATH2_TRUNC    0x200
+/* mmap of a file with PROT_EXEC: what the mapped file is (always reported, never gated) */
+#define MT_F_MAP_SHMEM      0x400  /* on tmpfs/shmem (memfd, shm_open, /dev/shm), ramfs or hugetlbfs */
+#define MT_F_MAP_NLINK0     0x800  /* no link left: memfd, O_TMPFILE or deleted */
+#define MT_PATH_DEPTH 40           /* dentries + mount crossings walked at most */
+#define MT_PATH_DEPTH_POW2 64      /* array bound for the verifier */
 
 /* config map slots */
 #define MT_CFG_SELF_TGID   0
@@ -68,11 +79,22 @@ struct mt_event {
     char s[MT_PATH_LEN];
 };
 
-/* a path pair (rename, mount): s = old/source, s2 = new/target */
+/* a path pair. open: s = resolved path, s2 = path as typed; mount: s = source, s2 = target */
 struct mt_event2 {
     struct mt_hdr h;
     char s[MT_PATH_LEN];
     char s2[MT_PATH_LEN];
+};
+
+/* unlink, rename, chmod: the typed paths (s, s2 = rename's new path) and the resolved
+ * directory each is relative to (base, base2): dirfd's or the cwd's path, or the task's
+ * root ("/") for an absolute typed path */
+struct mt_event4 {
+    struct mt_hdr h;
+    char s[MT_PATH_LEN];
+    char s2[MT_PATH_LEN];
+    char base[MT_PATH_LEN];
+    char base2[MT_PATH_LEN];
 };
 
 struct mt_exec {
@@ -89,6 +111,16 @@ struct mt_exec {
     __u16 fd_family[4]; /* sockets: sk->__sk_common.skc_family (AF_*) */
     __u8 fd_type[4];    /* (i_mode & S_IFMT) >> 12; 0 = fd not open */
     __u8 fd_open[4];    /* 1: the fd is open (fd_type 0 then means an anonymous inode) */
+    char exe_path[MT_PATH_LEN]; /* mm->exe_file resolved (MT_F_PATH_RESOLVED / MT_F_PATH_TRUNC) */
+    /* facts of the executed file (mm->exe_file's inode and super block); exe_mode 0 = unknown */
+    __u64 exe_ino;
+    __u64 exe_magic;    /* super_block.s_magic: the file system type */
+    __u32 exe_dev;      /* super_block.s_dev (kernel dev_t: major = dev >> 20) */
+    __u32 exe_uid;      /* owner */
+    __u32 exe_nlink;
+    __u16 exe_mode;     /* i_mode: type and permission bits (setuid, setgid, exec) */
+    __u16 exe_pad;
+    __u64 fd_ino[4];    /* fds 0..2: inode number (a pipe's is the N of pipe:[N]) */
 };
 
 struct mt_prefix_key {

@@ -11,6 +11,15 @@ process_vm_readv, mprotect, mmap, open, openat, openat2, unshare, setns, connect
 rename, unlink, chmod, mount (the syscall itself), plus the lifecycle events
 ``process_fork`` and ``process_exit``. A successful exec is reported once, with the
 kernel's own copies of filename and argv, under the syscall that caused it.
+
+Paths resolved in the kernel (docs/sensor.md "Resolved paths"): ``args.path`` of an
+open is the path of the opened file (dentry + mount walk to the task's root, so
+container-relative in a container) and ``args.path_typed`` the text the caller wrote;
+an exec carries ``args.exe_path`` (the file the kernel executed, ``mm->exe_file``); a
+file-backed executable mmap carries ``args.path``; unlink/rename/chmod carry the typed
+path joined to the kernel-resolved dirfd/cwd directory (``path_resolved``). Every
+resolved field has a ``*_truncated`` flag: when set, the walk could not finish and the
+path is the typed text, never a guessed absolute path.
 """
 
 from __future__ import annotations
@@ -65,7 +74,11 @@ class Event(BaseModel):
     host: str
     syscall: str
     ret: int | None = Field(default=None, description="Return value (negative errno on failure)")
-    args: dict[str, Any] = Field(default_factory=dict)
+    args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Per syscall (docs/sensor.md): e.g. open path (kernel-resolved), path_typed, "
+        "path_truncated; exec exe_path, exe_path_truncated",
+    )
     process: ProcessInfo
     cgroup_id: int = 0
     container_id: str | None = Field(default=None, description="64-hex container id; null on the host")

@@ -9,6 +9,7 @@ ancestors, container id) is added by :mod:`sensors.context`.
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -21,12 +22,18 @@ COMM_LEN, PATH_LEN, ARGV_LEN, ENV_LEN, EXE_NAME_LEN, CGNAME_LEN = 16, 256, 1024,
 HDR = struct.Struct("<QQq6Q8IQ16s")
 EVENT = struct.Struct(f"<{HDR.format[1:]}{PATH_LEN}s")
 EVENT2 = struct.Struct(f"<{HDR.format[1:]}{PATH_LEN}s{PATH_LEN}s")
-# ..., cgroup_parent, then the stdio facts: fd_rdev[4], fd_family[4], fd_type[4], fd_open[4]
+# unlink/rename/chmod: typed path, rename's new typed path, their resolved base directories
+EVENT4 = struct.Struct(f"<{HDR.format[1:]}{PATH_LEN}s{PATH_LEN}s{PATH_LEN}s{PATH_LEN}s")
+# ..., cgroup_parent, then the stdio facts: fd_rdev[4], fd_family[4], fd_type[4], fd_open[4],
+# then exe_path (mm->exe_file resolved in the kernel) and the executed file's facts:
+# exe_ino, exe_magic, exe_dev, exe_uid, exe_nlink, exe_mode, pad
 EXEC = struct.Struct(
     f"<{HDR.format[1:]}{PATH_LEN}s{ARGV_LEN}s{ENV_LEN}s{ENV_LEN}s{EXE_NAME_LEN}s{CGNAME_LEN}s{CGNAME_LEN}s"
-    "4I4H4B4B"
+    f"4I4H4B4B{PATH_LEN}sQQIIIHH4Q"
 )
-STDIO_LEN = 32  # bytes of the stdio facts at the end of struct mt_exec
+FD_INO_LEN = 32  # fd_ino[4] at the very end of struct mt_exec
+EXE_FACTS_LEN = 32  # bytes of the file facts at the end of struct mt_exec
+STDIO_LEN = 32  # bytes of the stdio facts before exe_path (and the file facts) in struct mt_exec
 TYPE_OFFSET = 72  # offsetof(struct mt_hdr, type)
 
 F_EXE_MEMFD, F_EXE_DELETED, F_ARGV_TRUNC, F_WX, F_W_TO_X, F_PREV_KNOWN = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
@@ -34,6 +41,8 @@ F_EXE_MEMFD, F_EXE_DELETED, F_ARGV_TRUNC, F_WX, F_W_TO_X, F_PREV_KNOWN = 0x1, 0x
 F_WREG_SHIFT, F_WREG_KIND_MASK, F_WREG_OVERFLOW = 16, 0xF0000, 0x100000
 #: kind of the writable region a W->X overlapped → ``args.region_kind``
 REGION_KINDS = {1: "anon", 2: "file", 3: "stack", 4: "data", 5: "heap", 6: "unknown"}
+F_PATH_RESOLVED, F_PATH_TRUNC, F_PATH2_RESOLVED, F_PATH2_TRUNC = 0x40, 0x80, 0x100, 0x200
+F_MAP_SHMEM, F_MAP_NLINK0 = 0x400, 0x800
 
 #: enum mt_type → syscall name in events
 EVENT_TYPES: dict[int, str] = {
@@ -59,8 +68,9 @@ EVENT_TYPES: dict[int, str] = {
     20: "mount",
 }
 EXEC_TYPES = {1, 2}
-EVENT2_TYPES = {17, 18, 20}
-# unlink uses the two-path record too (second path empty); chmod uses the one-path record.
+OPEN_TYPES = frozenset({9, 10, 11})
+EVENT2_TYPES = {9, 10, 11, 20}  # opens (resolved, typed) and mount (source, target)
+EVENT4_TYPES = {17, 18, 19}  # unlink, rename, chmod: typed paths + resolved base directories
 
 
 STDIO_NAMES = ("stdin", "stdout", "stderr")
@@ -71,7 +81,7 @@ TTY_MAJORS = frozenset({4, 5, *range(136, 144)})
 NETWORK_FAMILIES = frozenset({"AF_INET", "AF_INET6"})
 
 
-def _stdio(f: tuple[Any, ...]) -> dict[str, Any]:
+def _stdio(f: tuple[Any, ...], ino: tuple[int, ...] = (0, 0, 0, 0)) -> dict[str, Any]:
     """``args.stdio`` from the fd facts of an exec record (see docs/sensor.md).
 
     ``{"stdin": "socket", "stdin_family": "AF_INET", "stdout": ..., "stderr": "tty",
@@ -91,6 +101,8 @@ def _stdio(f: tuple[Any, ...]) -> dict[str, Any]:
             major, minor = rdev[i] >> 20, rdev[i] & 0xFFFFF
             kind = "tty" if major in TTY_MAJORS else "null" if (major, minor) == (1, 3) else "chr"
         out[name] = kind
+        if kind == "pipe" and ino[i]:  # pipe:[N]: the same N at both ends
+            out[f"{name}_ino"] = ino[i]
         if kind == "socket":
             fam = F.AF_NAMES.get(family[i], str(family[i]))
             out[f"{name}_family"] = fam
@@ -126,6 +138,59 @@ def _sockaddr(raw: bytes) -> dict[str, Any]:
         path = raw[2:110]
         out["addr"] = ("@" + _cstr(path[1:])) if path[:1] == b"\0" else _cstr(path)
     return out
+
+
+def normalize(path: str) -> str:
+    """``.``, ``..`` and ``//`` removed lexically (no symlink is followed): "//dev/./shm//x" -> "/dev/shm/x"."""
+    out = posixpath.normpath(path)
+    return "/" + out.lstrip("/") if out.startswith("//") else out
+
+
+def joined(base: str, typed: str, resolved: bool, truncated: bool) -> tuple[str, bool]:
+    """The path of ``typed`` against its kernel-resolved directory ``base``; (path, resolved).
+
+    A truncated or missing base leaves the typed text (normalised when absolute)."""
+    if typed.startswith("/"):
+        return normalize(typed), resolved and not truncated
+    if not resolved or truncated or not base.startswith("/"):
+        return typed, False
+    return normalize(f"{base}/{typed}") if typed else base, True
+
+
+def resolved_path(raw: bytes, hflags: int, typed: str) -> tuple[str, bool, bool]:
+    """(path, path_resolved, path_truncated) of an open/mmap/exec record's resolved field.
+
+    A truncated walk keeps only the tail, never a wrong absolute path: then ``path`` is
+    the typed text. An fd with no name of its own (pipe, anon inode) keeps the typed text."""
+    if not hflags & F_PATH_RESOLVED:
+        return typed, False, False
+    if hflags & F_PATH_TRUNC:
+        return typed, False, True
+    p = _cstr(raw)
+    return (p, True, False) if p else (typed, False, False)
+
+
+def _path_args(typed: str, s: bytes, hflags: int) -> dict[str, Any]:
+    path, _, trunc = resolved_path(s, hflags, typed)
+    return {"path": path, "path_typed": typed, "path_truncated": trunc}
+
+
+def exe_facts(ino: int, magic: int, dev: int, uid: int, nlink: int, mode: int) -> dict[str, Any]:
+    """``args.exe_file``: what the kernel knows about the executed file (None when unknown)."""
+    if not mode:
+        return {"exe_file": None}
+    return {
+        "exe_file": {
+            "fs": F.fs_name(magic),
+            "dev": f"{dev >> 20}:{dev & 0xFFFFF}",
+            "ino": ino,
+            "nlink": nlink,
+            "uid": uid,
+            "mode": oct(mode & 0o7777),
+            "setuid": bool(mode & 0o4000),
+            "setgid": bool(mode & 0o2000),
+        }
+    }
 
 
 def _mode(mode: int) -> dict[str, Any]:
@@ -177,18 +242,8 @@ def _setns(a: tuple[int, ...], h_flags: int) -> dict[str, Any]:
 
 
 def _args_simple(t: int, a: tuple[int, ...], s: bytes, h_aux: int, h_flags: int) -> dict[str, Any]:
-    if t in (9, 10, 11):  # open, openat, openat2
-        args = {
-            "dirfd": F.s32(a[0]),
-            "path": _cstr(s),
-            "flags": F.open_flags(a[2]),
-            "mode": oct(a[3] & 0o7777),
-        }
-        if t == 11:
-            args["resolve"] = F.bits(a[4], F.RESOLVE_FLAGS)
-        return args
     if t == 8:  # mmap
-        return {
+        out = {
             "addr": a[0],
             "len": a[1],
             "prot": F.prot_flags(a[2]),
@@ -198,6 +253,11 @@ def _args_simple(t: int, a: tuple[int, ...], s: bytes, h_aux: int, h_flags: int)
             "wx": bool(h_flags & F_WX),
             **_mmap_wregion(h_flags, h_aux),
         }
+        if h_flags & F_PATH_RESOLVED:  # a file-backed executable mapping
+            path, _, trunc = resolved_path(s, h_flags, "")
+            out["path"], out["path_truncated"] = path or None, trunc
+            out["file_shmem"], out["file_nlink0"] = bool(h_flags & F_MAP_SHMEM), bool(h_flags & F_MAP_NLINK0)
+        return out
     if t == 7:  # mprotect
         return {
             "addr": a[0],
@@ -224,13 +284,11 @@ def _args_simple(t: int, a: tuple[int, ...], s: bytes, h_aux: int, h_flags: int)
     if t == 16:
         code = a[0]
         return {"exit_code": (code >> 8) & 0xFF, "signal": code & 0x7F or None}
-    if t == 19:
-        return {"dirfd": F.s32(a[0]), "path": _cstr(s), **_mode(a[2])}
     return {}
 
 
 #: Types carried by ``struct mt_event`` (one string): the ones a wide-open node emits most.
-SIMPLE_TYPES = frozenset(EVENT_TYPES) - EXEC_TYPES - EVENT2_TYPES
+SIMPLE_TYPES = frozenset(EVENT_TYPES) - EXEC_TYPES - EVENT2_TYPES - EVENT4_TYPES
 _CACHE_MAX = 4096
 
 
@@ -262,25 +320,39 @@ class Decoder:
         return value
 
     def decode(self, raw: bytes) -> dict[str, Any]:
-        if len(raw) != EVENT.size:
+        n = len(raw)
+        if n == EVENT2.size:
+            f = self._unpack_event2(raw)
+            t = f[9]
+            if t not in OPEN_TYPES:
+                return self._decode(raw)
+            hflags = f[15]
+            d = f[3] & 0xFFFFFFFF
+            v = f[5]
+            typed = f[20].split(b"\0", 1)[0].decode("utf-8", "replace")
+            if hflags & F_PATH_RESOLVED and not hflags & F_PATH_TRUNC and f[19][:1] == b"/":
+                path, trunc = f[19].split(b"\0", 1)[0].decode("utf-8", "replace"), False
+            else:
+                path, _, trunc = resolved_path(f[19], hflags, typed)
+            args = {
+                "dirfd": d - 0x100000000 if d & 0x80000000 else d,
+                "path": path,
+                "path_typed": typed,
+                "path_truncated": trunc,
+                "flags": self._open_flags.get(v) or self._cached(self._open_flags, v, F.open_flags),
+                "mode": oct(f[6] & 0o7777),
+            }
+            if t == 11:
+                args["resolve"] = F.bits(f[7], F.RESOLVE_FLAGS)
+            return self._event(f, t, args)
+        if n != EVENT.size:
             return self._decode(raw)
         f = self._unpack_event(raw)
         t = f[9]
         if t not in SIMPLE_TYPES:
             return self._decode(raw)
         hflags = f[15]
-        if t == 10 or t == 9 or t == 11:  # openat, open, openat2
-            d = f[3] & 0xFFFFFFFF
-            v = f[5]
-            args = {
-                "dirfd": d - 0x100000000 if d & 0x80000000 else d,
-                "path": f[19].split(b"\0", 1)[0].decode("utf-8", "replace"),
-                "flags": self._open_flags.get(v) or self._cached(self._open_flags, v, F.open_flags),
-                "mode": oct(f[6] & 0o7777),
-            }
-            if t == 11:
-                args["resolve"] = F.bits(f[7], F.RESOLVE_FLAGS)
-        elif t == 7:  # mprotect
+        if t == 7:  # mprotect
             v = f[5]
             prot = self._prot_flags.get(v) or self._cached(self._prot_flags, v, F.prot_flags)
             if hflags & F_PREV_KNOWN:
@@ -311,8 +383,16 @@ class Decoder:
                 "wx": bool(hflags & F_WX),
                 **_mmap_wregion(hflags, f[16]),
             }
+            if hflags & F_PATH_RESOLVED:  # a file-backed executable mapping
+                path, _, trunc = resolved_path(f[19], hflags, "")
+                args["path"], args["path_truncated"] = path or None, trunc
+                args["file_shmem"] = bool(hflags & F_MAP_SHMEM)
+                args["file_nlink0"] = bool(hflags & F_MAP_NLINK0)
         else:
             args = _args_simple(t, f[3:9], f[19], f[16], hflags)
+        return self._event(f, t, args)
+
+    def _event(self, f: tuple[Any, ...], t: int, args: dict[str, Any]) -> dict[str, Any]:
         ts_ns, tid = f[0], f[11]
         c = f[18]
         return {
@@ -346,13 +426,23 @@ class Decoder:
         name = EVENT_TYPES.get(t)
         if name is None:
             raise DecodeError(f"unknown event type {t}")
-        expected = EXEC.size if t in EXEC_TYPES else EVENT2.size if t in EVENT2_TYPES else EVENT.size
+        expected = (
+            EXEC.size
+            if t in EXEC_TYPES
+            else EVENT2.size
+            if t in EVENT2_TYPES
+            else EVENT4.size
+            if t in EVENT4_TYPES
+            else EVENT.size
+        )
         if len(raw) < expected:
             raise DecodeError(f"{name} record of {len(raw)} bytes, expected {expected}")
         if t in EXEC_TYPES:
             f = self._unpack_exec(raw)
         elif t in EVENT2_TYPES:
             f = self._unpack_event2(raw)
+        elif t in EVENT4_TYPES:
+            f = EVENT4.unpack_from(raw)
         else:
             f = self._unpack_event(raw)
         ts_ns, cgroup_id, ret = f[0], f[1], f[2]
@@ -363,7 +453,8 @@ class Decoder:
         cgroup_name: str | None = None
         if t in EXEC_TYPES:
             filename, argv_raw, ldp, ldlp, exe_name, cg_leaf, cg_parent = f[19:26]
-            stdio = _stdio(f[26:42]) if ret == 0 else None
+            stdio = _stdio(f[26:42], f[50:54]) if ret == 0 else None
+            exe_path, _, exe_trunc = resolved_path(f[42], hflags, "")
             if cg_leaf[0]:  # the kernel's name for the cgroup directory: "<parent>/<leaf>"
                 cgroup_name = f"{_cstr(cg_parent)}/{_cstr(cg_leaf)}"
             args: dict[str, Any] = {
@@ -377,31 +468,58 @@ class Decoder:
                 "exe_name": _cstr(exe_name) or None,
                 "ld_preload": _cstr(ldp) or None,
                 "ld_library_path": _cstr(ldlp) or None,
+                "exe_path": exe_path or None,
+                "exe_path_truncated": exe_trunc,
+                **exe_facts(*f[43:49]),
             }
             if stdio is not None:  # a failed exec has no new image to describe
                 args["stdio"] = stdio
-        elif t in EVENT2_TYPES:
-            s1, s2 = _cstr(f[19]), _cstr(f[20])
+        elif t in OPEN_TYPES:
+            typed = _cstr(f[20])
+            args = {
+                "dirfd": F.s32(a[0]),
+                **_path_args(typed, f[19], hflags),
+                "flags": F.open_flags(a[2]),
+                "mode": oct(a[3] & 0o7777),
+            }
+            if t == 11:
+                args["resolve"] = F.bits(a[4], F.RESOLVE_FLAGS)
+        elif t in EVENT4_TYPES:
+            s1, s2, b1, b2 = _cstr(f[19]), _cstr(f[20]), _cstr(f[21]), _cstr(f[22])
+            p1, r1 = joined(b1, s1, bool(hflags & F_PATH_RESOLVED), bool(hflags & F_PATH_TRUNC))
+            side: dict[str, Any] = {
+                "path_typed": s1,
+                "path_resolved": r1,
+                "path_truncated": bool(hflags & F_PATH_TRUNC),
+            }
             if t == 17:
+                p2, r2 = joined(b2, s2, bool(hflags & F_PATH2_RESOLVED), bool(hflags & F_PATH2_TRUNC))
                 args = {
                     "olddirfd": F.s32(a[0]),
-                    "oldpath": s1,
+                    "oldpath": p1,
+                    "oldpath_typed": s1,
                     "newdirfd": F.s32(a[2]),
-                    "newpath": s2,
+                    "newpath": p2,
+                    "newpath_typed": s2,
+                    "path_resolved": r1 and r2,
+                    "path_truncated": bool(hflags & (F_PATH_TRUNC | F_PATH2_TRUNC)),
                     "flags": F.bits(a[4], F.RENAME_FLAGS),
                 }
             elif t == 18:
-                args = {"dirfd": F.s32(a[0]), "path": s1, "flags": F.bits(a[2], F.AT_FLAGS)}
+                args = {"dirfd": F.s32(a[0]), "path": p1, **side, "flags": F.bits(a[2], F.AT_FLAGS)}
             else:
-                fstype = struct.pack("<QQ", a[4], a[5])
-                args = {
-                    "source": s1,
-                    "target": s2,
-                    "fstype": _cstr(fstype),
-                    "flags": F.bits(a[2], F.MS_FLAGS),
-                    # mount(2), or the new mount API's move_mount (fsopen/fsmount, open_tree)
-                    "api": "move_mount" if hflags & F_MOUNT_API else "mount",
-                }
+                args = {"dirfd": F.s32(a[0]), "path": p1, **side, **_mode(a[2])}
+        elif t in EVENT2_TYPES:  # mount
+            s1, s2 = _cstr(f[19]), _cstr(f[20])
+            fstype = struct.pack("<QQ", a[4], a[5])
+            args = {
+                "source": s1,
+                "target": s2,
+                "fstype": _cstr(fstype),
+                "flags": F.bits(a[2], F.MS_FLAGS),
+                # mount(2), or the new mount API's move_mount (fsopen/fsmount, open_tree)
+                "api": "move_mount" if hflags & F_MOUNT_API else "mount",
+            }
         else:
             args = _args_simple(t, a, f[19], aux, hflags)
         out = {

@@ -212,3 +212,39 @@ def s32(value: int) -> int:
     """A C int passed through a u64 slot (e.g. AT_FDCWD = -100)."""
     value &= 0xFFFFFFFF
     return value - (1 << 32) if value & 0x80000000 else value
+
+
+#: super_block.s_magic -> file system name (include/uapi/linux/magic.h). Memfds and
+#: shm_open objects live on tmpfs/shmem ("tmpfs"); ext2/3/4 share one magic.
+FS_MAGIC: dict[int, str] = {
+    0x01021994: "tmpfs",
+    0x958458F6: "hugetlbfs",
+    0x858458F6: "ramfs",
+    0x794C7630: "overlayfs",
+    0x9FA0: "proc",
+    0x62656572: "sysfs",
+    0x1CD1: "devpts",
+    0x63677270: "cgroup2",
+    0x27E0EB: "cgroup",
+    0xEF53: "ext4",
+    0x58465342: "xfs",
+    0x9123683E: "btrfs",
+    0x73717368: "squashfs",
+    0xE0F5E1E2: "erofs",
+    0x2FC12FC1: "zfs",
+    0x6969: "nfs",
+    0x65735546: "fuse",
+    0x01021997: "9p",
+    0x4D44: "vfat",
+    0x09041934: "anon_inode",
+    0xCAFE4A11: "bpf",
+    0x42494E4D: "binfmt_misc",
+    0x5346414F: "afs",
+}
+
+
+def fs_name(magic: int) -> str | None:
+    """File system name of a super block magic (hex for one not in the table; None for 0)."""
+    if not magic:
+        return None
+    return FS_MAGIC.get(magic, hex(magic))

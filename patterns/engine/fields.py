@@ -14,8 +14,10 @@ from typing import Any
 
 Getter = Callable[[Mapping[str, Any]], Any]
 
-#: Short names for common fields. ``path`` is the file a syscall names (open's ``path``,
-#: exec's ``filename``); ``exe`` etc. are the acting process's.
+#: Short names for common fields. ``path`` is the file a syscall names, resolved by the
+#: kernel (open's ``path``, exec's ``exe_path``, else ``filename``; /proc/<own pid>/ reads
+#: as /proc/self/), ``path.typed`` the text the caller wrote; ``exe`` etc. are the acting
+#: process's.
 ALIASES: dict[str, str] = {
     "exe": "process.exe",
     "comm": "process.comm",
@@ -41,12 +43,56 @@ def _basename(v: Any) -> Any:
     return v
 
 
+_EXECS = frozenset({"execve", "execveat"})
+_PROC_PID = re.compile(r"/proc/(\d+)(?=/|$)")
+
+
+def _proc_self(p: str, e: Mapping[str, Any]) -> str:
+    """A resolved /proc/<own pid or tid>/... back to /proc/self/...: the kernel resolves
+    /proc/self to the caller's pid, and "own" versus "another process" is what patterns ask."""
+    m = _PROC_PID.match(p)
+    if m:
+        proc = e.get("process") or {}
+        n = int(m.group(1))
+        if n == proc.get("pid") or n == proc.get("tid"):
+            return "/proc/self" + p[m.end(1) :]
+    return p
+
+
 def _path_of(e: Mapping[str, Any]) -> Any:
+    """The file the event names, resolved by the kernel where the sensor could: an exec's
+    ``exe_path`` (the file actually executed), else ``path``, else the typed ``filename``."""
     a = e.get("args")
     if not a:
         return None
-    p = a.get("path")
-    return p if p is not None else a.get("filename")
+    p = a.get("exe_path") if e.get("syscall") in _EXECS else None
+    if p is None:
+        p = a.get("path")
+    if p is None:
+        p = a.get("filename")
+    if isinstance(p, str) and p.startswith("/proc/"):
+        return _proc_self(p, e)
+    return p
+
+
+def _path_typed(e: Mapping[str, Any]) -> Any:
+    """The path as the caller wrote it (``path_typed``, an exec's ``filename``)."""
+    a = e.get("args")
+    if not a:
+        return None
+    p = a.get("path_typed")
+    if p is None:
+        p = a.get("filename")
+    return p if p is not None else a.get("path")
+
+
+def _path_name(e: Mapping[str, Any]) -> Any:
+    """Basename of ``path``; for an exec, of the name it was invoked by (``filename``):
+    multi-call binaries (busybox) and alternatives (awk -> mawk) dispatch on that name."""
+    a = e.get("args")
+    if a and e.get("syscall") in _EXECS and a.get("filename"):
+        return _basename(a.get("filename"))
+    return _basename(_path_of(e))
 
 
 def _container_id(e: Mapping[str, Any]) -> Any:
@@ -134,7 +180,8 @@ VIRTUAL: dict[str, Getter] = {
     "env": _env,
     "exec.fd": _exec_fd,
     "behavior": _behavior,
-    "path.name": lambda e: _basename(_path_of(e)),
+    "path.name": _path_name,
+    "path.typed": _path_typed,
     "container.id": _container_id,
     "container.present": _in_container,
     "exe.name": _exe_name,

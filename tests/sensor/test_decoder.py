@@ -19,15 +19,23 @@ def hdr(
 
 
 def test_openat() -> None:
-    raw = D.EVENT.pack(
-        *hdr(10, ((-100) & 0xFFFFFFFFFFFFFFFF, 0, 0o2 | 0o100 | 0o2000000, 0o644, 0, 0), ret=3),
+    raw = D.EVENT2.pack(
+        *hdr(
+            10,
+            ((-100) & 0xFFFFFFFFFFFFFFFF, 0, 0o2 | 0o100 | 0o2000000, 0o644, 0, 0),
+            ret=3,
+            flags=D.F_PATH_RESOLVED,
+        ),
         b"/proc/1/mem\0junk",
+        b"mem",
     )
     e = D.Decoder("h", 100.0).decode(raw)
     assert e["syscall"] == "openat" and e["ret"] == 3
     assert e["args"] == {
         "dirfd": -100,
         "path": "/proc/1/mem",
+        "path_typed": "mem",
+        "path_truncated": False,
         "flags": ["O_RDWR", "O_CREAT", "O_CLOEXEC"],
         "mode": "0o644",
     }
@@ -56,6 +64,9 @@ def test_exec_record() -> None:
         b"libpod-" + b"a" * 64,
         b"libpod_parent",
         *NO_STDIO,
+        b"/dev/shm/x",
+        *(77, 0x01021994, (0 << 20) | 25, 0, 0, 0o104755, 0),  # ino, tmpfs, dev, uid, nlink, mode, pad
+        *(0, 0, 0, 0),  # fd_ino
     )
     e = D.Decoder("h", 0.0).decode(raw)
     assert e["cgroup_name"] == "libpod_parent/libpod-" + "a" * 64
@@ -67,6 +78,18 @@ def test_exec_record() -> None:
         and a["ld_preload"] == "/tmp/x.so"
         and a["ld_library_path"] is None
     )
+    # no MT_F_PATH_RESOLVED: the exe_path field is not trusted
+    assert a["exe_path"] is None and a["exe_path_truncated"] is False
+    assert a["exe_file"] == {
+        "fs": "tmpfs",
+        "dev": "0:25",
+        "ino": 77,
+        "nlink": 0,
+        "uid": 0,
+        "mode": "0o4755",
+        "setuid": True,
+        "setgid": False,
+    }
 
 
 NO_STDIO = (0,) * 16
@@ -81,8 +104,10 @@ def stdio(
 def test_exec_stdio() -> None:
     """fd facts: socket + family, pipe, tty by device major, /dev/null, closed, anonymous inode."""
 
-    def decode(facts: tuple[int, ...], ret: int = 0) -> dict[str, object]:
-        raw = D.EXEC.pack(*hdr(1, ret=ret), b"/bin/sh", b"", b"", b"", b"sh", b"", b"", *facts)
+    def decode(facts: tuple[int, ...], ret: int = 0, ino: tuple[int, ...] = (0,) * 4) -> dict[str, object]:
+        raw = D.EXEC.pack(
+            *hdr(1, ret=ret), b"/bin/sh", b"", b"", b"", b"sh", b"", b"", *facts, b"", *(0,) * 7, *ino
+        )
         return D.Decoder("h", 0.0).decode(raw)["args"]
 
     tty = (136 << 20) | 3
@@ -101,6 +126,16 @@ def test_exec_stdio() -> None:
         "stdout": "socket",
         "stdout_family": "AF_UNIX",
         "stderr": "pipe",
+        "network": [],
+    }
+    a = decode(stdio((0, 0, 0), (0, 1, 0), (0x1, 0xC, 0x1), (1, 1, 1)), ino=(4242, 99, 4243, 0))
+    assert a["stdio"] == {
+        "stdin": "pipe",
+        "stdin_ino": 4242,
+        "stdout": "socket",
+        "stdout_family": "AF_UNIX",
+        "stderr": "pipe",
+        "stderr_ino": 4243,
         "network": [],
     }
     a = decode(stdio((0, 0, 0), (0, 0, 0), (0x8, 0, 0), (1, 0, 1)))
@@ -177,10 +212,19 @@ def test_fast_path_matches_general_path() -> None:
     d = D.Decoder("h", 7.5)
     neg = (-100) & 0xFFFFFFFFFFFFFFFF
     sockaddr = struct.pack("<H", 2) + struct.pack("!H4s", 443, bytes([10, 0, 0, 1]))
+    opens = [
+        (10, (neg, 0, 0o2 | 0o100 | 0o2000000, 0o644, 0, 0), D.F_PATH_RESOLVED, b"/etc/x\0junk", b"x"),
+        (9, (0, 0, 0o1 | 0o1000, 0o755, 0, 0), 0, b"", b"/tmp/y"),
+        (11, (3, 0, 0o2000000, 0, 0x4, 0), D.F_PATH_RESOLVED | D.F_PATH_TRUNC, b"/deep/tail", b"passwd"),
+        (10, (3, 0, 0, 0, 0, 0), D.F_PATH_RESOLVED, b"", b"/proc/self/fd/0"),
+    ]
+    for t, a, flags, resolved, typed in opens:
+        raw = D.EVENT2.pack(*hdr(t, a, ret=3, flags=flags), resolved, typed)
+        fast, general = d.decode(raw), d._decode(raw)
+        assert fast == general and list(fast["args"]) == list(general["args"]), t
+        Event.model_validate(fast)
     cases = [
-        (10, (neg, 0, 0o2 | 0o100 | 0o2000000, 0o644, 0, 0), 0, 0, b"/etc/x\0junk"),
-        (9, (0, 0, 0o1 | 0o1000, 0o755, 0, 0), 0, 0, b"/tmp/y"),
-        (11, (3, 0, 0o2000000, 0, 0x4, 0), 0, 0, b"/etc/passwd"),
+        (8, (0, 4096, 5, 0x2, 3, 0), D.F_PATH_RESOLVED, 0, b"/usr/lib/libc.so.6"),
         (8, (0, 8192, 7, 0x22, 2**64 - 1, 4096), D.F_WX, 0, b""),
         (8, (0, 4096, 0, 0x1, 5, 0), 0, 0, b""),
         (7, (0x7F00, 4096, 5, 0, 0, 0), D.F_W_TO_X | D.F_PREV_KNOWN, 3, b""),
@@ -219,3 +263,45 @@ def test_setns_kernel_resolved_facts() -> None:
     )
     raw = D.EVENT.pack(*hdr(13, (99, 0, 0, 0, 0, 0), ret=-9), b"")
     assert D.Decoder("h", 0.0).decode(raw)["args"]["fd_kind"] is None  # fd not open
+
+
+def test_resolved_paths() -> None:
+    """The kernel's path wins; a truncated walk or a nameless fd falls back to the typed text."""
+    assert D.resolved_path(b"/etc/shadow", D.F_PATH_RESOLVED, "shadow") == ("/etc/shadow", True, False)
+    assert D.resolved_path(b"/x/y", D.F_PATH_RESOLVED | D.F_PATH_TRUNC, "y") == ("y", False, True)
+    assert D.resolved_path(b"", D.F_PATH_RESOLVED, "/proc/self/fd/0") == ("/proc/self/fd/0", False, False)
+    assert D.resolved_path(b"/etc/shadow", 0, "shadow") == ("shadow", False, False)
+
+
+def test_joined_paths_are_normalised() -> None:
+    assert D.normalize("//dev/./shm//x") == "/dev/shm/x"
+    assert D.normalize("/proc//1/mem") == "/proc/1/mem"
+    assert D.joined("/etc", "shadow", True, False) == ("/etc/shadow", True)
+    assert D.joined("/tmp", "../etc/./cron.d//x", True, False) == ("/etc/cron.d/x", True)
+    assert D.joined("/", "tmp/x", True, False) == ("/tmp/x", True)
+    assert D.joined("/a", "x", True, True) == ("x", False)  # truncated base: the typed text
+    assert D.joined("", "x", False, False) == ("x", False)
+    assert D.joined("", "//tmp/./x", False, False) == ("/tmp/x", False)
+
+
+def test_unlink_rename_chmod_records() -> None:
+    d = D.Decoder("h", 0.0)
+    neg = (-100) & 0xFFFFFFFFFFFFFFFF
+    raw = D.EVENT4.pack(
+        *hdr(18, (neg, 0, 0, 0, 0, 0), flags=D.F_PATH_RESOLVED), b"./x", b"", b"/dev/shm", b""
+    )
+    a = d.decode(raw)["args"]
+    assert a["path"] == "/dev/shm/x" and a["path_typed"] == "./x" and a["path_resolved"] is True
+    raw = D.EVENT4.pack(
+        *hdr(17, (neg, 0, 5, 0, 0, 0), flags=D.F_PATH_RESOLVED | D.F_PATH2_RESOLVED),
+        b"a",
+        b"../bin/ls",
+        b"/tmp",
+        b"/usr/lib",
+    )
+    a = d.decode(raw)["args"]
+    assert (a["oldpath"], a["newpath"], a["newpath_typed"]) == ("/tmp/a", "/usr/bin/ls", "../bin/ls")
+    raw = D.EVENT4.pack(*hdr(19, (neg, 0, 0o755, 0, 0, 0), flags=D.F_PATH_RESOLVED), b"x", b"", b"/tmp", b"")
+    e = d.decode(raw)
+    assert e["args"]["path"] == "/tmp/x" and e["args"]["mode"] == "0o755"
+    Event.model_validate(e)

@@ -18,7 +18,7 @@ PROGRAM = r"""
 #include "sensor.h"
 #define P(x) printf(#x " %zu\n", (size_t)(x))
 int main(void) {
-    P(sizeof(struct mt_hdr)); P(sizeof(struct mt_event)); P(sizeof(struct mt_event2)); P(sizeof(struct mt_exec));
+    P(sizeof(struct mt_hdr)); P(sizeof(struct mt_event)); P(sizeof(struct mt_event2)); P(sizeof(struct mt_exec)); P(sizeof(struct mt_event4));
     P(offsetof(struct mt_hdr, ts_ns)); P(offsetof(struct mt_hdr, cgroup_id)); P(offsetof(struct mt_hdr, ret));
     P(offsetof(struct mt_hdr, a)); P(offsetof(struct mt_hdr, type)); P(offsetof(struct mt_hdr, pid));
     P(offsetof(struct mt_hdr, flags)); P(offsetof(struct mt_hdr, aux)); P(offsetof(struct mt_hdr, pstart_ns)); P(offsetof(struct mt_hdr, comm));
@@ -27,6 +27,9 @@ int main(void) {
     P(offsetof(struct mt_exec, cgroup_leaf)); P(offsetof(struct mt_exec, cgroup_parent));
     P(offsetof(struct mt_exec, fd_rdev)); P(offsetof(struct mt_exec, fd_family));
     P(offsetof(struct mt_exec, fd_type)); P(offsetof(struct mt_exec, fd_open)); P(MT_STDIO_FDS);
+    P(offsetof(struct mt_exec, exe_path)); P(offsetof(struct mt_exec, exe_ino)); P(offsetof(struct mt_exec, exe_mode)); P(offsetof(struct mt_exec, fd_ino)); P(offsetof(struct mt_event4, base)); P(offsetof(struct mt_event4, base2));
+    P(MT_F_PATH_RESOLVED); P(MT_F_PATH_TRUNC); P(MT_F_PATH2_RESOLVED); P(MT_F_PATH2_TRUNC);
+    P(MT_F_MAP_SHMEM); P(MT_F_MAP_NLINK0);
     P(MT_EXECVE); P(MT_EXECVEAT); P(MT_MOUNT); P(MT_F_EXE_MEMFD); P(MT_F_EXE_DELETED); P(MT_F_W_TO_X);
     P(MT_F_PREV_KNOWN); P(MT_PREFIX_LEN);
     return 0;
@@ -52,6 +55,7 @@ def test_sizes(layout: dict[str, int]) -> None:
     assert layout["sizeof(struct mt_event)"] == D.EVENT.size
     assert layout["sizeof(struct mt_event2)"] == D.EVENT2.size
     assert layout["sizeof(struct mt_exec)"] == D.EXEC.size
+    assert layout["sizeof(struct mt_event4)"] == D.EVENT4.size
 
 
 def test_offsets(layout: dict[str, int]) -> None:
@@ -59,7 +63,14 @@ def test_offsets(layout: dict[str, int]) -> None:
     assert layout["offsetof(struct mt_hdr, a)"] == 24
     assert layout["offsetof(struct mt_hdr, comm)"] == D.HDR.size - D.COMM_LEN
     assert layout["offsetof(struct mt_hdr, pstart_ns)"] == D.HDR.size - D.COMM_LEN - 8
-    stdio = D.EXEC.size - D.STDIO_LEN
+    tail = D.EXEC.size - D.FD_INO_LEN
+    stdio = tail - D.EXE_FACTS_LEN - D.PATH_LEN - D.STDIO_LEN
+    assert layout["offsetof(struct mt_exec, exe_path)"] == tail - D.EXE_FACTS_LEN - D.PATH_LEN
+    assert layout["offsetof(struct mt_exec, exe_ino)"] == tail - D.EXE_FACTS_LEN
+    assert layout["offsetof(struct mt_exec, exe_mode)"] == tail - 4
+    assert layout["offsetof(struct mt_exec, fd_ino)"] == tail
+    assert layout["offsetof(struct mt_event4, base)"] == D.HDR.size + 2 * D.PATH_LEN
+    assert layout["offsetof(struct mt_event4, base2)"] == D.HDR.size + 3 * D.PATH_LEN
     assert layout["offsetof(struct mt_exec, cgroup_parent)"] == stdio - D.CGNAME_LEN
     assert layout["offsetof(struct mt_exec, exe_name)"] == stdio - D.EXE_NAME_LEN - 2 * D.CGNAME_LEN
     # fd_rdev[4] u32, fd_family[4] u16, fd_type[4] u8, fd_open[4] u8: the "4I4H4B4B" tail
@@ -77,6 +88,11 @@ def test_constants(layout: dict[str, int]) -> None:
     assert D.EVENT_TYPES[layout["MT_MOUNT"]] == "mount"
     assert (layout["MT_F_EXE_MEMFD"], layout["MT_F_EXE_DELETED"]) == (D.F_EXE_MEMFD, D.F_EXE_DELETED)
     assert (layout["MT_F_W_TO_X"], layout["MT_F_PREV_KNOWN"]) == (D.F_W_TO_X, D.F_PREV_KNOWN)
+    assert (layout["MT_F_PATH_RESOLVED"], layout["MT_F_PATH_TRUNC"]) == (D.F_PATH_RESOLVED, D.F_PATH_TRUNC)
+    assert (layout["MT_F_PATH2_RESOLVED"], layout["MT_F_PATH2_TRUNC"]) == (
+        D.F_PATH2_RESOLVED,
+        D.F_PATH2_TRUNC,
+    )
     from ebpf.loader import MT_PREFIX_LEN
 
     assert layout["MT_PREFIX_LEN"] == MT_PREFIX_LEN

@@ -56,12 +56,17 @@ def test_container_id_inside_and_null_on_host(image: str, collector: Collector) 
     ev = found[0]
     assert ev["container_id"] == cid
     assert ev["cgroup_id"] != 0
+    # resolved in the kernel up to the container's root: container-relative, through the
+    # applet symlink to the file actually executed (not the host's overlay path)
+    assert ev["args"]["exe_path"] == "/bin/busybox" and ev["args"]["exe_path_truncated"] is False
     opens = [
         e
         for e in collector.events
         if e["container_id"] == cid and e["syscall"] == "openat" and e["args"]["path"] == "/etc/hostname"
     ]
     assert opens, "open of /etc/hostname inside the container not attributed"
+    # /etc/hostname is a bind mount of a host file: the walk crosses it to the container's path
+    assert opens[0]["args"]["path_truncated"] is False
     host = subprocess.run(["/bin/true", marker + "-host"], check=True)
     assert host.returncode == 0
     h = collector.wait_for(
