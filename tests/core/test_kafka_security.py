@@ -8,7 +8,9 @@ tested against a real server on this machine: its translation is checked field b
 
 from __future__ import annotations
 
+import os
 import re
+import ssl
 import subprocess
 import sys
 import time
@@ -18,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from memtrail.children import stop_process
 from memtrail.kafka import (
     BrokerUnreachable,
     KafkaSecurityError,
@@ -194,3 +198,59 @@ def test_the_whole_pipeline_runs_over_mutual_tls(tls_broker: TlsBroker, tmp_path
         assert found, f"no T1620 alert for pid {p.pid} over TLS:\n{up.tail()}"
     finally:
         assert up.stop() == 0, up.tail()
+
+
+def test_a_sink_worker_consumes_alerts_over_mutual_tls(tls_broker: TlsBroker, tmp_path: Path) -> None:
+    """`memtrail sink wazuh --mode file`: the sink loop's consumer and dead-letter producer."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMTRAIL_")} | tls_broker.env()
+    topic = f"memtrail.alerts.tls.{uuid.uuid4().hex[:8]}"
+    env["MEMTRAIL_TOPICS__ALERTS"] = topic
+    s = _load_with(env)
+    ensure_topics(s)
+    alert = orjson.loads((REPO / "tests" / "core" / "alert_sample.json").read_bytes())
+    p = Producer(producer_config(s.kafka))
+    p.produce(topic, key=alert["id"].encode(), value=orjson.dumps(alert))
+    assert p.flush(20) == 0
+    out = tmp_path / "alerts.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from memtrail.cli import main; main()", "sink", "wazuh", "--mode", "file",
+         "--file-path", str(out), "--metrics-port", "-1"],
+        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.exists() and out.stat().st_size) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (
+            out.exists() and orjson.loads(out.read_bytes().splitlines()[0])["memtrail"]["id"] == alert["id"]
+        )
+    finally:
+        stop_process(proc)
+
+
+def test_the_audit_webhook_publishes_over_mutual_tls(tls_broker: TlsBroker, tmp_path: Path) -> None:
+    """The audit webhook's producer: an EventList posted over HTTPS lands on Kafka over mTLS."""
+    import httpx
+
+    from tests.webhook_support import AUTH, running_webhook
+
+    s = _load_with(tls_broker.env())
+    s.topics.k8s_audit = f"memtrail.k8s.audit.tls.{uuid.uuid4().hex[:8]}"
+    body = orjson.loads((REPO / "tests" / "sources" / "fixtures" / "audit_exec.json").read_bytes())
+    with running_webhook(s, tmp_path / "tls") as (base, path, cert):
+        r = httpx.post(
+            base + path,
+            json=body,
+            headers=AUTH,
+            verify=ssl.create_default_context(cafile=str(cert)),
+            timeout=30,
+        )
+    assert r.status_code == 200 and r.json()["accepted"] == 1, r.text
+    c = Consumer(consumer_config(s.kafka, f"g-{uuid.uuid4().hex[:6]}"))
+    c.subscribe([s.topics.k8s_audit])
+    got = []
+    deadline = time.monotonic() + 30
+    while not got and time.monotonic() < deadline:
+        got = [m for m in c.consume(10, timeout=0.5) if not m.error()]
+    c.close()
+    assert got and orjson.loads(got[0].value())["source"] == "k8s_audit"
