@@ -1148,24 +1148,6 @@ TRACEPOINT_PROBE(syscalls, sys_exit_unshare) { return emit_exit(args->ret, -1); 
 #define MT_F_NS_HOST 0x200000
 BPF_HASH(host_ns, __u32, __u8, 64);
 
-static __always_inline char *fd_file(char *task, __u64 fd)
-{
-    char *files = 0, *fdt = 0, *fdarr = 0, *file = 0;
-    unsigned int max_fds = 0;
-
-    bpf_probe_read_kernel(&files, sizeof(files), task + OFF_TASK_FILES);
-    if (files)
-        bpf_probe_read_kernel(&fdt, sizeof(fdt), files + OFF_FILES_FDT);
-    if (!fdt)
-        return 0;
-    bpf_probe_read_kernel(&max_fds, sizeof(max_fds), fdt + OFF_FDT_MAX_FDS);
-    bpf_probe_read_kernel(&fdarr, sizeof(fdarr), fdt + OFF_FDT_FD);
-    if (!fdarr || fd >= max_fds)
-        return 0;
-    bpf_probe_read_kernel(&file, sizeof(file), fdarr + fd * sizeof(void *));
-    return file;
-}
-
 TRACEPOINT_PROBE(syscalls, sys_enter_setns)
 {
     char *file, *inode = 0, *sb = 0, *priv = 0;

@@ -25,9 +25,10 @@ def build(name: str, *, static: bool = False) -> Path:
         pytest.skip("gcc is needed to build the C triggers")
     src = C_DIR / f"{name}.c"
     digest = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
-    exe = _OUT / f"{name}-{digest}{'-static' if static else ''}"
+    # the executable keeps the source's name (it is the process's comm, which tests match on)
+    exe = _OUT / f"{digest}{'-static' if static else ''}" / name
     if not exe.exists():
-        _OUT.mkdir(parents=True, exist_ok=True)
+        exe.parent.mkdir(parents=True, exist_ok=True)
         tmp = exe.with_suffix(".tmp")
         subprocess.run(["gcc", "-O1", *(["-static"] if static else []), "-o", str(tmp), str(src)], check=True)
         tmp.rename(exe)
