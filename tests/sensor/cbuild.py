@@ -55,3 +55,18 @@ def drained_run(collector: Any, argv: list[str], timeout: float = 30.0) -> str:
     if p.returncode != 0:
         raise AssertionError(f"{argv} failed ({p.returncode}): {err}")
     return out
+
+
+def trigger_pid(collector: Any, name: str, mode: str) -> int:
+    """The pid of the latest ``<name> <mode>`` exec the sensor saw, once that process exited."""
+    execs = collector.wait_for(
+        lambda e: (
+            e["syscall"] == "execve" and e["args"]["argv"][1:2] == [mode] and name in e["args"]["filename"]
+        ),
+        timeout=20,
+    )
+    assert execs, f"exec of {name} {mode} not seen (sensor counters: {collector.program.counters()})"
+    pid = int(max(execs, key=lambda e: e["ts_ns"])["process"]["pid"])
+    collector.wait_for(lambda e: e["syscall"] == "process_exit" and e["process"]["pid"] == pid, timeout=20)
+    collector.program.poll()
+    return pid

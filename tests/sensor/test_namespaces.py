@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .cbuild import build, drained_run
+from .cbuild import build, drained_run, trigger_pid
 from .conftest import Collector
 
 pytestmark = pytest.mark.ebpf
@@ -16,18 +16,7 @@ pytestmark = pytest.mark.ebpf
 def run(collector: Collector, mode: str) -> tuple[int, list[dict[str, Any]]]:
     """Run ``ns_escape MODE``; the pid it printed and the events of the trigger's pid."""
     stdout = drained_run(collector, [str(build("ns_escape")), mode])
-    execs = collector.wait_for(
-        lambda e: (
-            e["syscall"] == "execve"
-            and e["args"]["argv"][1:2] == [mode]
-            and "ns_escape" in e["args"]["filename"]
-        ),
-        timeout=20,
-    )
-    assert execs, f"exec of {mode} not seen (sensor counters: {collector.program.counters()})"
-    pid = max(execs, key=lambda e: e["ts_ns"])["process"]["pid"]
-    collector.wait_for(lambda e: e["syscall"] == "process_exit" and e["process"]["pid"] == pid, timeout=20)
-    collector.program.poll()
+    pid = trigger_pid(collector, "ns_escape", mode)
     return int(stdout.split()[0]), [e for e in collector.events if e["process"]["pid"] == pid]
 
 

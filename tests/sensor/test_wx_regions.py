@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from .cbuild import build, drained_run
+from .cbuild import build, drained_run, trigger_pid
 from .conftest import Collector
 
 pytestmark = pytest.mark.ebpf
@@ -18,19 +18,7 @@ def run(collector: Collector, mode: str) -> tuple[list[int], list[dict[str, Any]
     """Run ``wx_region MODE``; its printed numbers and the events of its pid and children."""
     stdout = drained_run(collector, [str(build("wx_region")), mode])
     nums = [int(x) for x in stdout.split()]
-    # the trigger's pid is the parent of nothing we know yet: find it by its exec
-    execs = collector.wait_for(
-        lambda e: (
-            e["syscall"] == "execve"
-            and e["args"]["argv"][1:2] == [mode]
-            and "wx_region" in e["args"]["filename"]
-        ),
-        timeout=20,
-    )
-    assert execs, f"exec of {mode} not seen (sensor counters: {collector.program.counters()})"
-    pid = max(execs, key=lambda e: e["ts_ns"])["process"]["pid"]
-    collector.wait_for(lambda e: e["syscall"] == "process_exit" and e["process"]["pid"] == pid, timeout=20)
-    collector.program.poll()
+    pid = trigger_pid(collector, "wx_region", mode)
     kids = {
         e["args"]["child_pid"]
         for e in collector.events
