@@ -51,10 +51,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
     venv = work / "venv"
     # Debian's python3 with system site-packages, as the sensor image has it (bcc)
     subprocess.run(["/usr/bin/python3", "-m", "venv", "--system-site-packages", str(venv)], check=True)
-    subprocess.run(
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MEMTRAIL_", "PYTHON"))}
+    subprocess.run(  # no PYTHONPATH: pip must not take a checkout for the installed package
         [str(venv / "bin" / "pip"), "install", "--no-deps", "--no-index", "-q", str(wheel)],
         check=True,
         timeout=300,
+        env=clean,
     )
     # third-party dependencies from the project's venv (this machine reaches PyPI, but the
     # wheel's own files are what is under test); its editable hook is not run from a path entry
@@ -62,8 +64,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
         p for p in site.getsitepackages() if p.startswith(sys.prefix) and p.endswith("site-packages")
     )
     (next((venv / "lib").glob("python3*/site-packages")) / "deps.pth").write_text(purelib + "\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MEMTRAIL_", "PYTHON"))}
-    env["HOME"] = str(work)
+    env = {**clean, "HOME": str(work)}
     yield venv, env
 
 
