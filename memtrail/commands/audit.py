@@ -1,4 +1,4 @@
-"""The extra sources' commands (issue 8).
+"""The extra sources' commands: Kubernetes audit events and network trails.
 
 ``memtrail audit-webhook``: receive Kubernetes audit events (webhook backend) over HTTPS.
 ``memtrail trails``: check trail lists (shipped and custom) and look addresses up in them.

@@ -60,7 +60,7 @@ class Engine(Protocol):
         """Add or replace one (custom) pattern at run time; errors mean it was not applied."""
         ...
 
-    # Added by the engine (issue 3), additive:
+    # Run-time changes (additive to the protocol above):
     def delete_pattern(self, pattern_id: str) -> bool:
         """Remove one pattern and its state at run time; False if there was none."""
         ...
