@@ -20,7 +20,6 @@ from typing import Any, cast
 
 import faust
 import orjson
-from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from memtrail.settings import Settings
@@ -40,6 +39,7 @@ from streams.containers import ContainerView
 from streams.correlate import Correlator, PartKey
 from streams.deadletter import dead_letter, reason_label
 from streams.enrich import annotate_trails, detach_containers, join_containers
+from streams.faust_patches import ExternalChangelogTable, patch_fetch_wait, patch_lz4_level
 from streams.kafka_auth import faust_credentials
 from streams.recovery import replay_batches
 from streams.topic_reader import TopicReader
@@ -149,44 +149,6 @@ class Pipeline:
                 log.warning("custom pattern not applied: %s", err)
 
 
-def _patch_fetch_wait(wait_ms: int) -> None:
-    """Faust hard-codes fetch_max_wait_ms=1500; on Tansu that long-poll adds ~0.75 s per hop."""
-    cls = faust_aiokafka.AIOKafkaConsumerThread
-    if getattr(cls, "_memtrail_patched", None) == wait_ms:
-        return
-    original = getattr(cls, "_memtrail_original", cls._create_worker_consumer)
-
-    def create(self: Any, transport: Any) -> Any:
-        consumer = original(self, transport)
-        consumer._fetch_max_wait_ms = wait_ms
-        return consumer
-
-    cls._memtrail_original = original  # type: ignore[attr-defined]
-    cls._create_worker_consumer = create  # type: ignore[method-assign]
-    cls._memtrail_patched = wait_ms  # type: ignore[attr-defined]
-
-
-def _patch_lz4_level(level: int) -> None:
-    """aiokafka compresses lz4 at level 9 (LZ4-HC, ~2.2 µs per 500-byte event here, a tenth of
-    the worker's time); levels 0-2 are LZ4's fast mode (~0.2 µs, ratio 9 instead of 13).
-    Any Kafka consumer reads either. aiokafka has no option for it, and its Cython record
-    builder imported the function itself: change the function's default level."""
-    from aiokafka import codec
-
-    codec.lz4_encode.__defaults__ = (level,)
-
-
-class _ExternalChangelogTable(faust.GlobalTable):
-    """A GlobalTable whose changelog is a topic of ours (``changelog_topic=``).
-
-    Faust's assignor names a global table's changelog ``<app id>-<table>-changelog``
-    whatever topic was given, fails with a KeyError on it, and the worker never gets an
-    assignment: name the topic the table actually reads."""
-
-    def _changelog_topic_name(self) -> str:
-        return self.changelog_topic.get_topic_name()
-
-
 def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -> tuple[faust.App, Pipeline]:
     kafka = settings.kafka
     assert kafka.bootstrap, "bootstrap must be set before building the app"
@@ -213,13 +175,13 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
         "broker_credentials": faust_credentials(kafka.security),
     }
     if opts.producer_compression == "lz4":
-        _patch_lz4_level(opts.lz4_level)
+        patch_lz4_level(opts.lz4_level)
     if kafka.local_broker:  # Tansu: every group join waits session.timeout/2
         conf.update(broker_session_timeout=6, broker_heartbeat_interval=1, broker_rebalance_timeout=20)
         # Tansu's ListOffsets(LATEST) can be below the true end: a table that already read
         # further would fail Faust's "offset > highwater" check on the next rebalance.
         conf.update(recovery_consistency_check=False)
-        _patch_fetch_wait(opts.local_fetch_wait_ms)
+        patch_fetch_wait(opts.local_fetch_wait_ms)
     app = faust.App(opts.group_id, **conf)
 
     raw_t = app.topic(topics.raw, internal=False)
@@ -237,7 +199,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
         containers_t = app.topic(
             topics.containers, key_type=bytes, value_type=bytes, partitions=kafka.partitions, internal=False
         )
-        table = _ExternalChangelogTable(  # what app.GlobalTable() builds, with our class
+        table = ExternalChangelogTable(  # what app.GlobalTable() builds, with our class
             app,
             name="containers",
             beacon=app.tables.beacon,
