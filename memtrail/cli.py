@@ -13,6 +13,7 @@ import sys
 import typer
 
 from memtrail import __version__
+from memtrail.settings import SettingsError, load_settings
 
 COMMAND_MODULES = (
     "memtrail.commands.up",  # memtrail up: everything in one process tree
@@ -38,9 +39,14 @@ app = typer.Typer(
 @app.callback()
 def _root(
     log_level: str = typer.Option(
-        "INFO", "--log-level", envvar="MEMTRAIL_LOG_LEVEL", help="DEBUG, INFO, ..."
+        None, "--log-level", help="DEBUG, INFO, ... (env MEMTRAIL_LOG_LEVEL, default INFO)"
     ),
 ) -> None:
+    if log_level is None:
+        try:
+            log_level = load_settings().log_level
+        except SettingsError:  # the command itself reports bad settings
+            log_level = "INFO"
     logging.basicConfig(
         level=log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
             None, "--cluster-name", help="Written as host on every event, default: the host name"
         ),
         bootstrap: str = typer.Option(
-            None, "--bootstrap", envvar="MEMTRAIL_KAFKA__BOOTSTRAP", help="Kafka host:port"
+            None, "--bootstrap", help="Kafka host:port (env MEMTRAIL_KAFKA__BOOTSTRAP)"
         ),
     ) -> None:
         """Accept audit.k8s.io/v1 EventLists and publish each event to memtrail.k8s.audit."""

@@ -65,13 +65,11 @@ def register(app: typer.Typer) -> None:
 
     @sink_app.command("opensearch")
     def sink_opensearch(
-        url: str = typer.Option(None, envvar="MEMTRAIL_OPENSEARCH_URL", help="e.g. https://opensearch:9200"),
-        user: str = typer.Option(None, envvar="MEMTRAIL_OPENSEARCH_USER"),
-        password: str = typer.Option(None, envvar="MEMTRAIL_OPENSEARCH_PASSWORD"),
-        api_key: str = typer.Option(None, envvar="MEMTRAIL_OPENSEARCH_API_KEY"),
-        ca_certs: Path = typer.Option(
-            None, envvar="MEMTRAIL_OPENSEARCH_CA_CERTS", exists=True, dir_okay=False
-        ),
+        url: str = typer.Option(None, help="e.g. https://opensearch:9200"),
+        user: str = typer.Option(None),
+        password: str = typer.Option(None),
+        api_key: str = typer.Option(None),
+        ca_certs: Path = typer.Option(None, exists=True, dir_okay=False),
         no_verify: bool = typer.Option(False, "--no-verify", help="Do not verify TLS certificates"),
         retention_days: int = typer.Option(None, help="ISM: delete daily indices older than this"),
         index_prefix: str = typer.Option(None),
@@ -110,16 +108,14 @@ def register(app: typer.Typer) -> None:
 
     @sink_app.command("wazuh")
     def sink_wazuh(
-        mode: str = typer.Option(None, envvar="MEMTRAIL_WAZUH_MODE", help="api | socket | file"),
-        url: str = typer.Option(
-            None, envvar="MEMTRAIL_WAZUH_URL", help="Manager API, e.g. https://wazuh:55000"
-        ),
-        user: str = typer.Option(None, envvar="MEMTRAIL_WAZUH_USER"),
-        password: str = typer.Option(None, envvar="MEMTRAIL_WAZUH_PASSWORD"),
-        ca_certs: Path = typer.Option(None, envvar="MEMTRAIL_WAZUH_CA_CERTS", exists=True, dir_okay=False),
+        mode: str = typer.Option(None, help="api | socket | file"),
+        url: str = typer.Option(None, help="Manager API, e.g. https://wazuh:55000"),
+        user: str = typer.Option(None),
+        password: str = typer.Option(None),
+        ca_certs: Path = typer.Option(None, exists=True, dir_okay=False),
         no_verify: bool = typer.Option(False, "--no-verify", help="Do not verify TLS certificates"),
-        socket_path: Path = typer.Option(None, envvar="MEMTRAIL_WAZUH_SOCKET_PATH"),
-        file_path: Path = typer.Option(None, envvar="MEMTRAIL_WAZUH_FILE_PATH"),
+        socket_path: Path = typer.Option(None),
+        file_path: Path = typer.Option(None),
         requests_per_minute: int = typer.Option(None, help="API rate limit (Wazuh default 30)"),
         bootstrap: str = typer.Option(None, help="Kafka bootstrap (default: MEMTRAIL_KAFKA__BOOTSTRAP)"),
         batch_size: int = typer.Option(500, min=1),
@@ -155,29 +151,44 @@ def register(app: typer.Typer) -> None:
     @dash_app.command("import")
     def dashboards_import(
         url: str = typer.Argument(..., help="OpenSearch Dashboards URL, e.g. http://dashboards:5601"),
-        user: str = typer.Option(None, envvar="MEMTRAIL_OPENSEARCH_USER"),
-        password: str = typer.Option(None, envvar="MEMTRAIL_OPENSEARCH_PASSWORD"),
-        api_key: str = typer.Option(None, envvar="MEMTRAIL_OPENSEARCH_API_KEY"),
+        user: str = typer.Option(None, help="(env MEMTRAIL_OPENSEARCH_USER)"),
+        password: str = typer.Option(None, help="(env MEMTRAIL_OPENSEARCH_PASSWORD)"),
+        api_key: str = typer.Option(None, help="(env MEMTRAIL_OPENSEARCH_API_KEY)"),
         ca_certs: Path = typer.Option(None, exists=True, dir_okay=False),
         no_verify: bool = typer.Option(False, "--no-verify"),
         tenant: str = typer.Option(None, help="Security plugin tenant (e.g. global)"),
-        index_prefix: str = typer.Option(
-            "memtrail-alerts", envvar="MEMTRAIL_OPENSEARCH_INDEX_PREFIX", help="The sink's index prefix"
-        ),
+        index_prefix: str = typer.Option(None, help="The sink's index prefix (default memtrail-alerts)"),
     ) -> None:
         """Import the index pattern, visualizations and dashboard (overwriting older copies)."""
+        from pydantic import ValidationError
+
+        from sinks.opensearch.config import OpenSearchSettings
         from sinks.opensearch.dashboards import ImportFailed, import_saved_objects
 
         try:
+            cfg = OpenSearchSettings(
+                **_overrides(
+                    user=user,
+                    password=password,
+                    api_key=api_key,
+                    ca_certs=ca_certs,
+                    index_prefix=index_prefix,
+                    verify_certs=False if no_verify else None,
+                )
+            )
+        except ValidationError as exc:
+            typer.secho(f"error: {exc.errors()[0]['msg']}", fg="red", err=True)
+            raise typer.Exit(2) from exc
+        try:
             result = import_saved_objects(
                 url,
-                user=user,
-                password=password,
-                api_key=api_key,
-                ca_certs=ca_certs,
-                verify_certs=not no_verify,
+                user=cfg.user,
+                password=cfg.password.get_secret_value() if cfg.password else None,
+                api_key=cfg.api_key.get_secret_value() if cfg.api_key else None,
+                ca_certs=cfg.ca_certs,
+                verify_certs=cfg.verify_certs,
                 tenant=tenant,
-                index_prefix=index_prefix,
+                index_prefix=cfg.index_prefix,
             )
         except ImportFailed as exc:
             typer.secho(f"error: {exc}", fg="red", err=True)
@@ -186,11 +197,9 @@ def register(app: typer.Typer) -> None:
 
     @wazuh_app.command("install")
     def wazuh_install(
-        url: str = typer.Option(
-            None, envvar="MEMTRAIL_WAZUH_URL", help="Manager API, e.g. https://wazuh:55000"
-        ),
-        user: str = typer.Option(None, envvar="MEMTRAIL_WAZUH_USER"),
-        password: str = typer.Option(None, envvar="MEMTRAIL_WAZUH_PASSWORD"),
+        url: str = typer.Option(None, help="Manager API, e.g. https://wazuh:55000"),
+        user: str = typer.Option(None),
+        password: str = typer.Option(None),
         ca_certs: Path = typer.Option(None, exists=True, dir_okay=False),
         no_verify: bool = typer.Option(False, "--no-verify"),
         restart: bool = typer.Option(True, "--restart/--no-restart", help="Restart the manager after"),

@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     @app.command("worker")
     def worker(
         bootstrap: str = typer.Option(
-            None, "--bootstrap", envvar="MEMTRAIL_KAFKA__BOOTSTRAP", help="Kafka host:port"
+            None, "--bootstrap", help="Kafka host:port (env MEMTRAIL_KAFKA__BOOTSTRAP)"
         ),
         web_port: int = typer.Option(None, "--web-port", help="Faust web port (each worker its own) [6066]"),
         metrics_port: int = typer.Option(None, "--metrics-port", help="Prometheus port, 0 = off [9102]"),
