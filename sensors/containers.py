@@ -17,13 +17,11 @@ from typing import Any
 
 import httpx
 import orjson
-from confluent_kafka import Producer
 
-from memtrail.kafka import producer_config
 from memtrail.settings import Settings
 from schemas.containers import ContainerMeta
-from sensors import metrics as M
 from sensors.config import SensorSettings
+from sensors.container_publisher import ContainerPublisher
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +81,13 @@ def meta_from_inspect(
 
 
 class ContainerWatcher:
-    def __init__(self, settings: Settings, socket_path: Path, resync_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        socket_path: Path,
+        resync_s: float = 60.0,
+        publisher: ContainerPublisher | None = None,
+    ) -> None:
         self.settings = settings
         self.socket_path = socket_path
         self.resync_s = resync_s
@@ -94,18 +98,20 @@ class ContainerWatcher:
             base_url="http://engine",
             timeout=httpx.Timeout(10.0, read=None),
         )
-        self.producer = Producer(producer_config(settings.kafka))
+        self.publisher = publisher or ContainerPublisher(settings)
         self.runtime: str | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.published = 0
 
     @classmethod
-    def from_settings(cls, settings: Settings, cfg: SensorSettings) -> ContainerWatcher | None:
+    def from_settings(
+        cls, settings: Settings, cfg: SensorSettings, publisher: ContainerPublisher | None = None
+    ) -> ContainerWatcher | None:
         candidates = [cfg.docker_socket] if cfg.docker_socket else list(DEFAULT_SOCKETS[:2])
         for sock in candidates:
             if sock is not None and sock.exists():
-                return cls(settings, sock, cfg.container_resync_s)
+                return cls(settings, sock, cfg.container_resync_s, publisher)
         log.info(
             "no container engine socket (%s): container names come only from ids",
             ", ".join(str(c) for c in candidates),
@@ -121,14 +127,15 @@ class ContainerWatcher:
         self.runtime = "podman" if "podman" in comps else "docker"
 
     def publish(self, meta: ContainerMeta) -> None:
-        self.producer.produce(self.topic, key=meta.id.encode(), value=meta.model_dump_json().encode())
-        self.producer.poll(0)
+        self.publisher.publish(meta)
         self.published += 1
-        M.CONTAINERS.inc()
 
     def inspect(self, cid: str) -> ContainerMeta | None:
         r = self.client.get(f"{API}/containers/{cid}/json")
         if r.status_code == 404:
+            return None
+        # podman answers 500 "no such container" while a container is being removed
+        if r.status_code == 500 and "no such container" in r.text.lower():
             return None
         r.raise_for_status()
         return meta_from_inspect(r.json(), self.host, self.runtime)
@@ -142,7 +149,7 @@ class ContainerWatcher:
             if meta:
                 self.publish(meta)
                 n += 1
-        self.producer.flush(10)
+        self.publisher.flush(10)
         return n
 
     def _on_event(self, ev: dict[str, Any]) -> None:
@@ -152,7 +159,12 @@ class ContainerWatcher:
         cid = ev.get("id") or (ev.get("Actor") or {}).get("ID")
         if not cid or action.split(":")[0] not in _STATE_EVENTS:
             return
-        meta = self.inspect(cid)
+        try:
+            meta = self.inspect(cid)
+        except httpx.HTTPStatusError:
+            if action not in ("destroy", "remove"):
+                raise
+            meta = None  # an engine error while the container goes away: it is gone
         if meta is None:  # gone: keep what we know, marked removed
             attrs = (ev.get("Actor") or {}).get("Attributes") or {}
             meta = ContainerMeta(
@@ -165,7 +177,7 @@ class ContainerWatcher:
                 updated=time.time(),
             )
         self.publish(meta)
-        self.producer.flush(5)
+        self.publisher.flush(5)
 
     def _events_loop(self) -> None:
         while not self._stop.is_set():
@@ -204,4 +216,4 @@ class ContainerWatcher:
     def stop(self) -> None:
         self._stop.set()
         self.client.close()  # ends the events stream
-        self.producer.flush(5)
+        self.publisher.flush(5)

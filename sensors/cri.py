@@ -22,13 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
-from confluent_kafka import Producer
 
-from memtrail.kafka import producer_config
 from memtrail.settings import Settings
 from schemas.containers import ContainerMeta
-from sensors import metrics as M
 from sensors.config import SensorSettings
+from sensors.container_publisher import ContainerPublisher
 from sensors.cri_api import api_pb2 as pb
 from sensors.cri_api import api_pb2_grpc as pb_grpc
 
@@ -192,6 +190,7 @@ class CriWatcher:
         *,
         poll_s: float = 2.0,
         resync_s: float = 60.0,
+        publisher: ContainerPublisher | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
@@ -201,7 +200,7 @@ class CriWatcher:
         self.resync_s = resync_s
         self.host = settings.host_name
         self.topic = settings.topics.containers
-        self.producer = Producer(producer_config(settings.kafka))
+        self.publisher = publisher or ContainerPublisher(settings)
         self.events_supported: bool | None = None
         self.published = 0
         self._known: dict[str, tuple[object, ...]] = {}
@@ -212,14 +211,22 @@ class CriWatcher:
         self._events_thread: threading.Thread | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings, cfg: SensorSettings) -> CriWatcher | None:
+    def from_settings(
+        cls, settings: Settings, cfg: SensorSettings, publisher: ContainerPublisher | None = None
+    ) -> CriWatcher | None:
         """The configured socket (CriError if unusable), else the first candidate that answers."""
         if not cfg.cri:
             return None
-        kw = {"poll_s": cfg.cri_poll_s, "resync_s": cfg.container_resync_s}
         if cfg.cri_socket is not None:
             client, runtime = connect(cfg.cri_socket)
-            return cls(settings, client, runtime, **kw)
+            return cls(
+                settings,
+                client,
+                runtime,
+                poll_s=cfg.cri_poll_s,
+                resync_s=cfg.container_resync_s,
+                publisher=publisher,
+            )
         for sock in cfg.cri_candidates:
             if not sock.exists():
                 continue
@@ -228,15 +235,20 @@ class CriWatcher:
             except CriError as exc:
                 log.warning("%s; skipped", exc)
                 continue
-            return cls(settings, client, runtime, **kw)
+            return cls(
+                settings,
+                client,
+                runtime,
+                poll_s=cfg.cri_poll_s,
+                resync_s=cfg.container_resync_s,
+                publisher=publisher,
+            )
         log.info("no CRI socket (%s): no CRI container metadata", ", ".join(map(str, cfg.cri_candidates)))
         return None
 
     def publish(self, meta: ContainerMeta) -> None:
-        self.producer.produce(self.topic, key=meta.id.encode(), value=meta.model_dump_json().encode())
-        self.producer.poll(0)
+        self.publisher.publish(meta)
         self.published += 1
-        M.CONTAINERS.inc()
 
     def sync(self, full: bool = False) -> int:
         """Publish new and changed containers (all of them when ``full``) and removals; returns how many."""
@@ -269,7 +281,7 @@ class CriWatcher:
             old = self._metas.pop(gone, None) or ContainerMeta(id=gone, host=self.host)
             self.publish(old.model_copy(update={"state": "removed", "updated": time.time()}))
             n += 1
-        self.producer.flush(10)
+        self.publisher.flush(10)
         return n
 
     def _events_loop(self) -> None:
@@ -347,4 +359,4 @@ class CriWatcher:
         self.client.close()  # ends the event stream
         if self._events_thread is not None:
             self._events_thread.join(5)
-        self.producer.flush(5)
+        self.publisher.flush(5)

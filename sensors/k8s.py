@@ -21,15 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from confluent_kafka import Producer
 from lightkube import ALL_NS, ApiError, Client, ConfigError, KubeConfig
 from lightkube.operators import BinaryOperator, SequenceOperator
 from lightkube.resources.core_v1 import Pod
 
-from memtrail.kafka import producer_config
 from memtrail.settings import Settings
 from schemas.containers import ContainerMeta
-from sensors import metrics as M
+from sensors.container_publisher import ContainerPublisher
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +82,20 @@ def metas_from_pod(pod: dict[str, Any], host: str | None = None) -> list[Contain
 class PodWatcher:
     """List, then watch, the pods of one node; publish what changed."""
 
-    def __init__(self, settings: Settings, client: Client, node: str, *, watch_timeout_s: int = 300) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        client: Client,
+        node: str,
+        *,
+        watch_timeout_s: int = 300,
+        publisher: ContainerPublisher | None = None,
+    ) -> None:
         self.settings = settings
         self.client = client
         self.node = node
         self.watch_timeout_s = watch_timeout_s
-        self.producer = Producer(producer_config(settings.kafka))
+        self.publisher = publisher or ContainerPublisher(settings)
         self._known: dict[str, tuple[Any, ...]] = {}  # container id -> what was last published
         self._pods: dict[str, set[str]] = {}  # pod uid -> its container ids
         self._stop = threading.Event()
@@ -98,7 +104,7 @@ class PodWatcher:
         self._last_error: tuple[str, float] = ("", 0.0)
 
     @classmethod
-    def in_cluster(cls, settings: Settings) -> PodWatcher | None:
+    def in_cluster(cls, settings: Settings, publisher: ContainerPublisher | None = None) -> PodWatcher | None:
         if not os.environ.get("KUBERNETES_SERVICE_HOST") or not (SA_DIR / "token").exists():
             return None
         node = os.environ.get("MEMTRAIL_NODE_NAME") or settings.host_name
@@ -107,17 +113,19 @@ class PodWatcher:
         except (ConfigError, KeyError) as exc:
             log.warning("no in-cluster Kubernetes config: %s", exc)
             return None
-        return cls(settings, Client(config=config, timeout=httpx2.Timeout(10.0, read=None)), node)
+        return cls(
+            settings,
+            Client(config=config, timeout=httpx2.Timeout(10.0, read=None)),
+            node,
+            publisher=publisher,
+        )
 
     @property
     def _fields(self) -> dict[str, str | BinaryOperator | SequenceOperator]:
         return {"spec.nodeName": self.node}
 
     def _publish(self, meta: ContainerMeta) -> None:
-        self.producer.produce(
-            self.settings.topics.containers, key=meta.id.encode(), value=meta.model_dump_json().encode()
-        )
-        M.CONTAINERS.inc()
+        self.publisher.publish(meta)
 
     def _removed(self, cid: str) -> None:
         self._known.pop(cid, None)
@@ -159,7 +167,7 @@ class PodWatcher:
             self.apply("DELETED", {"metadata": {"uid": uid}})
         for pod in items:
             self.apply("ADDED", pod)
-        self.producer.flush(10)
+        self.publisher.flush(10)
         return pods.resourceVersion
 
     def watch(self, resource_version: str) -> Iterable[int]:
@@ -172,7 +180,6 @@ class PodWatcher:
             server_timeout=self.watch_timeout_s,
         ):
             n = self.apply(op, pod.to_dict())
-            self.producer.poll(0)
             yield n
 
     def _loop(self) -> None:
@@ -207,4 +214,4 @@ class PodWatcher:
 
     def stop(self) -> None:
         self._stop.set()
-        self.producer.flush(5)
+        self.publisher.flush(5)

@@ -112,10 +112,14 @@ def register(app: typer.Typer) -> None:
             cfg.spool_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             die(f"spool directory {cfg.spool_dir}: {exc.strerror}")
+        from sensors.container_publisher import ContainerPublisher
         from sensors.cri import CriError, CriWatcher
 
+        containers_out = ContainerPublisher(settings)  # one producer for every watcher
         try:
-            cri = CriWatcher.from_settings(settings, cfg)  # a configured socket that does not answer: refuse
+            cri = CriWatcher.from_settings(
+                settings, cfg, containers_out
+            )  # a configured socket that does not answer: refuse
         except CriError as exc:
             die(str(exc))
         s = Sensor(settings, cfg)
@@ -136,7 +140,11 @@ def register(app: typer.Typer) -> None:
         from sensors.k8s import PodWatcher
 
         watchers: list[ContainerWatcher | PodWatcher | CriWatcher] = []
-        for w in (ContainerWatcher.from_settings(settings, cfg), cri, PodWatcher.in_cluster(settings)):
+        for w in (
+            ContainerWatcher.from_settings(settings, cfg, containers_out),
+            cri,
+            PodWatcher.in_cluster(settings, containers_out),
+        ):
             if w is not None:
                 w.start()
                 watchers.append(w)

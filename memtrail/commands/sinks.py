@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 
+from memtrail.commands.common import settings_with_broker
 from memtrail.kafka import BrokerUnreachable, check_reachable, ensure_topics
 from memtrail.metrics import DEFAULT_PORTS, serve_metrics
 from memtrail.settings import Settings, load_settings
@@ -17,10 +18,9 @@ from memtrail.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 
-def _settings(bootstrap: str | None) -> Settings:
-    settings = load_settings()
-    if bootstrap:
-        settings.kafka.bootstrap = bootstrap
+def _settings(command: str, bootstrap: str | None) -> Settings:
+    """Shared settings with a reachable broker and the topics in place."""
+    settings = settings_with_broker(command, bootstrap)
     try:
         check_reachable(settings.kafka)
         ensure_topics(settings)
@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
         except ValidationError as exc:
             typer.secho(f"error: {exc.errors()[0]['msg']}", fg="red", err=True)
             raise typer.Exit(2) from exc
-        _run(OpenSearchSink(cfg), _settings(bootstrap), metrics_port, batch_size, group)
+        _run(OpenSearchSink(cfg), _settings("sink opensearch", bootstrap), metrics_port, batch_size, group)
 
     @sink_app.command("wazuh")
     def sink_wazuh(
@@ -146,7 +146,7 @@ def register(app: typer.Typer) -> None:
             msg = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
             typer.secho(f"error: {msg}", fg="red", err=True)
             raise typer.Exit(2) from exc
-        _run(sink, _settings(bootstrap), metrics_port, batch_size, group)
+        _run(sink, _settings("sink wazuh", bootstrap), metrics_port, batch_size, group)
 
     @dash_app.command("import")
     def dashboards_import(
