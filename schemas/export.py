@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from schemas.alerts import Alert
 from schemas.containers import ContainerMeta
+from schemas.deadletter import DeadLetter
 from schemas.events import Event, EventBatch
 from schemas.heartbeat import SensorHeartbeat
 
@@ -19,6 +20,7 @@ MODELS: dict[str, type[BaseModel]] = {
     "alert.v1": Alert,
     "container.v1": ContainerMeta,
     "sensor-heartbeat.v1": SensorHeartbeat,
+    "dead-letter.v1": DeadLetter,
 }
 OUT = Path(__file__).resolve().parent / "json"
 

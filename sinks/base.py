@@ -16,7 +16,6 @@ Kafka shell around them.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import threading
@@ -32,6 +31,7 @@ from pydantic import ValidationError
 from memtrail.kafka import consumer_config, producer_config
 from memtrail.settings import Settings
 from schemas.alerts import Alert
+from schemas.deadletter import build_dead_letter
 from sinks.metrics import BATCH_SECONDS, DELIVERIES, FAILURES
 
 log = logging.getLogger(__name__)
@@ -88,22 +88,8 @@ class Sink(Protocol):
 def deadletter_record(
     reason: str, topic: str, partition: int, offset: int, key: bytes | None, value: bytes, sink: str
 ) -> dict[str, Any]:
-    """The dead-letter contract: original value as text when it is UTF-8, else base64."""
-    try:
-        text, encoding = value.decode("utf-8"), "text"
-    except UnicodeDecodeError:
-        text, encoding = base64.b64encode(value).decode("ascii"), "base64"
-    return {
-        "reason": reason,
-        "source_topic": topic,
-        "partition": partition,
-        "offset": offset,
-        "key": key.decode("utf-8", "replace") if key is not None else None,
-        "value": text,
-        "value_encoding": encoding,
-        "sink": sink,
-        "time": time.time(),
-    }
+    """A refused alert as the one dead-letter record (``component`` = ``sink:<name>``)."""
+    return build_dead_letter(reason, f"sink:{sink}", topic, partition, offset, key, value)
 
 
 def parse_alert(value: bytes | None) -> dict[str, Any]:

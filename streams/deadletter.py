@@ -1,16 +1,13 @@
-"""Dead-letter records (pure): ``{"reason","source_topic","partition","offset","key","value","time"}``.
-
-``value`` is the original as text when it is UTF-8, else base64 (``value_encoding`` says
-which); a rejected single event inside a good batch is kept as its JSON text.
-"""
+"""Dead letters of the stream worker: :func:`schemas.deadletter.build_dead_letter` encoded, and a
+bounded metric label for a reason."""
 
 from __future__ import annotations
 
-import base64
-import time
 from typing import Any
 
 import orjson
+
+from schemas.deadletter import build_dead_letter
 
 
 def dead_letter(
@@ -22,25 +19,8 @@ def dead_letter(
     value: bytes | Any,
     now: float | None = None,
 ) -> bytes:
-    if isinstance(value, bytes | bytearray):
-        try:
-            text, encoding = bytes(value).decode("utf-8"), "text"
-        except UnicodeDecodeError:
-            text, encoding = base64.b64encode(value).decode(), "base64"
-    else:
-        text, encoding = orjson.dumps(value, default=str).decode(), "text"
-    skey = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
     return orjson.dumps(
-        {
-            "reason": reason,
-            "source_topic": source_topic,
-            "partition": partition,
-            "offset": offset,
-            "key": skey,
-            "value": text,
-            "value_encoding": encoding,
-            "time": time.time() if now is None else now,
-        }
+        build_dead_letter(reason, "worker", source_topic, partition, offset, key, value, now=now)
     )
 
 

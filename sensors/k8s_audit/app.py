@@ -18,7 +18,6 @@ passed) and ``/metrics``.
 
 from __future__ import annotations
 
-import base64
 import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from schemas.deadletter import build_dead_letter
 from sensors.k8s_audit.models import AuditEvent, EventList
 from sensors.k8s_audit.normalize import normalize
 from sensors.k8s_audit.publisher import PublishError
@@ -70,13 +70,6 @@ class _Refused(ValueError):
 
 def _problem(code: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=code)
-
-
-def _item_text(item: Any) -> str:
-    try:
-        return orjson.dumps(item).decode()
-    except TypeError:
-        return base64.b64encode(repr(item).encode()).decode()
 
 
 def _depth_over(obj: Any, limit: int) -> bool:
@@ -147,15 +140,16 @@ def create_app(
             audit_id = item.get("auditID") if isinstance(item, Mapping) else None
             errors.append({"index": i, "auditID": audit_id, "reason": reason})
             dead.append(
-                {
-                    "reason": reason,
-                    "source_topic": SOURCE_LABEL,
-                    "partition": None,
-                    "offset": i,
-                    "key": str(audit_id) if audit_id else None,
-                    "value": _item_text(item)[:65536],
-                    "time": time.time(),
-                }
+                build_dead_letter(
+                    reason,
+                    "audit-webhook",
+                    SOURCE_LABEL,
+                    None,
+                    i,
+                    str(audit_id) if audit_id else None,
+                    item,
+                    max_value_chars=65536,
+                )
             )
         t0 = time.perf_counter()
         publisher.publish(events, dead)  # raises on failure: answered 503 by the caller

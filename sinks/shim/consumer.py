@@ -8,11 +8,8 @@ is dropped silently) and consumption continues.
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
-import time
-from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
@@ -22,6 +19,7 @@ from pydantic import ValidationError
 from memtrail.kafka import consumer_config, producer_config
 from memtrail.settings import Settings
 from schemas.alerts import Alert
+from schemas.deadletter import build_dead_letter
 from schemas.heartbeat import SensorHeartbeat
 from sinks.shim.store import Store
 
@@ -137,21 +135,10 @@ class ShimConsumer:
         log.warning("dead-lettering %s[%s]@%s: %s", msg.topic(), msg.partition(), msg.offset(), reason[:300])
         if self._dlq is None:
             self._dlq = Producer(producer_config(self.settings.kafka))
-        value = msg.value() or b""
-        try:
-            text: str = value.decode()
-        except UnicodeDecodeError:
-            text = base64.b64encode(value).decode()
         key = msg.key()
-        record: dict[str, Any] = {
-            "reason": reason,
-            "source_topic": msg.topic(),
-            "partition": msg.partition(),
-            "offset": msg.offset(),
-            "key": key.decode(errors="replace") if key else None,
-            "value": text,
-            "time": time.time(),
-        }
+        record = build_dead_letter(
+            reason, "shim", msg.topic() or "", msg.partition(), msg.offset(), key, msg.value() or b""
+        )
         self._dlq.produce(self.settings.topics.deadletter, key=key, value=orjson.dumps(record))
         self._dlq.poll(0)
         self._dlq.flush(10)  # the offset is committed next: the dead letter must be out first

@@ -158,7 +158,7 @@ def test_bad_input_and_rejections_go_to_the_dead_letter_topic(settings: Settings
     assert by_key["alert-00002"]["reason"] == "refused by test"
     assert by_key[None]["value_encoding"] == "base64"
     for d in dead:
-        assert d["source_topic"] == settings.topics.alerts and d["sink"] == "list"
+        assert d["source_topic"] == settings.topics.alerts and d["component"] == "sink:list"
         assert {"partition", "offset", "time"} <= set(d)
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from memtrail.settings import Settings
 from schemas.alerts import Alert, HostRef, KubernetesRef, ProcessRef, Rule, Technique, Threat
+from schemas.deadletter import DeadLetter
 from sensors.k8s_audit.sessions import session_event
 from sinks.console import format_alert
 from sinks.jsonl import JsonlSink
@@ -174,14 +175,18 @@ def test_encode_batch_round_trips() -> None:
 
 def test_dead_letter_keeps_the_original_as_text_or_base64() -> None:
     rec = orjson.loads(dead_letter("not JSON: x", "raw", 1, 42, b"key", b"{oops", now=5.0))
+    assert DeadLetter.model_validate(rec).component == "worker"
     assert rec == {
+        "v": 1,
         "reason": "not JSON: x",
+        "component": "worker",
         "source_topic": "raw",
         "partition": 1,
         "offset": 42,
         "key": "key",
         "value": "{oops",
         "value_encoding": "text",
+        "value_truncated": False,
         "time": 5.0,
     }
     binary = orjson.loads(dead_letter("not JSON", "raw", 0, 0, None, b"\xff\xfe"))
@@ -352,12 +357,12 @@ _ABSENCE = {
 
 def test_correlator_forks_partition_engines_from_one_compiled_library() -> None:
     c = _correlator()
-    t = time.perf_counter()
     for p in range(8):
         c.assign(p)
-    per_engine = (time.perf_counter() - t) / 8
-    assert per_engine < 0.2, f"{per_engine:.3f}s per partition engine: not a fork"  # a load is 0.4-0.8 s
-    assert len({id(e) for e in c.engines.values()}) == 8  # separate state
+    engines = list(c.engines.values())
+    assert len({id(e) for e in engines}) == 8  # separate state ...
+    compiled = [{id(cp) for cp in e.compiled()} for e in engines]
+    assert all(ids == compiled[0] for ids in compiled) and compiled[0]  # ... on one compiled library
 
 
 def test_correlator_flush_emits_absence_alerts_without_a_new_event() -> None:
