@@ -28,31 +28,6 @@ from patterns.engine.fields import compile_getter, resolve
 
 Pred = Callable[[Mapping[str, Any]], bool]
 BOOL_KEYS = frozenset({"all", "any", "not", "macro"})
-OPS = frozenset(
-    {
-        "eq",
-        "ne",
-        "in",
-        "not_in",
-        "startswith",
-        "endswith",
-        "contains",
-        "icontains",
-        "glob",
-        "regex",
-        "not_regex",
-        "gt",
-        "gte",
-        "lt",
-        "lte",
-        "flags_all",
-        "flags_any",
-        "flags_none",
-        "exists",
-        "eq_field",
-        "ne_field",
-    }
-)
 
 
 class ConditionError(ValueError):
@@ -176,161 +151,249 @@ def selective_flag(fs: frozenset[str]) -> str:
     return rare[0] if rare else sorted(fs)[0]
 
 
-def _compile_op(fpath: str, op: str, raw: Any, ctx: Context, where: str) -> Compiled:
-    get = compile_getter(fpath)
-    value = _expand(raw, ctx, where)
-    hints = Hints()
-    canon: Any
-    fn: Pred
-    if op == "eq":
-        if isinstance(value, list | dict):
-            raise ConditionError(where, "'eq' needs a scalar (use 'in' for a list)")
+# One builder per operator: (field path, getter, expanded value, where) -> Compiled. The table
+# below is the list of operators; a new one is a function and a line in it.
+Getter = Callable[[Mapping[str, Any]], Any]
 
-        def fn(e: Mapping[str, Any], g=get, x=value) -> bool:
-            v = g(e)
-            if v == x:
-                return True
-            return isinstance(v, list) and x in v
 
-        canon = ("eq", fpath, value)
-        hints.exact[fpath] = frozenset([value])
-    elif op == "ne":
-        inner = _compile_op(fpath, "eq", raw, ctx, where)
-        fn = _not(inner.fn)
-        canon = ("not", inner.canon)
-    elif op in ("in", "not_in"):
-        # an empty list is allowed (a tuning hook that ships empty): 'in' is then never true
-        if not isinstance(value, list):
-            raise ConditionError(where, f"'{op}' needs a list")
-        if any(isinstance(v, list | dict) for v in value):
-            raise ConditionError(where, f"'{op}' needs a list of scalars")
-        s = frozenset(value)
+def _op_eq(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
+    if isinstance(value, list | dict):
+        raise ConditionError(where, "'eq' needs a scalar (use 'in' for a list)")
 
-        def fn_in(e: Mapping[str, Any], g=get, s=s) -> bool:
-            v = g(e)
-            if isinstance(v, list):
-                return any(x in s for x in v if not isinstance(x, dict | list))
-            try:
-                return v in s
-            except TypeError:
-                return False
+    def fn(e: Mapping[str, Any], g: Getter = get, x: Any = value) -> bool:
+        v = g(e)
+        if v == x:
+            return True
+        return isinstance(v, list) and x in v
 
-        canon = ("in", fpath, tuple(sorted(map(repr, s))))
-        if op == "in":
-            fn = fn_in
-            hints.exact[fpath] = s
-        else:
-            fn = _not(fn_in)
-            canon = ("not", canon)
-    elif op == "startswith":
-        t = _as_tuple_of_str(value, where, op)
-        fn = _any_str(get, lambda v: v.startswith(t))
-        canon = (op, fpath, tuple(sorted(t)))
-        hints.prefix[fpath] = t
-    elif op == "endswith":
-        t = _as_tuple_of_str(value, where, op)
-        fn = _any_str(get, lambda v: v.endswith(t))
-        canon = (op, fpath, tuple(sorted(t)))
-    elif op in ("contains", "icontains"):
-        t = _as_tuple_of_str(value, where, op)
-        if op == "icontains":
-            tl = tuple(x.lower() for x in t)
-            fn = _any_str(get, lambda v: any(x in v.lower() for x in tl))
-        else:
+    return Compiled(fn, ("eq", fpath, value), Hints(exact={fpath: frozenset([value])}))
 
-            def fn(e: Mapping[str, Any], g=get, t=t) -> bool:
-                v = g(e)
-                if isinstance(v, str):
-                    return any(x in v for x in t)
-                if isinstance(v, list):
-                    return any(x in v for x in t) or any(
-                        isinstance(y, str) and any(x in y for x in t) for y in v
-                    )
-                return False
 
-        canon = (op, fpath, tuple(sorted(t)))
-    elif op in ("glob", "regex"):
-        t = _as_tuple_of_str(value, where, op)
+def _op_ne(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
+    inner = _op_eq(fpath, get, value, where)
+    return Compiled(_not(inner.fn), ("not", inner.canon), Hints())
+
+
+def _scalar_set(value: Any, where: str, op: str) -> frozenset[Any]:
+    # an empty list is allowed (a tuning hook that ships empty): 'in' is then never true
+    if not isinstance(value, list):
+        raise ConditionError(where, f"'{op}' needs a list")
+    if any(isinstance(v, list | dict) for v in value):
+        raise ConditionError(where, f"'{op}' needs a list of scalars")
+    return frozenset(value)
+
+
+def _in_pred(get: Getter, s: frozenset[Any]) -> Pred:
+    def fn_in(e: Mapping[str, Any], g: Getter = get, s: frozenset[Any] = s) -> bool:
+        v = g(e)
+        if isinstance(v, list):
+            return any(x in s for x in v if not isinstance(x, dict | list))
         try:
-            rx = regex.glob(t) if op == "glob" else regex.any_of(t)
-        except regex.RegexError as exc:
-            raise ConditionError(where, f"bad {op}: {exc}") from None
-        fn = _any_str(get, rx.search)
-        if op == "regex":
-            hints.regex[fpath] = t
-        canon = (op, fpath, tuple(sorted(t)))
-    elif op == "not_regex":
-        # a string the regex does not match; on a list, any element it does not match (an image
-        # from a registry outside an allowed set): what a negative lookahead said, in linear time
-        t = _as_tuple_of_str(value, where, op)
-        try:
-            nrx = regex.any_of(t)
-        except regex.RegexError as exc:
-            raise ConditionError(where, f"bad {op}: {exc}") from None
-        fn = _any_str(get, lambda v: not nrx.search(v))
-        canon = (op, fpath, tuple(sorted(t)))
-    elif op in ("gt", "gte", "lt", "lte"):
+            return v in s
+        except TypeError:
+            return False
+
+    return fn_in
+
+
+def _op_in(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
+    s = _scalar_set(value, where, "in")
+    return Compiled(_in_pred(get, s), ("in", fpath, tuple(sorted(map(repr, s)))), Hints(exact={fpath: s}))
+
+
+def _op_not_in(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
+    s = _scalar_set(value, where, "not_in")
+    return Compiled(_not(_in_pred(get, s)), ("not", ("in", fpath, tuple(sorted(map(repr, s))))), Hints())
+
+
+def _op_startswith(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
+    t = _as_tuple_of_str(value, where, "startswith")
+    return Compiled(
+        _any_str(get, lambda v: v.startswith(t)),
+        ("startswith", fpath, tuple(sorted(t))),
+        Hints(prefix={fpath: t}),
+    )
+
+
+def _op_endswith(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
+    t = _as_tuple_of_str(value, where, "endswith")
+    return Compiled(_any_str(get, lambda v: v.endswith(t)), ("endswith", fpath, tuple(sorted(t))), Hints())
+
+
+def _op_contains(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
+    t = _as_tuple_of_str(value, where, "contains")
+
+    def fn(e: Mapping[str, Any], g: Getter = get, t: tuple[str, ...] = t) -> bool:
+        v = g(e)
+        if isinstance(v, str):
+            return any(x in v for x in t)
+        if isinstance(v, list):
+            return any(x in v for x in t) or any(isinstance(y, str) and any(x in y for x in t) for y in v)
+        return False
+
+    return Compiled(fn, ("contains", fpath, tuple(sorted(t))), Hints())
+
+
+def _op_icontains(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
+    t = _as_tuple_of_str(value, where, "icontains")
+    tl = tuple(x.lower() for x in t)
+    return Compiled(
+        _any_str(get, lambda v: any(x in v.lower() for x in tl)),
+        ("icontains", fpath, tuple(sorted(t))),
+        Hints(),
+    )
+
+
+def _compile_rx(op: str, t: tuple[str, ...], where: str) -> regex.Regex:
+    try:
+        return regex.glob(t) if op == "glob" else regex.any_of(t)
+    except regex.RegexError as exc:
+        raise ConditionError(where, f"bad {op}: {exc}") from None
+
+
+def _op_glob(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
+    t = _as_tuple_of_str(value, where, "glob")
+    return Compiled(
+        _any_str(get, _compile_rx("glob", t, where).search), ("glob", fpath, tuple(sorted(t))), Hints()
+    )
+
+
+def _op_regex(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
+    t = _as_tuple_of_str(value, where, "regex")
+    rx = _compile_rx("regex", t, where)
+    return Compiled(_any_str(get, rx.search), ("regex", fpath, tuple(sorted(t))), Hints(regex={fpath: t}))
+
+
+def _op_not_regex(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
+    # a string the regex does not match; on a list, any element it does not match (an image
+    # from a registry outside an allowed set): what a negative lookahead said, in linear time
+    t = _as_tuple_of_str(value, where, "not_regex")
+    nrx = _compile_rx("not_regex", t, where)
+    return Compiled(
+        _any_str(get, lambda v: not nrx.search(v)), ("not_regex", fpath, tuple(sorted(t))), Hints()
+    )
+
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "gt": lambda a, b: a > b,
+    "gte": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "lte": lambda a, b: a <= b,
+}
+
+
+def _op_compare(op: str) -> Callable[[str, Getter, Any, str], Compiled]:
+    cmp = _COMPARE[op]
+
+    def build(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
         n = _num(value)
         if n is None:
             raise ConditionError(where, f"'{op}' needs a number")
-        cmp = {
-            "gt": lambda a, b: a > b,
-            "gte": lambda a, b: a >= b,
-            "lt": lambda a, b: a < b,
-            "lte": lambda a, b: a <= b,
-        }[op]
 
-        def fn(e: Mapping[str, Any], g=get, n=n, cmp=cmp) -> bool:
+        def fn(e: Mapping[str, Any], g: Getter = get, n: float = n) -> bool:
             raw = g(e)
             if isinstance(raw, list):
                 return any((x := _num(v)) is not None and cmp(x, n) for v in raw)
             v = _num(raw)
             return v is not None and cmp(v, n)
 
-        canon = (op, fpath, n)
-    elif op in ("flags_all", "flags_any", "flags_none"):
-        t = _as_tuple_of_str(value, where, op)
-        fs = frozenset(t)
+        return Compiled(fn, (op, fpath, n), Hints())
 
-        def flags_of(e: Mapping[str, Any]) -> Any:
-            """The flag names as an iterable (the decoded list as is; ``A|B`` strings split)."""
-            v = get(e)
-            if isinstance(v, list):
-                return v
-            if isinstance(v, str):
-                return v.split("|")
-            return ()
+    return build
 
-        # set methods take any iterable, so the event's list is never copied into a set
-        if op == "flags_all":
-            fn = lambda e: fs.issubset(flags_of(e))  # noqa: E731
-        elif op == "flags_any":
-            fn = lambda e: not fs.isdisjoint(flags_of(e))  # noqa: E731
-        else:
-            fn = lambda e: fs.isdisjoint(flags_of(e))  # noqa: E731
-        if op == "flags_any":
-            hints.flags[fpath] = fs
-        elif op == "flags_all":
-            hints.flags[fpath] = frozenset([selective_flag(fs)])
-        canon = (op, fpath, tuple(sorted(fs)))
-    elif op == "exists":
-        if not isinstance(value, bool):
-            raise ConditionError(where, "'exists' needs true or false")
-        present = _not(lambda e: get(e) in (None, [], ""))
-        fn = present if value else _not(present)
-        canon = ("exists", fpath, value)
-    elif op in ("eq_field", "ne_field"):
+
+def _flags_of(get: Getter) -> Callable[[Mapping[str, Any]], Any]:
+    def flags_of(e: Mapping[str, Any]) -> Any:
+        """The flag names as an iterable (the decoded list as is; ``A|B`` strings split)."""
+        v = get(e)
+        if isinstance(v, list):
+            return v
+        if isinstance(v, str):
+            return v.split("|")
+        return ()
+
+    return flags_of
+
+
+# set methods take any iterable, so the event's list is never copied into a set
+def _op_flags_all(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
+    fs = frozenset(_as_tuple_of_str(value, where, "flags_all"))
+    flags_of = _flags_of(get)
+    return Compiled(
+        lambda e: fs.issubset(flags_of(e)),
+        ("flags_all", fpath, tuple(sorted(fs))),
+        Hints(flags={fpath: frozenset([selective_flag(fs)])}),
+    )
+
+
+def _op_flags_any(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
+    fs = frozenset(_as_tuple_of_str(value, where, "flags_any"))
+    flags_of = _flags_of(get)
+    return Compiled(
+        lambda e: not fs.isdisjoint(flags_of(e)),
+        ("flags_any", fpath, tuple(sorted(fs))),
+        Hints(flags={fpath: fs}),
+    )
+
+
+def _op_flags_none(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
+    fs = frozenset(_as_tuple_of_str(value, where, "flags_none"))
+    flags_of = _flags_of(get)
+    return Compiled(lambda e: fs.isdisjoint(flags_of(e)), ("flags_none", fpath, tuple(sorted(fs))), Hints())
+
+
+def _op_exists(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
+    if not isinstance(value, bool):
+        raise ConditionError(where, "'exists' needs true or false")
+    present = _not(lambda e: get(e) in (None, [], ""))
+    return Compiled(present if value else _not(present), ("exists", fpath, value), Hints())
+
+
+def _op_field(op: str) -> Callable[[str, Getter, Any, str], Compiled]:
+    def build(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
         if not isinstance(value, str):
             raise ConditionError(where, f"'{op}' needs a field name")
         other = compile_getter(value)
         if op == "eq_field":
-            fn = lambda e: get(e) is not None and get(e) == other(e)  # noqa: E731
+            fn: Pred = lambda e: get(e) is not None and get(e) == other(e)  # noqa: E731
         else:
             fn = lambda e: get(e) is not None and get(e) != other(e)  # noqa: E731
-        canon = (op, fpath, resolve(value))
-    else:
+        return Compiled(fn, (op, fpath, resolve(value)), Hints())
+
+    return build
+
+
+OP_BUILDERS: dict[str, Callable[[str, Getter, Any, str], Compiled]] = {
+    "eq": _op_eq,
+    "ne": _op_ne,
+    "in": _op_in,
+    "not_in": _op_not_in,
+    "startswith": _op_startswith,
+    "endswith": _op_endswith,
+    "contains": _op_contains,
+    "icontains": _op_icontains,
+    "glob": _op_glob,
+    "regex": _op_regex,
+    "not_regex": _op_not_regex,
+    "gt": _op_compare("gt"),
+    "gte": _op_compare("gte"),
+    "lt": _op_compare("lt"),
+    "lte": _op_compare("lte"),
+    "flags_all": _op_flags_all,
+    "flags_any": _op_flags_any,
+    "flags_none": _op_flags_none,
+    "exists": _op_exists,
+    "eq_field": _op_field("eq_field"),
+    "ne_field": _op_field("ne_field"),
+}
+OPS = frozenset(OP_BUILDERS)
+
+
+def _compile_op(fpath: str, op: str, raw: Any, ctx: Context, where: str) -> Compiled:
+    build = OP_BUILDERS.get(op)
+    if build is None:
         raise ConditionError(where, f"unknown operator '{op}' (known: {', '.join(sorted(OPS))})")
-    return Compiled(fn, canon, hints)
+    return build(fpath, compile_getter(fpath), _expand(raw, ctx, where), where)
 
 
 def _compile_test(fpath: str, test: Any, ctx: Context, where: str) -> Compiled:
