@@ -320,6 +320,24 @@ _DERIVED = {
     "args.argv": ("process.cmdline", "process.comm"),
     "process.exe": ("process.comm", "process.cmdline"),
 }
+#: one kernel fact the sensor reports as several fields: changing the fact changes them all
+#: (``sensors.decoder``: mode_bits from mode, wx from prot, the writable-region facts of a
+#: W->X, a resolved path with its truncation flag; an exec's resolved image with its name)
+COUPLED: dict[str, tuple[str, ...]] = {
+    "args.mode": ("args.mode_bits",),
+    "args.mode_bits": ("args.mode",),
+    "args.wx": ("args.prot", "args.prev_prot"),
+    "args.prot": ("args.wx", "args.w_to_x", "args.prev_prot"),
+    "args.w_to_x": ("args.region_kind", "args.region_start", "args.region_len", "args.wx_count", "args.prev_prot"),
+    "args.path": ("args.path_truncated", "args.path_typed", "args.path_resolved"),
+    "args.target_pid": ("args.target",),
+    "args.filename": ("args.exe_path", "args.exe_path_truncated", "args.exe_file"),
+    "args.exe_path": ("args.filename", "args.exe_path_truncated", "args.exe_file"),
+    "ka.target.subresource": ("ka.exec",),  # exec facts exist for exec/attach only
+}
+#: objects one enrichment step adds whole (stdio facts and peers, the target process, a
+#: trail hit, a pod's session, the executed file): a pattern reading one member reads the object
+UNITS = ("args.stdio", "args.stdio_peer_of", "args.target", "args.trail", "k8s_session", "args.exe_file")
 _KEY_FIELDS = {
     "process": ("process.pid", "process.entity_id", "process.tid"),
     "tree": ("process.pid", "process.entity_id", "process.ancestors", "process.ppid", "process.tid"),
@@ -385,6 +403,15 @@ def decisive_fields(cp: CompiledPattern, allow_conditions: Iterable[Any] = ()) -
             raw.add(src)
     if "args.filename" in raw:  # another program comes with its own command line
         raw.add("args.argv")
+    todo = list(raw)
+    while todo:
+        for g in COUPLED.get(todo.pop(), ()):
+            if g not in raw:
+                raw.add(g)
+                todo.append(g)
+    for u in UNITS:
+        if any(f == u or f.startswith(u + ".") for f in raw):
+            raw.add(u)
     return raw
 
 
@@ -419,23 +446,35 @@ def _covered(key: str, decisive: set[str]) -> bool:
 
 
 def _event_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> set[str]:
+    """Dotted keys that differ; a subtree present on one side only counts as its root key."""
     fa, fb = _flat(a), _flat(b)
     fa.pop("id", None), fb.pop("id", None)
-    return {k for k in fa.keys() | fb.keys() if fa.get(k, "<absent>") != fb.get(k, "<absent>")}
+    out: set[str] = set()
+    for k in fa.keys() | fb.keys():
+        if fa.get(k, "<absent>") == fb.get(k, "<absent>"):
+            continue
+        other = fb if k in fa else fa
+        parts = k.split(".")
+        for i in range(1, len(parts)):
+            pre = ".".join(parts[:i])
+            if not any(o == pre or o.startswith(pre + ".") for o in other):
+                k = pre
+                break
+        out.add(k)
+    return out
 
 
 def _near(no: list[Any], match: list[Any], decisive: set[str]) -> bool:
-    """``no`` is ``match`` with events left out (a missing step) and/or decisive fields changed."""
-    if len(no) > len(match):
-        return False
+    """``no`` is ``match`` with decisive fields changed, and for a multi-event example with
+    events left out (a missing step) or added (the awaited event of an absence)."""
     if len(no) == len(match):
         return all(_diff_ok(n, m, decisive) for n, m in zip(no, match, strict=True))
-    # in order, a sub-sequence of match's events, each differing only in decisive fields
+    short, long = (no, match) if len(no) < len(match) else (match, no)
     j = 0
-    for n in no:
-        while j < len(match) and not _diff_ok(n, match[j], decisive):
+    for a in short:  # in order, each event of the shorter one pairs with one of the longer
+        while j < len(long) and not _diff_ok(a, long[j], decisive):
             j += 1
-        if j == len(match):
+        if j == len(long):
             return False
         j += 1
     return True
@@ -444,7 +483,16 @@ def _near(no: list[Any], match: list[Any], decisive: set[str]) -> bool:
 def _diff_ok(n: Mapping[str, Any], m: Mapping[str, Any], decisive: set[str]) -> bool:
     if not isinstance(n, Mapping) or not isinstance(m, Mapping):
         return False
-    return all(_covered(k, decisive) for k in _event_diff(n, m))
+    return not _far_keys(n, m, decisive)
+
+
+def _far_keys(n: Mapping[str, Any], m: Mapping[str, Any], decisive: set[str]) -> list[str]:
+    """The differing fields the pattern does not read. Another syscall (when the pattern reads
+    the syscall) is another event: its arguments are its own."""
+    diff = _event_diff(n, m)
+    if n.get("syscall", "execve") != m.get("syscall", "execve") and "syscall" in decisive:
+        diff = {k for k in diff if not k.startswith("args.")}
+    return sorted(k for k in diff if not _covered(k, decisive))
 
 
 def far_no_match(patterns: Iterable[CompiledPattern], allow: Iterable[Any] = ()) -> list[PatternError]:
@@ -464,13 +512,9 @@ def far_no_match(patterns: Iterable[CompiledPattern], allow: Iterable[Any] = ())
             no = item if isinstance(item, list) else [item]
             if any(_near(no, m, decisive) for m in matches):
                 continue
+            pairs = [(n, m) for m in matches for n, m in zip(no, m, strict=False)]
             best = min(
-                (
-                    sorted(k for k in _event_diff(n, m) if not _covered(k, decisive))
-                    for m in matches
-                    for n, m in zip(no, m, strict=False)
-                    if isinstance(n, Mapping) and isinstance(m, Mapping)
-                ),
+                (_far_keys(n, m, decisive) for n, m in pairs if isinstance(n, Mapping) and isinstance(m, Mapping)),
                 key=len,
                 default=[],
             )
