@@ -334,6 +334,8 @@ COUPLED: dict[str, tuple[str, ...]] = {
     "args.filename": ("args.exe_path", "args.exe_path_truncated", "args.exe_file"),
     "args.exe_path": ("args.filename", "args.exe_path_truncated", "args.exe_file"),
     "ka.target.subresource": ("ka.exec",),  # exec facts exist for exec/attach only
+    "args.ns_host": ("args.ns_inum",),  # the host's namespace is PID 1's inode
+    "args.family": ("args.addr", "args.port"),  # the address's shape follows the family
 }
 #: objects one enrichment step adds whole (stdio facts and peers, the target process, a
 #: trail hit, a pod's session, the executed file): a pattern reading one member reads the object
