@@ -41,6 +41,7 @@ def register(app: typer.Typer) -> None:
             duplicate_conditions,
             far_no_match,
             invalid_examples,
+            replaced_ids,
             subsumed_patterns,
         )
 
@@ -49,6 +50,7 @@ def register(app: typer.Typer) -> None:
         errs = (
             list(eng.errors)
             + duplicate_conditions(cps)
+            + replaced_ids(cps)
             + subsumed_patterns(eng)
             + invalid_examples(cps)
             + far_no_match(cps, eng.allow)

@@ -29,6 +29,23 @@ def duplicate_conditions(patterns: Iterable[CompiledPattern]) -> list[PatternErr
     return errs
 
 
+def replaced_ids(patterns: Iterable[CompiledPattern]) -> list[PatternError]:
+    """An id in ``replaces`` was merged away: no pattern may still carry it, nor two claim it."""
+    cps = list(patterns)
+    live = {cp.id for cp in cps}
+    claimed: dict[str, str] = {}
+    errs: list[PatternError] = []
+    for cp in cps:
+        for r in cp.spec.replaces:
+            if r in live:
+                errs.append(PatternError(cp.info.file, cp.id, "replaces", f"{r} still exists"))
+            elif claimed.setdefault(r, cp.id) != cp.id:
+                errs.append(
+                    PatternError(cp.info.file, cp.id, "replaces", f"{r} is already replaced by {claimed[r]}")
+                )
+    return errs
+
+
 def library_stats(patterns: Iterable[CompiledPattern]) -> dict[str, Any]:
     cat = load_catalog()
     by_cat: Counter[str] = Counter()
@@ -328,7 +345,13 @@ COUPLED: dict[str, tuple[str, ...]] = {
     "args.mode_bits": ("args.mode",),
     "args.wx": ("args.prot", "args.prev_prot"),
     "args.prot": ("args.wx", "args.w_to_x", "args.prev_prot"),
-    "args.w_to_x": ("args.region_kind", "args.region_start", "args.region_len", "args.wx_count", "args.prev_prot"),
+    "args.w_to_x": (
+        "args.region_kind",
+        "args.region_start",
+        "args.region_len",
+        "args.wx_count",
+        "args.prev_prot",
+    ),
     "args.path": ("args.path_truncated", "args.path_typed", "args.path_resolved"),
     "args.target_pid": ("args.target",),
     "args.filename": ("args.exe_path", "args.exe_path_truncated", "args.exe_file"),
@@ -516,7 +539,11 @@ def far_no_match(patterns: Iterable[CompiledPattern], allow: Iterable[Any] = ())
                 continue
             pairs = [(n, m) for m in matches for n, m in zip(no, m, strict=False)]
             best = min(
-                (_far_keys(n, m, decisive) for n, m in pairs if isinstance(n, Mapping) and isinstance(m, Mapping)),
+                (
+                    _far_keys(n, m, decisive)
+                    for n, m in pairs
+                    if isinstance(n, Mapping) and isinstance(m, Mapping)
+                ),
                 key=len,
                 default=[],
             )
