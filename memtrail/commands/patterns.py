@@ -33,12 +33,28 @@ def register(app: typer.Typer) -> None:
 
     @sub.command("lint")
     def lint(dirs: list[Path] | None = DirsOpt) -> None:
-        """Load and validate every pattern; reject two patterns with the same logic. Exit 1 on any error."""
+        """Load and validate every pattern; reject two patterns with the same logic, a pattern
+        another one subsumes, examples the sensors could not emit, and no_match examples that
+        are not near misses. Exit 1 on any error."""
         from patterns.engine.core import build_engine
-        from patterns.engine.lint import duplicate_conditions
+        from patterns.engine.lint import (
+            duplicate_conditions,
+            far_no_match,
+            invalid_examples,
+            replaced_ids,
+            subsumed_patterns,
+        )
 
         eng = build_engine(_dirs(dirs), [])
-        errs = list(eng.errors) + duplicate_conditions(eng.compiled())
+        cps = eng.compiled()
+        errs = (
+            list(eng.errors)
+            + duplicate_conditions(cps)
+            + replaced_ids(cps)
+            + subsumed_patterns(eng)
+            + invalid_examples(cps)
+            + far_no_match(cps, eng.allow)
+        )
         for cp in eng.compiled():
             if cp.spec.examples is None and not cp.info.custom:
                 from patterns.engine.api import PatternError

@@ -128,6 +128,8 @@ class PatternSpec(_Strict):
     output: str | None = None
     #: required for the shipped library (tests and lint check it); optional for custom patterns
     examples: Examples | None = None
+    #: ids of patterns merged into this one (they no longer exist; tuning keyed on them moves here)
+    replaces: list[str] = Field(default_factory=list)
 
     @field_validator("techniques")
     @classmethod

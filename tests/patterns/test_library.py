@@ -9,7 +9,14 @@ import pytest
 from memtrail.settings import DEFAULT_PATTERNS_DIR
 from patterns.engine.core import PatternEngine, build_engine
 from patterns.engine.examples import check_examples
-from patterns.engine.lint import duplicate_conditions, library_stats
+from patterns.engine.lint import (
+    duplicate_conditions,
+    far_no_match,
+    invalid_examples,
+    library_stats,
+    replaced_ids,
+    subsumed_patterns,
+)
 from patterns.engine.loader import load_dirs
 from patterns.mitre.catalog import load_catalog
 
@@ -42,6 +49,22 @@ def test_ids_unique_across_files() -> None:
 
 def test_no_two_patterns_share_a_condition(engine: PatternEngine) -> None:
     assert duplicate_conditions(engine.compiled()) == []
+
+
+def test_no_pattern_is_subsumed_by_another(engine: PatternEngine) -> None:
+    assert [str(e) for e in subsumed_patterns(engine)] == []
+
+
+def test_examples_are_events_the_sensors_emit(engine: PatternEngine) -> None:
+    assert [str(e) for e in invalid_examples(engine.compiled())] == []
+
+
+def test_no_match_examples_are_near_misses(engine: PatternEngine) -> None:
+    assert [str(e) for e in far_no_match(engine.compiled(), engine.allow)] == []
+
+
+def test_merged_ids_are_gone(engine: PatternEngine) -> None:
+    assert [str(e) for e in replaced_ids(engine.compiled())] == []
 
 
 def test_every_technique_exists_in_catalog(engine: PatternEngine) -> None:

@@ -72,13 +72,13 @@ def test_setns_fd_zero_and_pidfd_from_a_container(image: str, collector: Collect
     (s,) = [e for e in ev if e["syscall"] == "setns"]
     assert s["args"]["nstype"] == [] and s["args"]["ns_joined"] == ["CLONE_NEWNET"] and s["container_id"]
     got = alerts(ev)
-    assert "MT-ESCAPE-SETNS-003" in got and "T1611" in got["MT-ESCAPE-SETNS-003"].threat.technique.id
+    assert "MT-ESCAPE-SETNS-002" in got and "T1611" in got["MT-ESCAPE-SETNS-002"].threat.technique.id
 
     ev = run_in_container(collector, image, "pidfd")
     (s,) = [e for e in ev if e["syscall"] == "setns"]
     assert s["args"]["fd_kind"] == "pidfd" and s["args"]["target_pid"] > 0
     got = alerts(ev)
-    assert {"MT-ESCAPE-SETNS-003", "MT-ESCAPE-SETNS-UNPACKAGED-001"} <= set(got), sorted(got)
+    assert {"MT-ESCAPE-SETNS-002", "MT-ESCAPE-SETNS-UNPACKAGED-001"} <= set(got), sorted(got)
 
 
 def test_setns_into_the_host_mount_namespace(image: str, collector: Collector) -> None:
