@@ -217,32 +217,21 @@ class CriWatcher:
         """The configured socket (CriError if unusable), else the first candidate that answers."""
         if not cfg.cri:
             return None
+        found: tuple[CriClient, str] | None = None
         if cfg.cri_socket is not None:
-            client, runtime = connect(cfg.cri_socket)
-            return cls(
-                settings,
-                client,
-                runtime,
-                poll_s=cfg.cri_poll_s,
-                resync_s=cfg.container_resync_s,
-                publisher=publisher,
-            )
-        for sock in cfg.cri_candidates:
+            found = connect(cfg.cri_socket)
+        for sock in cfg.cri_candidates if found is None else ():
             if not sock.exists():
                 continue
             try:
-                client, runtime = connect(sock)
+                found = connect(sock)
+                break
             except CriError as exc:
                 log.warning("%s; skipped", exc)
-                continue
-            return cls(
-                settings,
-                client,
-                runtime,
-                poll_s=cfg.cri_poll_s,
-                resync_s=cfg.container_resync_s,
-                publisher=publisher,
-            )
+        if found is not None:
+            client, runtime = found
+            kw = {"poll_s": cfg.cri_poll_s, "resync_s": cfg.container_resync_s}
+            return cls(settings, client, runtime, publisher=publisher, **kw)
         log.info("no CRI socket (%s): no CRI container metadata", ", ".join(map(str, cfg.cri_candidates)))
         return None
 

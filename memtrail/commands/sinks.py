@@ -53,6 +53,19 @@ def _overrides(**kwargs: Any) -> dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
+def _opensearch_settings(no_verify: bool, **given: Any) -> Any:
+    """OpenSearchSettings from the environment with the given options on top; exit 2 when invalid."""
+    from pydantic import ValidationError
+
+    from sinks.opensearch.config import OpenSearchSettings
+
+    try:
+        return OpenSearchSettings(**_overrides(**given, verify_certs=False if no_verify else None))
+    except ValidationError as exc:
+        typer.secho(f"error: {exc.errors()[0]['msg']}", fg="red", err=True)
+        raise typer.Exit(2) from exc
+
+
 def register(app: typer.Typer) -> None:
     sink_app = typer.Typer(
         help="Deliver alerts from the alerts topic to a destination.", no_args_is_help=True
@@ -82,28 +95,19 @@ def register(app: typer.Typer) -> None:
         metrics_port: int = typer.Option(DEFAULT_PORTS["sink-opensearch"], help="-1 disables /metrics"),
     ) -> None:
         """Index alerts into daily OpenSearch indices (exactly once per alert id)."""
-        from pydantic import ValidationError
-
-        from sinks.opensearch.config import OpenSearchSettings
         from sinks.opensearch.sink import OpenSearchSink
 
-        try:
-            cfg = OpenSearchSettings(
-                **_overrides(
-                    url=url,
-                    user=user,
-                    password=password,
-                    api_key=api_key,
-                    ca_certs=ca_certs,
-                    retention_days=retention_days,
-                    index_prefix=index_prefix,
-                    setup=setup,
-                    verify_certs=False if no_verify else None,
-                ),
-            )
-        except ValidationError as exc:
-            typer.secho(f"error: {exc.errors()[0]['msg']}", fg="red", err=True)
-            raise typer.Exit(2) from exc
+        cfg = _opensearch_settings(
+            no_verify,
+            url=url,
+            user=user,
+            password=password,
+            api_key=api_key,
+            ca_certs=ca_certs,
+            retention_days=retention_days,
+            index_prefix=index_prefix,
+            setup=setup,
+        )
         _run(OpenSearchSink(cfg), _settings("sink opensearch", bootstrap), metrics_port, batch_size, group)
 
     @sink_app.command("wazuh")
@@ -160,25 +164,16 @@ def register(app: typer.Typer) -> None:
         index_prefix: str = typer.Option(None, help="The sink's index prefix (default memtrail-alerts)"),
     ) -> None:
         """Import the index pattern, visualizations and dashboard (overwriting older copies)."""
-        from pydantic import ValidationError
-
-        from sinks.opensearch.config import OpenSearchSettings
         from sinks.opensearch.dashboards import ImportFailed, import_saved_objects
 
-        try:
-            cfg = OpenSearchSettings(
-                **_overrides(
-                    user=user,
-                    password=password,
-                    api_key=api_key,
-                    ca_certs=ca_certs,
-                    index_prefix=index_prefix,
-                    verify_certs=False if no_verify else None,
-                )
-            )
-        except ValidationError as exc:
-            typer.secho(f"error: {exc.errors()[0]['msg']}", fg="red", err=True)
-            raise typer.Exit(2) from exc
+        cfg = _opensearch_settings(
+            no_verify,
+            user=user,
+            password=password,
+            api_key=api_key,
+            ca_certs=ca_certs,
+            index_prefix=index_prefix,
+        )
         try:
             result = import_saved_objects(
                 url,
