@@ -2,7 +2,8 @@
 
 An example is one event, or a list of events fed in order (sequences, thresholds). Each
 event is written with only what matters to the pattern; the rest is filled from
-``BASE_EVENT``: ``process.comm``/``cmdline`` follow ``exe``/``argv``, an exec's
+``BASE_EVENT``: ``process.comm``/``cmdline`` follow ``exe``/``argv`` (an exec sketch giving
+only ``process.cmdline`` gets it split on spaces as ``args.argv``), an exec's
 ``process.exe`` follows ``args.filename``, ``time`` is an offset in seconds from the
 example's start (default: 0.1 s after the previous event), a ``container`` gets a
 ``container_id``.
@@ -57,6 +58,9 @@ def fill_event(sketch: Mapping[str, Any], n: int, prev_time: float | None) -> di
         p["exe"] = args_in["filename"]
         p["comm"] = args_in["filename"].rsplit("/", 1)[-1][:15]
         p["cmdline"] = p["exe"]
+    if e["syscall"] in EXEC_SYSCALLS and "argv" not in args_in and isinstance(proc_in.get("cmdline"), str):
+        # the sensor's command line is the exec's argv joined: a sketch may give either
+        e["args"]["argv"] = args_in["argv"] = proc_in["cmdline"].split(" ")
     if e["syscall"] in EXEC_SYSCALLS and "cmdline" not in proc_in and isinstance(args_in.get("argv"), list):
         p["cmdline"] = " ".join(str(x) for x in args_in["argv"])
         if "exe" not in proc_in and not isinstance(args_in.get("filename"), str):

@@ -256,6 +256,10 @@ def sketch_problems(sketch: Mapping[str, Any]) -> list[str]:
     ok = not isinstance(ret, int) or ret >= 0
     flags = args.get("flags")
     flags = set(flags) if isinstance(flags, list) else set()
+    argv, cmdline = args.get("argv"), proc.get("cmdline") if isinstance(proc, Mapping) else None
+    joined = " ".join(str(a) for a in argv) if isinstance(argv, list) else None
+    if syscall in _EXECS and isinstance(cmdline, str) and joined is not None and cmdline != joined:
+        out.append("process.cmdline is not the exec's args.argv joined (give one of them)")
     if syscall in _EXECS and ok:
         fn = args.get("filename")
         fexecve = syscall == "execveat" and "AT_EMPTY_PATH" in flags

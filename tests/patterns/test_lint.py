@@ -114,6 +114,12 @@ def test_physically_impossible_examples() -> None:
     fexecve = {"syscall": "execveat", "args": {"filename": "", "dirfd": 3, "flags": ["AT_EMPTY_PATH"]}}
     assert sketch_problems(fexecve) == []
     assert sketch_problems({"syscall": "execve", "ret": -2, "args": {"argv": ["x"]}}) == []
+    shell = {
+        "syscall": "execve",
+        "args": {"filename": "/bin/sh", "argv": ["sh"]},
+        "process": {"cmdline": "sh -i"},
+    }
+    assert sketch_problems(shell) == ["process.cmdline is not the exec's args.argv joined (give one of them)"]
     assert "directory" in sketch_problems(_write("/etc/cron.d/"))[0]
     assert "directory" in sketch_problems(_write("/etc/cron.d"))[0]
     assert sketch_problems({**_write("/etc/cron.d"), "ret": -21}) == []
