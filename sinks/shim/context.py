@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from memtrail.settings import Settings
 from sinks.shim.config import ShimSettings
 from sinks.shim.consumer import ShimConsumer
+from sinks.shim.limits import RateLimiter
 from sinks.shim.mitre import technique_url
 from sinks.shim.opensearch import OpenSearchPoller
 from sinks.shim.portainer import PortainerClient
@@ -28,6 +29,14 @@ class ShimContext:
     portainer: PortainerClient | None = None
     consumer: ShimConsumer | None = None
     opensearch: OpenSearchPoller | None = None
+    selftest_limit: RateLimiter = field(init=False)
+    change_limit: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Small bursts: a script that loops on POST /test or on pattern changes is throttled
+        # within seconds, a person clicking is not.
+        self.selftest_limit = RateLimiter(self.cfg.selftest_per_min, burst=min(3, self.cfg.selftest_per_min))
+        self.change_limit = RateLimiter(self.cfg.changes_per_min, burst=min(10, self.cfg.changes_per_min))
 
     def decorate(self, item: dict[str, Any]) -> dict[str, Any]:
         """Add the Portainer link/name and ATT&CK urls the page shows beside each row."""
