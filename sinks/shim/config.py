@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Secrets that are as good as none: refused unless auth is explicitly switched off.
@@ -66,6 +66,12 @@ class ShimSettings(BaseSettings):
     selftest_per_min: int = Field(default=6, ge=1)
     #: Pattern changes (add, delete, disable, enable) per credential per minute.
     changes_per_min: int = Field(default=30, ge=1)
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _empty_admin_is_unset(cls, v: object) -> object:
+        """An empty admin token (compose's ``${VAR:-}``) means a read-only API, not a weak secret."""
+        return None if v == "" else v
 
     @model_validator(mode="after")
     def _refuse_weak_secrets(self) -> ShimSettings:

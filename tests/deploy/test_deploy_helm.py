@@ -208,6 +208,7 @@ def test_secrets_stay_in_secret_objects(full_docs: list[dict[str, Any]]) -> None
     secrets = [  # every secret value of ci/full-values.yaml
         values["sinks"]["opensearch"]["password"],
         values["shim"]["token"],
+        values["shim"]["adminToken"],
         values["shim"]["portainer"]["apiKey"],
         "secret@postgres",
     ]
@@ -223,6 +224,7 @@ def test_secrets_stay_in_secret_objects(full_docs: list[dict[str, Any]]) -> None
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert json.loads(data["MEMTRAIL_KAFKA__EXTRA"]) == {"client.rack": "eu-west-1a"}
     assert data["MEMTRAIL_SHIM_TOKEN"] == "a-long-random-token-for-ci"
+    assert data["MEMTRAIL_SHIM_ADMIN_TOKEN"] == "another-long-admin-token-for-ci"
     # The Wazuh credentials come from the user's existing Secret, not the chart's.
     (sink,) = containers(one(full_docs, "Deployment", "-sink-wazuh"))
     assert env_of(sink)["MEMTRAIL_WAZUH_PASSWORD"]["secretKeyRef"]["name"] == "wazuh-api-credentials"
