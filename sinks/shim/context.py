@@ -12,7 +12,7 @@ from memtrail.settings import Settings
 from sinks.shim.config import ShimSettings
 from sinks.shim.consumer import ShimConsumer
 from sinks.shim.limits import RateLimiter
-from sinks.shim.mitre import technique_url
+from sinks.shim.mitre import safe_url, technique_url
 from sinks.shim.opensearch import OpenSearchPoller
 from sinks.shim.portainer import PortainerClient
 from sinks.shim.publisher import Publisher
@@ -43,6 +43,8 @@ class ShimContext:
         container = item.get("container") or {}
         pc = self.portainer.resolve(container.get("id")) if self.portainer else None
         item["portainer"] = pc.as_dict() if pc else None
+        if item["portainer"] is not None and safe_url(item["portainer"].get("url")) is None:
+            item["portainer"] = None  # only http(s) links reach the page
         if pc and not container.get("name"):
             container["name"] = pc.name
         tech = (item.get("threat") or {}).get("technique") or {}
