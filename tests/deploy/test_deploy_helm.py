@@ -282,6 +282,12 @@ def test_the_shim_token_is_required_never_generated() -> None:
     (shim,) = containers(one(docs, "Deployment", "-shim"))
     assert env_of(shim)["MEMTRAIL_SHIM_TOKEN"]["secretKeyRef"]["name"] == "memtrail-shim"
     assert not any("MEMTRAIL_SHIM_TOKEN" in d.get("data", {}) for d in by_kind(docs, "Secret"))
+    # the admin token from the same Secret, optional (a read-only API without it)
+    admin = env_of(shim)["MEMTRAIL_SHIM_ADMIN_TOKEN"]["secretKeyRef"]
+    assert admin["name"] == "memtrail-shim" and admin["optional"] is True
+    docs = manifests(render())
+    (shim,) = containers(one(docs, "Deployment", "-shim"))
+    assert "MEMTRAIL_SHIM_ADMIN_TOKEN" not in env_of(shim)  # no adminToken: read-only
 
 
 def test_least_privilege_service_accounts(full_docs: list[dict[str, Any]]) -> None:
