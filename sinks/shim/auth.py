@@ -87,11 +87,6 @@ def identify(cfg: ShimSettings, request: Request) -> Principal:
     )
 
 
-def check_request(cfg: ShimSettings, request: Request) -> None:
-    """Raise 401 unless the request carries a valid credential (kept for callers of the old helper)."""
-    identify(cfg, request)
-
-
 def require_read(
     request: Request,
     _b: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,

@@ -98,6 +98,13 @@ def test_the_read_token_reads_and_cannot_change_anything(admin: TestClient, pub:
     assert admin.post(f"{API}/test", headers={"X-API-Key": ADMIN_TOKEN}).status_code == 202
 
 
+def test_openapi_documents_the_credentials_and_new_routes(admin: TestClient) -> None:
+    doc = admin.get("/openapi.json").json()
+    assert {"HTTPBearer", "APIKeyHeader"} <= set(doc["components"]["securitySchemes"])
+    for path in ("/api/v1/audit", "/api/v1/patterns/{pattern_id}", "/api/v1/patterns/{pattern_id}/disable"):
+        assert path in doc["paths"], path
+
+
 def test_basic_auth_is_the_read_role(store: Store) -> None:
     import base64
 
