@@ -93,6 +93,16 @@ def spool_depth(directory: Path) -> tuple[int, int]:
         spool.close()
 
 
+def leftover_spools(base: Path) -> list[tuple[Path, int]]:
+    """Spools earlier runs of ``up`` kept (``base/spool-*``) that still hold batches."""
+    found = []
+    for d in sorted(base.glob("spool-*")):
+        depth, _ = spool_depth(d)
+        if depth:
+            found.append((d, depth))
+    return found
+
+
 def release_spool(directory: Path, say: Say) -> bool:
     """Remove the run's spool when it is empty; keep it, and say where, when it holds batches.
 

@@ -187,7 +187,7 @@ def run_up(
 ) -> int:
     from memtrail.broker import BrokerError, LocalBroker
     from memtrail.kafka import BrokerUnreachable, check_reachable, ensure_topics
-    from memtrail.upwatch import BrokerWatch, release_spool
+    from memtrail.upwatch import BrokerWatch, leftover_spools, release_spool
 
     try:
         preflight(sensor)
@@ -251,7 +251,13 @@ def run_up(
         if broker is not None and "MEMTRAIL_SENSOR_SPOOL_DIR" not in os.environ:
             # The local broker keeps nothing across runs, so neither may the spool: batches a
             # previous run left would be replayed into this broker as stale alerts.
-            run_spool = tempfile.mkdtemp(prefix="spool-", dir=Path(tempfile.gettempdir()) / "memtrail")
+            spool_base = Path(tempfile.gettempdir()) / "memtrail"
+            for old, depth in leftover_spools(spool_base):
+                _say(
+                    f"warning: {old} holds {depth} undelivered batches from an earlier (or another running) up, not "
+                    f"replayed here: deliver them with MEMTRAIL_SENSOR_SPOOL_DIR={old}, or remove the directory"
+                )
+            run_spool = tempfile.mkdtemp(prefix="spool-", dir=spool_base)
             env["MEMTRAIL_SENSOR_SPOOL_DIR"] = run_spool
         if sensor and PodmanApiService.needed(os.environ.get("MEMTRAIL_SENSOR_DOCKER_SOCKET")):
             # container names and images: podman's Docker API for this run (and only this run)
