@@ -247,13 +247,20 @@ def test_event_deletes_are_audited_with_their_criteria(
 # -- rate limits ---------------------------------------------------------------------------------
 
 
-def test_selftest_and_pattern_changes_are_rate_limited(admin: TestClient) -> None:
-    codes = [admin.post(f"{API}/test").status_code for _ in range(5)]
-    assert codes[:3] == [202, 202, 202] and codes[3:] == [429, 429]
-    r = admin.post(f"{API}/test")
-    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
-    changes = [admin.post("/api/v1/patterns/MT-FILELESS-001/disable").status_code for _ in range(12)]
-    assert changes.count(200) == 10 and changes[-1] == 429
+def test_selftest_and_pattern_changes_are_rate_limited(store: Store, pub: CapturingPublisher) -> None:
+    defaults = ShimSettings(token=TOKEN)
+    assert (defaults.selftest_per_min, defaults.changes_per_min) == (6, 30)
+    # 2 a minute: a burst of 2, then one every 30 s (far longer than this test takes)
+    with make_client(store, publisher=pub, selftest_per_min=2, changes_per_min=2) as c:
+        codes = [c.post(f"{API}/test").status_code for _ in range(4)]
+        assert codes == [202, 202, 429, 429]
+        r = c.post(f"{API}/test")
+        assert r.status_code == 429 and 1 <= int(r.headers["retry-after"]) <= 30
+        assert "retry in" in r.json()["detail"]
+        changes = [c.post("/api/v1/patterns/MT-FILELESS-001/disable").status_code for _ in range(4)]
+        assert changes == [200, 200, 429, 429]
+        assert c.delete("/api/v1/patterns/MT-FILELESS-001").status_code == 429  # every change counts
+    assert pub.selftests == 2 and len(pub.patterns) == 2
 
 
 def test_limits_are_per_credential() -> None:
