@@ -182,6 +182,8 @@ class PatternSummary(BaseModel):
     custom: bool
     #: Switched off through the API (a built-in) or added switched off (a custom pattern).
     disabled: bool = False
+    #: A built-in replaced through an older shim's API: ``POST /api/v1/patterns/{id}/enable`` restores it.
+    overridden: bool = False
 
 
 class PatternList(BaseModel):

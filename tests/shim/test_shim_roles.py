@@ -65,6 +65,19 @@ def admin(store: Store, pub: CapturingPublisher) -> Any:
         yield c
 
 
+def test_a_builtin_replaced_by_an_older_shim_is_shown_and_restored(
+    admin: TestClient, store: Store, pub: CapturingPublisher
+) -> None:
+    hijack = {**CUSTOM, "id": "MT-FILELESS-001", "condition": {"syscall": "no_such_syscall"}}
+    store.save_pattern("MT-FILELESS-001", hijack)  # what the old POST stored (and published)
+    assert _listed(admin)["MT-FILELESS-001"]["overridden"] is True
+    assert admin.post("/api/v1/patterns/MT-FILELESS-001/enable").status_code == 200
+    (pid, spec, op), = pub.patterns  # fmt: skip
+    assert (pid, op, spec["enabled"]) == ("MT-FILELESS-001", "upsert", True) and "sequence" in spec
+    listed = _listed(admin)["MT-FILELESS-001"]
+    assert listed["overridden"] is False and listed["disabled"] is False
+
+
 def _listed(c: TestClient) -> dict[str, dict[str, Any]]:
     body = c.get("/api/v1/patterns", headers=READ).json()
     if not body["engine_available"]:

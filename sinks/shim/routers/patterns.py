@@ -52,8 +52,11 @@ def list_patterns(ctx: Ctx) -> dict[str, Any]:
         p["disabled"] = False
     for spec in ctx.store.custom_patterns():
         if spec.get("id") in by_id:
-            # A built-in switched off through the API (the only change a built-in takes).
-            by_id[spec["id"]]["disabled"] = spec.get("enabled") is False
+            # A built-in switched off through the API (the only change a built-in takes), or
+            # replaced by an older shim that allowed it: POST /{id}/enable restores the library's.
+            builtin = by_id[spec["id"]]
+            builtin["disabled"] = spec.get("enabled") is False
+            builtin["overridden"] = set(spec) - {"id", "enabled"} != set()
             continue
         patterns.append(
             {
