@@ -100,6 +100,15 @@ class LocalBroker:
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def exit_code(self) -> int | None:
+        """The process's exit code once it has died (None while it runs or before start)."""
+        return self._proc.poll() if self._proc is not None else None
+
     def __enter__(self) -> LocalBroker:
         return self.start()
 

@@ -27,7 +27,14 @@ def register(app: typer.Typer) -> None:
             None,
             "--token",
             envvar="MEMTRAIL_SHIM_TOKEN",
-            help="API token (Bearer or X-API-Key); without any credential a one-time token is generated and printed",
+            help="Read token (Bearer or X-API-Key); without any credential one-time read and admin "
+            "tokens are generated and printed",
+        ),
+        admin_token: str | None = typer.Option(
+            None,
+            "--admin-token",
+            envvar="MEMTRAIL_SHIM_ADMIN_TOKEN",
+            help="Admin token: deletes events, changes patterns, self-test, audit log (must differ from --token)",
         ),
         basic_user: str | None = typer.Option(None, envvar="MEMTRAIL_SHIM_BASIC_USER"),
         basic_password: str | None = typer.Option(None, envvar="MEMTRAIL_SHIM_BASIC_PASSWORD"),
@@ -61,11 +68,15 @@ def register(app: typer.Typer) -> None:
         generated = None
         if token is None and "MEMTRAIL_SHIM_TOKEN" in os.environ:
             token = os.environ["MEMTRAIL_SHIM_TOKEN"]  # set but empty: refused below, never replaced
+        if admin_token is None and "MEMTRAIL_SHIM_ADMIN_TOKEN" in os.environ:
+            admin_token = os.environ["MEMTRAIL_SHIM_ADMIN_TOKEN"]
         env_insecure = os.environ.get("MEMTRAIL_SHIM_INSECURE_NO_AUTH", "").lower() in ("1", "true", "yes")
-        if token is None and basic_password is None and not (insecure_no_auth or env_insecure):
-            # Like Jupyter: no credential configured → a strong one-time token, printed once.
+        no_credential = token is None and basic_password is None and admin_token is None
+        if no_credential and not (insecure_no_auth or env_insecure):
+            # Like Jupyter: no credential configured → strong one-time tokens, printed once.
             # An explicitly empty or default secret is still refused by ShimSettings.
             generated = token = generate_token()
+            admin_token = generate_token()
         overrides: dict[str, object] = {
             "host": host,
             "port": port,
@@ -78,6 +89,7 @@ def register(app: typer.Typer) -> None:
             ("db", db),
             ("group_id", group_id),
             ("token", token),
+            ("admin_token", admin_token),
             ("basic_user", basic_user),
             ("basic_password", basic_password),
             ("portainer_url", portainer_url),
@@ -105,9 +117,11 @@ def register(app: typer.Typer) -> None:
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         typer.echo(f"memtrail shim: http://{shown}:{port}/ (store: {cfg.db.split('@')[-1]})", err=True)
         if generated:
+            # The page link carries the admin token: whoever started the shim is its admin.
             typer.echo(
-                "memtrail shim: no MEMTRAIL_SHIM_TOKEN/--token given; API token for this run: "
-                f"{generated}\nmemtrail shim: open http://{shown}:{port}/#token={generated}",
+                "memtrail shim: no MEMTRAIL_SHIM_TOKEN/--token given; tokens for this run: "
+                f"read {generated}, admin {admin_token}\n"
+                f"memtrail shim: open http://{shown}:{port}/#token={admin_token}",
                 err=True,
             )
         try:

@@ -6,6 +6,11 @@ creates the topics, runs ``memtrail sensor``, ``memtrail worker`` and (when inst
 per alert and, with ``--alerts-jsonl PATH``, one JSON object per line. Ctrl-C/SIGTERM
 stops every child; a child that dies is named with its exit code and last stderr lines,
 and everything stops. Preflight problems are one-line errors, never tracebacks.
+
+The shim listens on 127.0.0.1 unless ``--shim-host`` says otherwise. The local broker is
+watched: if it dies it is restarted on the same port (``--broker-restarts``, 3 by default),
+else everything stops with exit code 4. A sensor spool holding undelivered batches is never
+deleted (its path is printed).
 """
 
 from __future__ import annotations
@@ -13,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -35,6 +39,9 @@ from sinks.jsonl import JsonlSink
 
 EXIT_PREFLIGHT = 2
 EXIT_CHILD_DIED = 3
+EXIT_BROKER_LOST = 4
+#: The sensor flushes for up to its delivery timeout (10 s) + 2 s at exit, spooling what fails.
+SENSOR_STOP_S = 25.0
 
 
 class UpError(Exception):
@@ -175,9 +182,12 @@ def run_up(
     sensor_metrics_port: int,
     ready_timeout: float,
     shim_port: int = 8080,
+    shim_host: str = "127.0.0.1",
+    broker_restarts: int = 3,
 ) -> int:
     from memtrail.broker import BrokerError, LocalBroker
     from memtrail.kafka import BrokerUnreachable, check_reachable, ensure_topics
+    from memtrail.upwatch import BrokerWatch, leftover_spools, release_spool
 
     try:
         preflight(sensor)
@@ -185,6 +195,7 @@ def run_up(
         _say(f"error: {exc}")
         return EXIT_PREFLIGHT
     broker: LocalBroker | None = None
+    watch: BrokerWatch | None = None
     stop = threading.Event()
     stop_reason: list[str] = []
 
@@ -220,6 +231,7 @@ def run_up(
                 raise UpError(str(exc)) from None
             settings.kafka.bootstrap = broker.bootstrap
             settings.kafka.local_broker = True
+            watch = BrokerWatch(broker, settings, broker_restarts, _say)
             _say(f"local broker (Tansu, memory storage) on {broker.bootstrap}")
         try:
             ensure_topics(settings)
@@ -234,11 +246,18 @@ def run_up(
             "MEMTRAIL_STREAM_WEB_PORT": str(worker_web_port),
             "MEMTRAIL_SENSOR_METRICS_PORT": str(sensor_metrics_port),
             "MEMTRAIL_SHIM_PORT": str(shim_port),
+            "MEMTRAIL_SHIM_HOST": shim_host,
         }
         if broker is not None and "MEMTRAIL_SENSOR_SPOOL_DIR" not in os.environ:
             # The local broker keeps nothing across runs, so neither may the spool: batches a
             # previous run left would be replayed into this broker as stale alerts.
-            run_spool = tempfile.mkdtemp(prefix="spool-", dir=Path(tempfile.gettempdir()) / "memtrail")
+            spool_base = Path(tempfile.gettempdir()) / "memtrail"
+            for old, depth in leftover_spools(spool_base):
+                _say(
+                    f"warning: {old} holds {depth} undelivered batches from an earlier (or another running) up, not "
+                    f"replayed here: deliver them with MEMTRAIL_SENSOR_SPOOL_DIR={old}, or remove the directory"
+                )
+            run_spool = tempfile.mkdtemp(prefix="spool-", dir=spool_base)
             env["MEMTRAIL_SENSOR_SPOOL_DIR"] = run_spool
         if sensor and PodmanApiService.needed(os.environ.get("MEMTRAIL_SENSOR_DOCKER_SOCKET")):
             # container names and images: podman's Docker API for this run (and only this run)
@@ -279,6 +298,11 @@ def run_up(
             if sinks.error:
                 _say(f"error: {sinks.error}")
                 return EXIT_CHILD_DIED
+            if watch is not None:
+                lost = watch.check()
+                if lost is not None:
+                    _say(f"error: {lost}")
+                    return EXIT_BROKER_LOST
             if not announced:
                 waiting = [c.name for c in children if not c.ready()]
                 if not waiting:
@@ -296,7 +320,7 @@ def run_up(
     finally:
         # Sensor first (no new events), then worker, shim; then the sinks and the broker.
         for child in sorted(children, key=lambda c: c.name != "sensor"):
-            child.stop()
+            child.stop(SENSOR_STOP_S if child.name == "sensor" else 10.0)
         if sinks is not None:
             sinks.stopping.set()
             sinks.join(timeout=5)
@@ -304,10 +328,12 @@ def run_up(
             jsonl_sink.close()
         if podman_api is not None:
             podman_api.stop()
+        if watch is not None:
+            broker = watch.broker  # the one running now, after any restart
         if broker is not None:
             broker.stop()
         if run_spool is not None:
-            shutil.rmtree(run_spool, ignore_errors=True)
+            release_spool(Path(run_spool), _say)
 
 
 def register(app: typer.Typer) -> None:
@@ -334,6 +360,18 @@ def register(app: typer.Typer) -> None:
         shim_port: int = typer.Option(
             8080, "--shim-port", envvar="MEMTRAIL_SHIM_PORT", help="Security-events API and page"
         ),
+        shim_host: str = typer.Option(
+            "127.0.0.1",
+            "--shim-host",
+            envvar="MEMTRAIL_SHIM_HOST",
+            help="Listen address of the shim (0.0.0.0 exposes the API to the network)",
+        ),
+        broker_restarts: int = typer.Option(
+            3,
+            "--broker-restarts",
+            min=0,
+            help="Restarts of the local broker if it dies, before everything stops (exit code 4)",
+        ),
         ready_timeout: float = typer.Option(120.0, "--ready-timeout", help="Seconds to wait for every child"),
     ) -> None:
         """Run everything: broker (unless given), sensor, worker, shim, and print each alert as one line."""
@@ -353,5 +391,7 @@ def register(app: typer.Typer) -> None:
             sensor_metrics_port,
             ready_timeout,
             shim_port,
+            shim_host,
+            broker_restarts,
         )
         raise typer.Exit(code)

@@ -22,21 +22,17 @@ from prometheus_client import (
 
 from memtrail import __version__
 from memtrail.settings import Settings
-from sinks.shim.auth import check_request
+from sinks.shim.auth import require_read
 from sinks.shim.config import ShimSettings
 from sinks.shim.consumer import ShimConsumer
 from sinks.shim.context import ShimContext
 from sinks.shim.opensearch import OpenSearchPoller, OpenSearchReader
 from sinks.shim.portainer import PortainerClient
 from sinks.shim.publisher import Publisher
-from sinks.shim.routers import collector, events, patterns
+from sinks.shim.routers import audit, collector, events, patterns
 from sinks.shim.store import Store
 
 log = logging.getLogger(__name__)
-
-
-def require_auth(request: Request) -> None:
-    check_request(request.app.state.ctx.cfg, request)
 
 
 def build_context(
@@ -81,7 +77,9 @@ def create_app(ctx: ShimContext) -> FastAPI:
         title="Memtrail security events",
         version=__version__,
         description="Security events (alerts) from the Memtrail pipeline, for Portainer users. "
-        "Everything under /api needs `Authorization: Bearer <token>`, `X-API-Key: <token>` or basic auth.",
+        "Everything under /api needs `Authorization: Bearer <token>`, `X-API-Key: <token>` or basic auth. "
+        "The read token (or basic auth) reads; deleting events, changing patterns, the self-test and "
+        "the audit log need the admin token.",
         lifespan=_lifespan,
     )
     app.state.ctx = ctx
@@ -114,10 +112,11 @@ def create_app(ctx: ShimContext) -> FastAPI:
         latency.labels(path).observe(time.perf_counter() - start)
         return response
 
-    auth = [Depends(require_auth)]
+    auth = [Depends(require_read)]
     app.include_router(events.router, dependencies=auth)
     app.include_router(collector.router, dependencies=auth)
     app.include_router(patterns.router, dependencies=auth)
+    app.include_router(audit.router, dependencies=auth)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> PlainTextResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Secrets that are as good as none: refused unless auth is explicitly switched off.
@@ -38,8 +38,11 @@ class ShimSettings(BaseSettings):
     port: int = Field(default=8080, ge=0, le=65535)
     #: SQLite file path or ``sqlite:///path``; ``postgresql://...`` for PostgreSQL.
     db: str = Field(default_factory=default_db)
-    #: API token accepted as ``Authorization: Bearer`` or ``X-API-Key``.
+    #: Read credential: lists events, stats, status and patterns (``Authorization: Bearer`` or ``X-API-Key``).
     token: str | None = None
+    #: Admin credential: also deletes events, changes patterns and sends the self-test event.
+    #: Must differ from ``token``; without it no change is possible through the API.
+    admin_token: str | None = None
     basic_user: str | None = None
     basic_password: str | None = None
     insecure_no_auth: bool = False
@@ -59,6 +62,16 @@ class ShimSettings(BaseSettings):
     opensearch_verify_tls: bool = True
     opensearch_poll_s: float = Field(default=5.0, gt=0)
     static_dir: Path = Path(__file__).resolve().parent / "static"
+    #: ``POST /api/v1/security-events/test`` per credential per minute (429 with Retry-After beyond).
+    selftest_per_min: int = Field(default=6, ge=1)
+    #: Pattern changes (add, delete, disable, enable) per credential per minute.
+    changes_per_min: int = Field(default=30, ge=1)
+
+    @field_validator("admin_token", mode="before")
+    @classmethod
+    def _empty_admin_is_unset(cls, v: object) -> object:
+        """An empty admin token (compose's ``${VAR:-}``) means a read-only API, not a weak secret."""
+        return None if v == "" else v
 
     @model_validator(mode="after")
     def _refuse_weak_secrets(self) -> ShimSettings:
@@ -71,13 +84,17 @@ class ShimSettings(BaseSettings):
             problems.append("basic auth needs both basic_user and basic_password")
         elif self.basic_password is not None and not _strong(self.basic_password):
             problems.append(f"basic_password is a default or shorter than {MIN_SECRET_LEN} characters")
-        if self.token is None and self.basic_password is None:
+        if self.admin_token is not None and not _strong(self.admin_token):
+            problems.append(f"admin_token is a default or shorter than {MIN_SECRET_LEN} characters")
+        if self.admin_token is not None and self.admin_token in (self.token, self.basic_password):
+            problems.append("admin_token must differ from the read token and the basic auth password")
+        if self.token is None and self.basic_password is None and self.admin_token is None:
             problems.append("no API token or basic auth password configured")
         if problems:
             raise ValueError(
                 "refusing to start the shim: "
                 + "; ".join(problems)
-                + " (set MEMTRAIL_SHIM_TOKEN / --token, or pass --insecure-no-auth explicitly)"
+                + " (set MEMTRAIL_SHIM_TOKEN / --token and MEMTRAIL_SHIM_ADMIN_TOKEN, or pass --insecure-no-auth explicitly)"
             )
         return self
 

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 ATTACK_URL = "https://attack.mitre.org/techniques/"
+
+
+def safe_url(url: object) -> str | None:
+    """``url`` when it is an absolute http(s) URL, else None: links shown in the page come from
+    alerts and configuration, and must never carry ``javascript:``, ``data:`` or another scheme."""
+    if not isinstance(url, str):
+        return None
+    parts = urlsplit(url.strip())
+    return url.strip() if parts.scheme.lower() in ("http", "https") and parts.netloc else None
 
 
 def technique_url(tid: str) -> str:
@@ -41,7 +51,7 @@ def details(threat: dict[str, Any]) -> list[dict[str, Any]]:
         entry: dict[str, Any] = {
             "id": tid,
             "name": names[i] if i < len(names) else None,
-            "url": refs[i] if i < len(refs) and refs[i] else technique_url(tid),
+            "url": (safe_url(refs[i]) if i < len(refs) else None) or technique_url(tid),
             "tactics": tactic_names,
             "source": "alert",
         }

@@ -180,6 +180,10 @@ class PatternSummary(BaseModel):
     source: str
     file: str
     custom: bool
+    #: Switched off through the API (a built-in) or added switched off (a custom pattern).
+    disabled: bool = False
+    #: A built-in replaced through an older shim's API: ``POST /api/v1/patterns/{id}/enable`` restores it.
+    overridden: bool = False
 
 
 class PatternList(BaseModel):
@@ -187,6 +191,29 @@ class PatternList(BaseModel):
     total: int
     patterns: list[PatternSummary]
     errors: list[str]
+
+
+class PatternChanged(BaseModel):
+    id: str
+    action: str  # deleted | disabled | enabled
+    published: bool
+
+
+class AuditRecord(BaseModel):
+    id: str
+    time: str
+    actor: str  # "admin-token:<sha256 prefix>", "read-token:…", "basic:<user>", "no-auth"
+    role: str
+    action: str  # events.delete | pattern.upsert | pattern.delete | pattern.disable | pattern.enable
+    target: str
+    outcome: str  # ok | denied | failed
+    client: str
+    detail: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    total: int
+    items: list[AuditRecord]
 
 
 class PatternCreated(BaseModel):

@@ -93,6 +93,18 @@ _SCHEMA = (
         spec TEXT NOT NULL,
         updated DOUBLE PRECISION NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS shim_audit (
+        id TEXT PRIMARY KEY,
+        time DOUBLE PRECISION NOT NULL,
+        actor TEXT NOT NULL,
+        role TEXT NOT NULL,
+        action TEXT NOT NULL,
+        target TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        client TEXT NOT NULL,
+        detail TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS shim_audit_time ON shim_audit (time)",
 )
 
 #: Columns added after the first release: (name, definition), added to an older table at start.
@@ -609,6 +621,41 @@ class Store:
 
     def custom_patterns(self) -> list[dict[str, Any]]:
         return [orjson.loads(r["spec"]) for r in self._query("SELECT spec FROM shim_patterns ORDER BY id")]
+
+    def delete_pattern(self, pattern_id: str) -> bool:
+        return self._execute("DELETE FROM shim_patterns WHERE id = ?", [pattern_id]) > 0
+
+    # -- audit log ------------------------------------------------------------------------------
+
+    _AUDIT_COLUMNS = ("id", "time", "actor", "role", "action", "target", "outcome", "client", "detail")
+
+    def add_audit(self, record: dict[str, Any]) -> None:
+        """Append one audit record (``detail`` a JSON-serialisable dict); records are never updated."""
+        row = [record[c] for c in self._AUDIT_COLUMNS if c != "detail"]
+        row.append(orjson.dumps(record.get("detail") or {}).decode())
+        marks = ", ".join("?" for _ in self._AUDIT_COLUMNS)
+        self._execute(f"INSERT INTO shim_audit ({', '.join(self._AUDIT_COLUMNS)}) VALUES ({marks})", row)
+
+    def audit_records(
+        self, limit: int = 100, since: float | None = None, action: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Newest first."""
+        where: list[str] = []
+        params: list[Any] = []
+        if since is not None:
+            where.append("time >= ?")
+            params.append(since)
+        if action:
+            where.append("action = ?")
+            params.append(action)
+        sql = f"SELECT {', '.join(self._AUDIT_COLUMNS)} FROM shim_audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._query(sql + " ORDER BY time DESC, id LIMIT ?", [*params, limit])
+        for r in rows:
+            r["detail"] = orjson.loads(r["detail"])
+            r["time"] = _iso(r["time"])
+        return rows
 
 
 def nice_bucket(span_s: float, target: int = 48) -> float:

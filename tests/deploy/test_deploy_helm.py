@@ -208,6 +208,7 @@ def test_secrets_stay_in_secret_objects(full_docs: list[dict[str, Any]]) -> None
     secrets = [  # every secret value of ci/full-values.yaml
         values["sinks"]["opensearch"]["password"],
         values["shim"]["token"],
+        values["shim"]["adminToken"],
         values["shim"]["portainer"]["apiKey"],
         "secret@postgres",
     ]
@@ -223,6 +224,7 @@ def test_secrets_stay_in_secret_objects(full_docs: list[dict[str, Any]]) -> None
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
     assert json.loads(data["MEMTRAIL_KAFKA__EXTRA"]) == {"client.rack": "eu-west-1a"}
     assert data["MEMTRAIL_SHIM_TOKEN"] == "a-long-random-token-for-ci"
+    assert data["MEMTRAIL_SHIM_ADMIN_TOKEN"] == "another-long-admin-token-for-ci"
     # The Wazuh credentials come from the user's existing Secret, not the chart's.
     (sink,) = containers(one(full_docs, "Deployment", "-sink-wazuh"))
     assert env_of(sink)["MEMTRAIL_WAZUH_PASSWORD"]["secretKeyRef"]["name"] == "wazuh-api-credentials"
@@ -280,6 +282,12 @@ def test_the_shim_token_is_required_never_generated() -> None:
     (shim,) = containers(one(docs, "Deployment", "-shim"))
     assert env_of(shim)["MEMTRAIL_SHIM_TOKEN"]["secretKeyRef"]["name"] == "memtrail-shim"
     assert not any("MEMTRAIL_SHIM_TOKEN" in d.get("data", {}) for d in by_kind(docs, "Secret"))
+    # the admin token from the same Secret, optional (a read-only API without it)
+    admin = env_of(shim)["MEMTRAIL_SHIM_ADMIN_TOKEN"]["secretKeyRef"]
+    assert admin["name"] == "memtrail-shim" and admin["optional"] is True
+    docs = manifests(render())
+    (shim,) = containers(one(docs, "Deployment", "-shim"))
+    assert "MEMTRAIL_SHIM_ADMIN_TOKEN" not in env_of(shim)  # no adminToken: read-only
 
 
 def test_least_privilege_service_accounts(full_docs: list[dict[str, Any]]) -> None:

@@ -97,7 +97,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
         import psycopg
 
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute("DROP TABLE IF EXISTS shim_alerts, shim_heartbeats, shim_patterns")
+            conn.execute("DROP TABLE IF EXISTS shim_alerts, shim_heartbeats, shim_patterns, shim_audit")
         s = Store(url)
     try:
         yield s

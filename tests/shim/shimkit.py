@@ -27,6 +27,8 @@ from sinks.shim.store import Store
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 TOKEN = "test-token-0123456789abcdef"
+#: The admin credential (deletes, pattern changes, self-test); TOKEN only reads.
+ADMIN_TOKEN = "test-admin-token-fedcba9876543210"
 CID_WEB = "a" * 64
 CID_DB = "b" * 64
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -133,8 +135,15 @@ def heartbeat(host: str, age_s: float, interval: float = 10.0, sensor: str | Non
 
 
 def make_client(
-    store: Store, settings: Settings | None = None, publisher: Any = None, portainer: Any = None, **cfg: Any
+    store: Store,
+    settings: Settings | None = None,
+    publisher: Any = None,
+    portainer: Any = None,
+    as_token: str = ADMIN_TOKEN,
+    **cfg: Any,
 ) -> TestClient:
+    """A client on the real app; its requests carry ``as_token`` (the admin token by default)."""
+    cfg.setdefault("admin_token", ADMIN_TOKEN)
     shim_cfg = ShimSettings(token=TOKEN, **cfg)
     ctx = ShimContext(
         cfg=shim_cfg,
@@ -144,7 +153,7 @@ def make_client(
         publisher=publisher,
         portainer=portainer,
     )
-    return TestClient(create_app(ctx), headers={"Authorization": f"Bearer {TOKEN}"})
+    return TestClient(create_app(ctx), headers={"Authorization": f"Bearer {as_token}"})
 
 
 # Debian's Chromium, headless, with its background traffic off (this machine has no internet).

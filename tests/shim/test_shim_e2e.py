@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.ebpf, pytest.mark.slow, pytest.mark.browser]
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "test-artifacts" / "screenshots"
 TOKEN = "e2e-token-9f8e7d6c5b4a3210"
+ADMIN_TOKEN = "e2e-admin-token-0a1b2c3d4e5f"
 FILELESS = """
 import os
 fd = os.memfd_create("mt-shim-e2e", 0)
@@ -38,7 +39,7 @@ class Up:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MEMTRAIL_")}
         env.update(
             MEMTRAIL_SHIM_TOKEN=TOKEN,
-            MEMTRAIL_SHIM_HOST="127.0.0.1",
+            MEMTRAIL_SHIM_ADMIN_TOKEN=ADMIN_TOKEN,
             MEMTRAIL_SHIM_PORT=str(shim_port),
             XDG_STATE_HOME=str(tmp / "state"),
         )
@@ -108,6 +109,8 @@ def test_fileless_exec_and_selftest_reach_the_page(tmp_path: Path) -> None:
         up.wait_ready(150)
         assert httpx.get(base + "/", timeout=5).status_code == 200
         r = httpx.post(base + "/api/v1/security-events/test", headers={"X-API-Key": TOKEN}, timeout=15)
+        assert r.status_code == 403, r.text  # the read token only reads
+        r = httpx.post(base + "/api/v1/security-events/test", headers={"X-API-Key": ADMIN_TOKEN}, timeout=15)
         assert r.status_code == 202, r.text
         start = time.monotonic()
         subprocess.run([sys.executable, "-c", FILELESS], check=True, timeout=30)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 
 from schemas.alerts import Severity
+from sinks.shim import audit
+from sinks.shim.auth import Admin
 from sinks.shim.context import Ctx
 from sinks.shim.filters import ContainerMode, EventFilter, Page
 from sinks.shim.mitre import details, process_tree
@@ -45,18 +48,38 @@ def _filter(
 ) -> EventFilter:
     if since and until and _naive_utc(since) > _naive_utc(until):
         raise HTTPException(422, detail="since must not be after until")
+    for name, values in (("rule", rule), ("tactic", tactic), ("container", [container]),
+                         ("host", [host]), ("q", [q])):  # fmt: skip
+        for v in values:
+            if v is not None and CONTROL_RE.search(v):
+                raise HTTPException(422, detail=f"{name} must not contain NUL or control characters")
     return EventFilter(
         severity=tuple(severity),
         rule=tuple(rule),
         technique=_techniques(technique),
         tactic=tuple(tactic),
-        container=container or None,
+        container=(container or "").strip() or None,
         container_mode=container_mode,
-        host=host or None,
+        host=(host or "").strip() or None,
         since=since,
         until=until,
-        q=q or None,
+        q=(q or "").strip() or None,
     )
+
+
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _strict(name: str, value: str | None) -> str | None:
+    """A delete criterion as given: blank, whitespace-only or NUL/control characters are a 422
+    (they would match every row, or none, and either way not what the caller meant)."""
+    if value is None:
+        return None
+    if not value.strip() or CONTROL_RE.search(value):
+        raise HTTPException(
+            422, detail=f"{name} must be a non-blank value without NUL or control characters, got {value!r}"
+        )
+    return value.strip()
 
 
 def _techniques(values: list[str]) -> tuple[str, ...]:
@@ -120,9 +143,11 @@ def stats(
     summary="Publish a synthetic fileless exec",
     response_model=SelfTest,
 )
-def selftest(ctx: Ctx) -> dict[str, Any]:
+def selftest(ctx: Ctx, who: Admin) -> dict[str, Any]:
     """memfd_create then execve of /proc/self/fd/N (host ``memtrail-selftest``, ``source: test``),
-    published on the raw events topic: it comes back through the pipeline as a T1620 alert."""
+    published on the raw events topic: it comes back through the pipeline as a T1620 alert.
+    Admin only, and rate-limited per credential (429 with Retry-After)."""
+    ctx.selftest_limit.check(who.credential, "self-test events")
     if ctx.publisher is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail="no Kafka broker configured")
     try:
@@ -141,6 +166,8 @@ def selftest(ctx: Ctx) -> dict[str, Any]:
 @router.delete("", summary="Delete by ids or by filter", response_model=Deleted)
 def delete_events(
     ctx: Ctx,
+    who: Admin,
+    request: Request,
     ids: Annotated[list[str], Query(description="Alert ids, repeatable", max_length=1000)] = [],  # noqa: B006
     severity: Annotated[list[Severity], Query()] = [],  # noqa: B006
     rule: Annotated[list[str], Query()] = [],  # noqa: B006
@@ -154,23 +181,31 @@ def delete_events(
     all: Annotated[bool, Query(description="Required to delete everything (no other criterion)")] = False,
 ) -> dict[str, int]:
     f = EventFilter(
-        ids=tuple(ids),
+        ids=tuple(_strict("ids", i) or "" for i in ids),
         severity=tuple(severity),
-        rule=tuple(rule),
+        rule=tuple(_strict("rule", r) or "" for r in rule),
         technique=_techniques(technique),
-        container=container,
+        container=_strict("container", container),
         container_mode=container_mode,
-        host=host,
+        host=_strict("host", host),
         since=since,
         until=until,
-        q=q,
+        q=_strict("q", q),
     )
     if f.is_empty() and not all:
         raise HTTPException(
             422,
             detail="give ids or at least one filter (or all=true to delete every event)",
         )
-    return {"deleted": ctx.store.delete_alerts(f)}
+    n = ctx.store.delete_alerts(f)
+    criteria = {k: v for k, v in dataclasses.asdict(f).items() if v not in ((), None)}
+    audit.record(ctx.store, request, who, "events.delete", "filter", all=all, deleted=n,
+                 criteria=_jsonable(criteria))  # fmt: skip
+    return {"deleted": n}
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in d.items()}
 
 
 @router.get(
@@ -192,8 +227,10 @@ def get_event(ctx: Ctx, event_id: EventId) -> dict[str, Any]:
 
 
 @router.delete("/{event_id}", summary="Delete one event", response_model=Deleted)
-def delete_event(ctx: Ctx, event_id: EventId) -> dict[str, int]:
+def delete_event(ctx: Ctx, who: Admin, request: Request, event_id: EventId) -> dict[str, int]:
+    event_id = _strict("event id", event_id) or ""
     n = ctx.store.delete_alerts(EventFilter(ids=(event_id,), container_mode="all"))
     if not n:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no security event {event_id!r}")
+    audit.record(ctx.store, request, who, "events.delete", event_id, deleted=n)
     return {"deleted": n}

@@ -1,7 +1,7 @@
 // The security-events page: filters → API → cards, chart, table (flat or grouped), detail modal, collector.
 import { api, AuthError, hasAuth, setAuth } from "./api.js";
 import {
-  ago, containerCell, esc, fmtTime, patternIds, patternsOf, sevBadge, SEVERITIES, sparkline, techniqueBadges, timelineChart,
+  ago, attackUrl, containerCell, esc, fmtTime, patternIds, patternsOf, safeUrl, sevBadge, SEVERITIES, sparkline, techniqueBadges, timelineChart,
 } from "./render.js";
 
 const POLL_MS = 5000;
@@ -191,12 +191,13 @@ async function openDetail(id) {
     .map((p, i) => `<li class="${p.current ? "current" : ""}" data-testid="tree-node">${"  ".repeat(i)}${i ? "└─ " : ""}${esc(p.pid ?? "?")}  ${esc(p.exe || p.comm || "?")}  <span class="muted">${esc(p.cmdline || "")}</span></li>`)
     .join("");
   const mitre = d.mitre
-    .map((m) => `<div class="mitre-card" data-testid="mitre-card"><a class="tid" href="${esc(m.url)}" target="_blank" rel="noopener noreferrer">${esc(m.id)}</a> ${esc(m.name || "")}<div class="muted">${esc((m.tactics || []).join(", "))}</div></div>`)
+    .map((m) => `<div class="mitre-card" data-testid="mitre-card"><a class="tid" href="${esc(safeUrl(m.url) || attackUrl(m.id))}" target="_blank" rel="noopener noreferrer">${esc(m.id)}</a> ${esc(m.name || "")}<div class="muted">${esc((m.tactics || []).join(", "))}</div></div>`)
     .join("");
   const patterns = patternsOf(ev)
     .map((p) => `<li data-testid="incident-pattern" data-pattern="${esc(p.id)}">${sevBadge(p.severity)} <span class="mono">${esc(p.id)}</span> ${esc(p.name || "")} ${techniqueBadges((p.techniques || []).map((t) => ({ id: t })))}</li>`)
     .join("");
-  const portainer = d.portainer ? `<a href="${esc(d.portainer.url)}" target="_blank" rel="noopener noreferrer" data-testid="portainer-link">${esc(d.portainer.name || c.id)} in ${esc(d.portainer.endpoint_name)} ↗</a>` : "";
+  const purl = d.portainer ? safeUrl(d.portainer.url) : null;
+  const portainer = purl ? `<a href="${esc(purl)}" target="_blank" rel="noopener noreferrer" data-testid="portainer-link">${esc(d.portainer.name || c.id)} in ${esc(d.portainer.endpoint_name)} ↗</a>` : "";
   $("#modal-body").innerHTML = `
     <div>${esc(ev.message)}</div>
     <dl class="kv">

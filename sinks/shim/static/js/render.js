@@ -25,13 +25,25 @@ export function sevBadge(sev) {
   return `<span class="sev sev-${esc(sev)}" data-testid="severity">${esc(sev)}</span>`;
 }
 
+// Links from data are followed only when they are http(s): javascript:, data:, vbscript: and any
+// other scheme give null (the caller shows text or a safe fallback instead).
+export function safeUrl(u) {
+  if (typeof u !== "string" || !u.trim()) return null;
+  try {
+    const url = new URL(u, window.location.href);
+    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
 export function attackUrl(id) {
   return "https://attack.mitre.org/techniques/" + String(id).replace(".", "/") + "/";
 }
 
 export function techniqueBadges(techniques) {
   return (techniques || [])
-    .map((t) => `<a class="badge" data-testid="mitre-badge" href="${esc(t.url || attackUrl(t.id))}" target="_blank" rel="noopener noreferrer" title="${esc(t.name || t.id)}">${esc(t.id)}</a>`)
+    .map((t) => `<a class="badge" data-testid="mitre-badge" href="${esc(safeUrl(t.url) || attackUrl(t.id))}" target="_blank" rel="noopener noreferrer" title="${esc(t.name || t.id)}">${esc(t.id)}</a>`)
     .join("");
 }
 
@@ -50,7 +62,8 @@ export function containerCell(item) {
   const p = item.portainer;
   if (!c.id) return `<span class="muted">host</span> ${esc(item.host?.name ?? item.host ?? "")}`;
   const name = esc(c.name || c.id.slice(0, 12));
-  const link = p && p.url ? `<a class="ptlink" href="${esc(p.url)}" target="_blank" rel="noopener noreferrer" title="Open in Portainer (${esc(p.endpoint_name)})" data-testid="portainer-link">↗ Portainer</a>` : "";
+  const purl = p ? safeUrl(p.url) : null;
+  const link = purl ? `<a class="ptlink" href="${esc(purl)}" target="_blank" rel="noopener noreferrer" title="Open in Portainer (${esc(p.endpoint_name)})" data-testid="portainer-link">↗ Portainer</a>` : "";
   return `<span title="${esc(c.id)}">${name}</span>${link}`;
 }
 
