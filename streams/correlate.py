@@ -72,6 +72,9 @@ class Correlator:
         # One engine built at start-up: fails fast on a broken library, gives longest_window_s,
         # and is forked (same compiled patterns, empty state) for every partition.
         self._template = engine_factory([])
+        #: Library (built-in) ids: the patterns topic may switch them off and on, never replace
+        #: or delete them (whoever can write the topic must not be able to blind detection quietly).
+        self.builtin_ids = frozenset(p.id for p in self._template.patterns())
 
     @property
     def longest_window_s(self) -> float:
@@ -200,9 +203,23 @@ class Correlator:
             self.groupers[p].expire(stamp)
             self.mergers[p].expire()
 
+    def _switch_builtin(self, op: str, pid: str, spec: Mapping[str, Any]) -> list[PatternError] | None:
+        """A built-in takes only ``enabled`` from the patterns topic: the rest of the message (the
+        shim sends the library's own spec) is never compiled, and a delete is refused."""
+        if op == "delete":
+            log.warning("patterns topic: delete of built-in %s refused (disable it instead)", pid)
+            return [PatternError("<patterns topic>", pid, "id", "built-in patterns cannot be deleted")]
+        enabled = spec.get("enabled", True) is not False
+        for engine in (self._template, *self.engines.values()):
+            engine.set_enabled(pid, enabled)
+        log.warning("built-in pattern %s %s (patterns topic)", pid, "enabled" if enabled else "DISABLED")
+        return None
+
     def apply_pattern_op(self, op: str, spec: Mapping[str, Any]) -> list[PatternError] | None:
         """Apply one message of the patterns topic to every engine, now and for later partitions."""
         pid = str(spec.get("id", ""))
+        if pid in self.builtin_ids:
+            return self._switch_builtin(op, pid, spec)
         if op == "delete":
             if self.custom_specs.pop(pid, None) is None:
                 return None

@@ -65,6 +65,10 @@ class Engine(Protocol):
         """Remove one pattern and its state at run time; False if there was none."""
         ...
 
+    def set_enabled(self, pattern_id: str, enabled: bool) -> bool:
+        """Switch one pattern off or on, nothing else about it; False if there is none."""
+        ...
+
     def flush(self, now: float | None = None) -> list[Alert]:
         """Alerts that became due without a new event ("A not followed by B" windows that
         ran out); ``now`` (event-time seconds) advances the clock first."""

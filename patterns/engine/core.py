@@ -7,6 +7,7 @@ per pattern and key in LRU maps with caps, and expires on event ``time``.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import re
 from collections import OrderedDict, deque
@@ -639,6 +640,18 @@ class PatternEngine:
         self._state.pop(cp.id, None)
         self._reindex()
         return []
+
+    def set_enabled(self, pattern_id: str, enabled: bool) -> bool:
+        cp = self._patterns.get(pattern_id)
+        if cp is None:
+            return False
+        if cp.spec.enabled != enabled:
+            self._patterns[pattern_id] = dataclasses.replace(
+                cp, spec=cp.spec.model_copy(update={"enabled": enabled})
+            )
+            self._state.pop(pattern_id, None)
+            self._reindex()
+        return True
 
     def delete_pattern(self, pattern_id: str) -> bool:
         if self._patterns.pop(pattern_id, None) is None:

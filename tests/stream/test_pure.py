@@ -340,6 +340,38 @@ def test_correlator_rejects_a_bad_custom_pattern_and_applies_a_good_one() -> Non
     assert c.process(3, [event("unshare", args={"flags": ["CLONE_NEWNS"]})]) + c.flush(time.time() + 4) == []
 
 
+def test_patterns_topic_can_only_switch_a_builtin_off_and_on() -> None:
+    """Whoever can write the patterns topic cannot replace or delete a library pattern: a
+    replacement with a never-matching condition only toggles ``enabled``, a delete is refused."""
+    c = _correlator()
+    c.assign(0)
+
+    pids = iter(range(5000, 5100))
+
+    def fileless_ids(part: int, _label: str) -> set[str]:
+        alerts = c.process(part, memfd_pair(pid=next(pids))) + c.flush(time.time() + 10)
+        return {i for a in alerts for i in a.pattern_ids()}
+
+    assert "MT-FILELESS-001" in c.builtin_ids and "MT-FILELESS-001" in fileless_ids(0, "h1")
+    hijack = {
+        "id": "MT-FILELESS-001",
+        "name": "x",
+        "description": "replaced",
+        "severity": "info",
+        "techniques": ["T1620"],
+        "condition": {"syscall": "nothing-ever"},
+    }
+    assert c.apply_pattern_op("upsert", hijack) is None  # content ignored: still enabled, same logic
+    assert "MT-FILELESS-001" in fileless_ids(0, "h2")
+    assert c.apply_pattern_op("delete", {"id": "MT-FILELESS-001"})  # refused with an error
+    assert "MT-FILELESS-001" in fileless_ids(0, "h3")
+    assert c.apply_pattern_op("upsert", {"id": "MT-FILELESS-001", "enabled": False}) is None
+    c.assign(1)  # a later partition's engine is forked from the switched template
+    assert "MT-FILELESS-001" not in fileless_ids(0, "h4") | fileless_ids(1, "h5")
+    assert c.apply_pattern_op("upsert", {"id": "MT-FILELESS-001", "enabled": True}) is None
+    assert "MT-FILELESS-001" in fileless_ids(1, "h6")
+
+
 _ABSENCE = {
     "id": "MT-CUSTOM-ABS-9",
     "name": "Custom: unshare not followed by exec",
