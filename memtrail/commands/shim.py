@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -14,95 +13,81 @@ from memtrail.settings import load_settings
 def register(app: typer.Typer) -> None:
     @app.command("shim")
     def shim(
-        host: str = typer.Option("0.0.0.0", envvar="MEMTRAIL_SHIM_HOST", help="Listen address"),
-        port: int = typer.Option(8080, envvar="MEMTRAIL_SHIM_PORT", help="Listen port"),
+        host: str | None = typer.Option(
+            None, help="Listen address (env MEMTRAIL_SHIM_HOST, default 0.0.0.0)"
+        ),
+        port: int | None = typer.Option(None, help="Listen port (env MEMTRAIL_SHIM_PORT, default 8080)"),
         db: str | None = typer.Option(
             None,
             "--db",
-            envvar="MEMTRAIL_SHIM_DB",
             help="SQLite file (or sqlite:///path) or postgresql://user:pw@host/db "
-            "[default: ~/.local/state/memtrail/shim.sqlite3]",
+            "(env MEMTRAIL_SHIM_DB, default ~/.local/state/memtrail/shim.sqlite3)",
         ),
         token: str | None = typer.Option(
             None,
             "--token",
-            envvar="MEMTRAIL_SHIM_TOKEN",
-            help="Read token (Bearer or X-API-Key); without any credential one-time read and admin "
-            "tokens are generated and printed",
+            help="Read token (Bearer or X-API-Key; env MEMTRAIL_SHIM_TOKEN); without any credential "
+            "one-time read and admin tokens are generated and printed",
         ),
         admin_token: str | None = typer.Option(
             None,
             "--admin-token",
-            envvar="MEMTRAIL_SHIM_ADMIN_TOKEN",
-            help="Admin token: deletes events, changes patterns, self-test, audit log (must differ from --token)",
+            help="Admin token: deletes events, changes patterns, self-test, audit log "
+            "(env MEMTRAIL_SHIM_ADMIN_TOKEN; must differ from --token)",
         ),
-        basic_user: str | None = typer.Option(None, envvar="MEMTRAIL_SHIM_BASIC_USER"),
-        basic_password: str | None = typer.Option(None, envvar="MEMTRAIL_SHIM_BASIC_PASSWORD"),
+        basic_user: str | None = typer.Option(None, help="(env MEMTRAIL_SHIM_BASIC_USER)"),
+        basic_password: str | None = typer.Option(None, help="(env MEMTRAIL_SHIM_BASIC_PASSWORD)"),
         insecure_no_auth: bool = typer.Option(
             False, "--insecure-no-auth", help="Serve the API without any credential (local use only)"
         ),
         cors_origin: list[str] = typer.Option([], "--cors-origin", help="Allowed CORS origin, repeatable"),
-        portainer_url: str | None = typer.Option(None, envvar="MEMTRAIL_SHIM_PORTAINER_URL"),
+        portainer_url: str | None = typer.Option(None, help="(env MEMTRAIL_SHIM_PORTAINER_URL)"),
         portainer_token: str | None = typer.Option(
-            None, envvar="MEMTRAIL_SHIM_PORTAINER_TOKEN", help="Portainer access token (X-API-Key)"
+            None, help="Portainer access token, X-API-Key (env MEMTRAIL_SHIM_PORTAINER_TOKEN)"
         ),
         opensearch_url: str | None = typer.Option(
             None,
-            envvar="MEMTRAIL_SHIM_OPENSEARCH_URL",
-            help="Also pull alerts indexed by the OpenSearch sink (history) into the store",
+            help="Also pull alerts indexed by the OpenSearch sink (history) into the store "
+            "(env MEMTRAIL_SHIM_OPENSEARCH_URL)",
         ),
         group_id: str | None = typer.Option(
-            None, envvar="MEMTRAIL_SHIM_GROUP_ID", help="Kafka consumer group [default: memtrail-shim]"
+            None, help="Kafka consumer group (env MEMTRAIL_SHIM_GROUP_ID, default memtrail-shim)"
         ),
         no_consume: bool = typer.Option(False, "--no-consume", help="Do not consume alerts/heartbeats"),
         bootstrap: str | None = typer.Option(
-            None, "--bootstrap", help="Kafka bootstrap servers (default: MEMTRAIL_KAFKA__BOOTSTRAP)"
+            None, "--bootstrap", help="Kafka bootstrap servers (env MEMTRAIL_KAFKA__BOOTSTRAP)"
         ),
         static_dir: Path | None = typer.Option(None, hidden=True),
     ) -> None:
         """Serve /api/v1/security-events, the collector status, patterns and the page at /."""
         from sinks.shim.config import ShimSettings
-        from sinks.shim.server import generate_token, make_server
+        from sinks.shim.server import make_server
         from sinks.shim.store import StoreError
 
-        generated = None
-        if token is None and "MEMTRAIL_SHIM_TOKEN" in os.environ:
-            token = os.environ["MEMTRAIL_SHIM_TOKEN"]  # set but empty: refused below, never replaced
-        if admin_token is None and "MEMTRAIL_SHIM_ADMIN_TOKEN" in os.environ:
-            admin_token = os.environ["MEMTRAIL_SHIM_ADMIN_TOKEN"]
-        env_insecure = os.environ.get("MEMTRAIL_SHIM_INSECURE_NO_AUTH", "").lower() in ("1", "true", "yes")
-        no_credential = token is None and basic_password is None and admin_token is None
-        if no_credential and not (insecure_no_auth or env_insecure):
-            # Like Jupyter: no credential configured → strong one-time tokens, printed once.
-            # An explicitly empty or default secret is still refused by ShimSettings.
-            generated = token = generate_token()
-            admin_token = generate_token()
-        overrides: dict[str, object] = {
-            "host": host,
-            "port": port,
+        # Only what was given on the command line; ShimSettings reads the rest from the environment.
+        given: dict[str, object] = {
+            name: value
+            for name, value in (
+                ("host", host),
+                ("port", port),
+                ("db", db),
+                ("group_id", group_id),
+                ("token", token),
+                ("admin_token", admin_token),
+                ("basic_user", basic_user),
+                ("basic_password", basic_password),
+                ("portainer_url", portainer_url),
+                ("portainer_token", portainer_token),
+                ("opensearch_url", opensearch_url),
+                ("static_dir", static_dir),
+                ("insecure_no_auth", insecure_no_auth or None),
+                ("consume", False if no_consume else None),
+                ("cors_origins", cors_origin or None),
+            )
+            if value is not None
         }
-        if insecure_no_auth:
-            overrides["insecure_no_auth"] = True
-        if no_consume:
-            overrides["consume"] = False
-        for name, value in (
-            ("db", db),
-            ("group_id", group_id),
-            ("token", token),
-            ("admin_token", admin_token),
-            ("basic_user", basic_user),
-            ("basic_password", basic_password),
-            ("portainer_url", portainer_url),
-            ("portainer_token", portainer_token),
-            ("opensearch_url", opensearch_url),
-            ("static_dir", static_dir),
-        ):
-            if value is not None:
-                overrides[name] = value
-        if cors_origin:
-            overrides["cors_origins"] = cors_origin
         try:
-            cfg = ShimSettings(**overrides)  # type: ignore[arg-type]
+            cfg = ShimSettings(generate_tokens=True, **given)  # type: ignore[arg-type]
         except ValidationError as exc:
             for err in exc.errors():
                 where = ".".join(str(x) for x in err["loc"])
@@ -112,16 +97,16 @@ def register(app: typer.Typer) -> None:
         settings = load_settings()
         if bootstrap:
             settings.kafka.bootstrap = bootstrap
-        if cfg.insecure_no_auth and host not in ("127.0.0.1", "localhost", "::1"):
-            typer.secho(f"warning: no authentication and listening on {host}", fg="yellow", err=True)
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-        typer.echo(f"memtrail shim: http://{shown}:{port}/ (store: {cfg.db.split('@')[-1]})", err=True)
-        if generated:
+        if cfg.insecure_no_auth and cfg.host not in ("127.0.0.1", "localhost", "::1"):
+            typer.secho(f"warning: no authentication and listening on {cfg.host}", fg="yellow", err=True)
+        shown = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host
+        typer.echo(f"memtrail shim: http://{shown}:{cfg.port}/ (store: {cfg.db.split('@')[-1]})", err=True)
+        if cfg.tokens_generated:
             # The page link carries the admin token: whoever started the shim is its admin.
             typer.echo(
                 "memtrail shim: no MEMTRAIL_SHIM_TOKEN/--token given; tokens for this run: "
-                f"read {generated}, admin {admin_token}\n"
-                f"memtrail shim: open http://{shown}:{port}/#token={admin_token}",
+                f"read {cfg.token}, admin {cfg.admin_token}\n"
+                f"memtrail shim: open http://{shown}:{cfg.port}/#token={cfg.admin_token}",
                 err=True,
             )
         try:

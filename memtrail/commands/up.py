@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO
 
 import typer
+from pydantic import ValidationError
 
 from memtrail.children import detach_and_die_with_parent, stop_process
 from memtrail.podman_api import PodmanApiService
@@ -336,35 +337,62 @@ def run_up(
             release_spool(Path(run_spool), _say)
 
 
+def _child_ports(
+    worker_metrics: int | None,
+    worker_web: int | None,
+    sensor_metrics: int | None,
+    shim_port: int | None,
+    shim_host: str | None,
+) -> tuple[int, int, int, int, str]:
+    """The children's ports: the option when given, else the child's own setting (its settings
+    model reads the environment); the shim listens on loopback unless told otherwise."""
+    from pydantic_settings import EnvSettingsSource
+
+    from sensors.config import SensorSettings
+    from sinks.shim.config import ShimSettings
+    from streams.config import StreamOptions
+
+    stream, sensor = StreamOptions(), SensorSettings()
+    shim_env = EnvSettingsSource(ShimSettings)()  # no validation: the shim checks its own secrets
+    return (
+        stream.metrics_port if worker_metrics is None else worker_metrics,
+        stream.web_port if worker_web is None else worker_web,
+        sensor.metrics_port if sensor_metrics is None else sensor_metrics,
+        int(shim_env.get("port", 8080)) if shim_port is None else shim_port,
+        str(shim_env.get("host", "127.0.0.1")) if shim_host is None else shim_host,
+    )
+
+
 def register(app: typer.Typer) -> None:
     @app.command("up")
     def up(
         bootstrap: str = typer.Option(
             None,
             "--bootstrap",
-            envvar="MEMTRAIL_KAFKA__BOOTSTRAP",
-            help="Use this Kafka instead of a local broker",
+            help="Use this Kafka instead of a local broker (env MEMTRAIL_KAFKA__BOOTSTRAP)",
         ),
         alerts_jsonl: Path = typer.Option(
             None, "--alerts-jsonl", help="Append every alert as one JSON line here"
         ),
         sensor: bool = typer.Option(True, "--sensor/--no-sensor", help="Run the eBPF sensor (root)"),
         shim: bool = typer.Option(True, "--shim/--no-shim", help="Run the Portainer API shim when installed"),
-        worker_metrics_port: int = typer.Option(
-            9102, "--worker-metrics-port", envvar="MEMTRAIL_STREAM_METRICS_PORT"
+        worker_metrics_port: int | None = typer.Option(
+            None, "--worker-metrics-port", help="(env MEMTRAIL_STREAM_METRICS_PORT, default 9102)"
         ),
-        worker_web_port: int = typer.Option(6066, "--worker-web-port", envvar="MEMTRAIL_STREAM_WEB_PORT"),
-        sensor_metrics_port: int = typer.Option(
-            9101, "--sensor-metrics-port", envvar="MEMTRAIL_SENSOR_METRICS_PORT"
+        worker_web_port: int | None = typer.Option(
+            None, "--worker-web-port", help="(env MEMTRAIL_STREAM_WEB_PORT, default 6066)"
         ),
-        shim_port: int = typer.Option(
-            8080, "--shim-port", envvar="MEMTRAIL_SHIM_PORT", help="Security-events API and page"
+        sensor_metrics_port: int | None = typer.Option(
+            None, "--sensor-metrics-port", help="(env MEMTRAIL_SENSOR_METRICS_PORT, default 9101)"
         ),
-        shim_host: str = typer.Option(
-            "127.0.0.1",
+        shim_port: int | None = typer.Option(
+            None, "--shim-port", help="Security-events API and page (env MEMTRAIL_SHIM_PORT, default 8080)"
+        ),
+        shim_host: str | None = typer.Option(
+            None,
             "--shim-host",
-            envvar="MEMTRAIL_SHIM_HOST",
-            help="Listen address of the shim (0.0.0.0 exposes the API to the network)",
+            help="Listen address of the shim (env MEMTRAIL_SHIM_HOST, default 127.0.0.1; "
+            "0.0.0.0 exposes the API to the network)",
         ),
         broker_restarts: int = typer.Option(
             3,
@@ -380,7 +408,16 @@ def register(app: typer.Typer) -> None:
         except SettingsError as exc:
             _say(f"error: invalid settings: {exc}")
             raise typer.Exit(EXIT_PREFLIGHT) from None
-        settings.kafka.bootstrap = bootstrap or None
+        if bootstrap:
+            settings.kafka.bootstrap = bootstrap
+        try:
+            ports = _child_ports(
+                worker_metrics_port, worker_web_port, sensor_metrics_port, shim_port, shim_host
+            )
+        except ValidationError as exc:
+            _say(f"error: invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+            raise typer.Exit(EXIT_PREFLIGHT) from None
+        worker_metrics_port, worker_web_port, sensor_metrics_port, shim_port, shim_host = ports
         code = run_up(
             settings,
             alerts_jsonl,

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Secrets that are as good as none: refused unless auth is explicitly switched off.
@@ -46,6 +47,9 @@ class ShimSettings(BaseSettings):
     basic_user: str | None = None
     basic_password: str | None = None
     insecure_no_auth: bool = False
+    #: With no credential configured, make strong one-time read and admin tokens (what
+    #: ``memtrail shim`` does, like Jupyter) instead of refusing to start.
+    generate_tokens: bool = False
     cors_origins: list[str] = Field(default_factory=list)
     #: Kafka consumer group for alerts and heartbeats.
     group_id: str = "memtrail-shim"
@@ -73,10 +77,24 @@ class ShimSettings(BaseSettings):
         """An empty admin token (compose's ``${VAR:-}``) means a read-only API, not a weak secret."""
         return None if v == "" else v
 
+    _tokens_generated: bool = PrivateAttr(default=False)
+
+    @property
+    def tokens_generated(self) -> bool:
+        return self._tokens_generated
+
     @model_validator(mode="after")
     def _refuse_weak_secrets(self) -> ShimSettings:
         if self.insecure_no_auth:
             return self
+        if (
+            self.generate_tokens
+            and self.token is None
+            and self.basic_password is None
+            and self.admin_token is None
+        ):
+            self.token, self.admin_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+            self._tokens_generated = True
         problems = []
         if self.token is not None and not _strong(self.token):
             problems.append(f"token is a default or shorter than {MIN_SECRET_LEN} characters")

@@ -50,3 +50,15 @@ def test_runtime_code_never_reads_the_repository_tree() -> None:
     assert not offenders, "runtime code reads the checkout (ship it as package data):\n" + "\n".join(
         offenders
     )
+
+
+def test_settings_are_declared_once() -> None:
+    """No command-line option names an environment variable: the settings models read the
+    environment, the CLI only overrides what was given (no second list of MEMTRAIL_* names)."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in sorted((ROOT / "memtrail").rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if "envvar=" in line.split("#", 1)[0]
+    ]
+    assert not offenders, offenders
