@@ -79,7 +79,8 @@ def register(app: typer.Typer) -> None:
             return
         from ebpf.btf import BTFError
         from ebpf.loader import LoadError
-        from sensors.runner import PreflightError, Sensor, preflight, serve
+        from sensors.preflight import PreflightError, preflight
+        from sensors.runner import Sensor, serve
 
         def die(msg: str) -> NoReturn:
             fail("sensor", msg)

@@ -57,17 +57,13 @@ def preflight(need_sensor: bool) -> None:
         raise UpError(
             "the `memtrail sensor` command is not installed (memtrail/commands/sensor.py); use --no-sensor"
         )
-    if os.geteuid() != 0:
-        raise UpError("must run as root: the eBPF sensor loads kernel programs (try: sudo make run)")
+    from sensors.preflight import PreflightError
+    from sensors.preflight import preflight as sensor_preflight
+
     try:
-        import bcc  # noqa: F401
-    except ImportError:
-        raise UpError(
-            f"bcc does not import in {sys.executable}: install Debian's python3-bpfcc and use the venv "
-            "built by `make run` (made from /usr/bin/python3 with system site-packages)"
-        ) from None
-    if not Path("/sys/kernel/tracing/events/syscalls").is_dir():
-        raise UpError("tracefs is not mounted: run `mount -t tracefs nodev /sys/kernel/tracing` (as root)")
+        sensor_preflight()
+    except PreflightError as exc:
+        raise UpError(f"{exc} (or run with --no-sensor)") from None
 
 
 def _memtrail_cmd() -> list[str]:
