@@ -118,6 +118,8 @@ class SinkRunner:
     batch_size: int = 500
     batch_timeout: float = 0.5
     max_pause: float = 60.0
+    #: librdkafka consumer settings on top of the defaults (e.g. ``auto.offset.reset``).
+    consumer_overrides: dict[str, Any] = field(default_factory=dict)
     _consumer: Consumer | None = field(default=None, init=False, repr=False)
     _producer: Producer | None = field(default=None, init=False, repr=False)
     _ready: bool = field(default=False, init=False)
@@ -131,7 +133,9 @@ class SinkRunner:
         loop = asyncio.new_event_loop()
         group = self.group_id or f"memtrail-sink-{self.sink.name}"
         self._consumer = Consumer(
-            consumer_config(self.settings.kafka, group, **{"max.poll.interval.ms": 600000})
+            consumer_config(
+                self.settings.kafka, group, **{"max.poll.interval.ms": 600000, **self.consumer_overrides}
+            )
         )
         self._producer = Producer(producer_config(self.settings.kafka, **{"linger.ms": 5}))
         try:

@@ -24,6 +24,11 @@ class JsonlSink:
         data = alert if isinstance(alert, bytes) else orjson.dumps(alert)
         os.write(self._fd, data.rstrip(b"\n") + b"\n")
 
+    def flush(self) -> None:
+        """Make the appended lines durable (the sink loop commits offsets after this)."""
+        if self._fd >= 0:
+            os.fsync(self._fd)
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)

@@ -114,55 +114,29 @@ class Child:
 
 
 class AlertSinks(threading.Thread):
-    """Reads the alerts topic and prints/appends each alert (the local sinks)."""
+    """The local sinks (console, JSONL) in the one sink loop, on a thread of ``up``."""
 
     def __init__(self, settings: Settings, sink: JsonlSink | None, color: bool, from_start: bool) -> None:
         super().__init__(name="alert-sinks", daemon=True)
-        self.settings = settings
-        self.sink = sink
-        self.color = color
-        self.from_start = from_start
+        from sinks.base import SinkRunner
+        from sinks.local import LocalSink
+
+        self.runner = SinkRunner(
+            LocalSink(sink, color),
+            settings,
+            group_id=f"memtrail-up-sinks-{settings.host_name}",
+            batch_size=100,
+            batch_timeout=0.2,
+            consumer_overrides={"auto.offset.reset": "earliest" if from_start else "latest"},
+        )
         self.stopping = threading.Event()
         self.error: str | None = None
 
     def run(self) -> None:
-        import orjson
-        from confluent_kafka import Consumer
-
-        from memtrail.kafka import consumer_config
-        from sinks.console import format_alert
-
-        group = f"memtrail-up-sinks-{self.settings.host_name}"
-        reset = "earliest" if self.from_start else "latest"
-        consumer = Consumer(
-            consumer_config(
-                self.settings.kafka, group, **{"auto.offset.reset": reset, "enable.auto.commit": True}
-            )
-        )
-        consumer.subscribe([self.settings.topics.alerts])
         try:
-            while not self.stopping.is_set():
-                for msg in consumer.consume(100, timeout=0.2):
-                    if msg.error() is not None:
-                        continue
-                    value = msg.value() or b""
-                    try:
-                        doc = orjson.loads(value)
-                    except orjson.JSONDecodeError:
-                        sys.stderr.write(
-                            f"memtrail up: alert at offset {msg.offset()} is not JSON: {value[:200]!r}\n"
-                        )
-                        continue
-                    if self.sink is not None:
-                        self.sink.write(value)
-                    sys.stdout.write(format_alert(doc, self.color) + "\n")
-                    sys.stdout.flush()
+            self.runner.run(self.stopping)
         except Exception as exc:  # reported by the supervisor loop
             self.error = f"alert sinks stopped: {exc}"
-        finally:
-            consumer.close()
-            if self.sink is not None:
-                self.sink.close()
 
 
 def _say(msg: str, err: bool = True) -> None:

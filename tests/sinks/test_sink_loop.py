@@ -182,3 +182,29 @@ def test_metrics_count_deliveries_and_dead_letters(settings: Settings) -> None:
         )
     assert value("memtrail_sink_deliveries_total", sink="list") - before_ok == 4
     assert value("memtrail_sink_batch_seconds_count", sink="list") > before_batches
+
+
+def test_up_local_sinks_run_in_the_same_loop(settings: Settings, tmp_path: Any) -> None:
+    """`memtrail up`'s console and JSONL sinks: a line per alert, the file synced before the
+    commit (a second run delivers nothing twice), a non-alert dead-lettered, not printed."""
+    import io
+
+    from sinks.jsonl import JsonlSink
+    from sinks.local import LocalSink
+
+    ensure_topics(settings)
+    _alerts(settings, range(7))
+    _produce(settings, [(b"junk", b"not an alert <script>")])
+    out, path = io.StringIO(), tmp_path / "alerts.jsonl"
+    with Running(LocalSink(JsonlSink(path), out=out), settings, group_id="up-local"):  # type: ignore[arg-type]
+        assert _wait(lambda: out.getvalue().count("\n") == 7 and path.read_bytes().count(b"\n") == 7)
+    assert sorted(orjson.loads(line)["id"] for line in path.read_bytes().splitlines()) == [
+        f"alert-{i:05d}" for i in range(7)
+    ]
+    assert "script" not in out.getvalue()
+    dead = [d for d in _read_all(settings, settings.topics.deadletter, 99, timeout=5) if d["key"] == "junk"]
+    assert dead and dead[0]["component"] == "sink:local"
+    again = io.StringIO()
+    with Running(LocalSink(None, out=again), settings, group_id="up-local"):  # type: ignore[arg-type]
+        time.sleep(2)
+    assert again.getvalue() == ""
