@@ -20,7 +20,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -110,7 +110,7 @@ def parse_alert(value: bytes | None) -> dict[str, Any]:
 
 @dataclass
 class SinkRunner:
-    """Runs one sink on the alerts topic until ``stop`` is set."""
+    """Runs one sink on the alerts topic (or ``topics``) until ``stop`` is set."""
 
     sink: Sink
     settings: Settings
@@ -120,6 +120,13 @@ class SinkRunner:
     max_pause: float = 60.0
     #: librdkafka consumer settings on top of the defaults (e.g. ``auto.offset.reset``).
     consumer_overrides: dict[str, Any] = field(default_factory=dict)
+    #: Topics to consume (default: the alerts topic) and how to validate a message of each
+    #: (``parse(topic, value)``: the document, or ValueError with the reason to dead-letter).
+    topics: tuple[str, ...] = ()
+    parse: Callable[[str, bytes | None], dict[str, Any]] | None = None
+    #: Set once partitions are assigned; ``last_error`` says why delivery is held, if it is.
+    assigned: threading.Event = field(default_factory=threading.Event, init=False)
+    last_error: str | None = field(default=None, init=False)
     _consumer: Consumer | None = field(default=None, init=False, repr=False)
     _producer: Producer | None = field(default=None, init=False, repr=False)
     _ready: bool = field(default=False, init=False)
@@ -140,9 +147,10 @@ class SinkRunner:
         self._producer = Producer(producer_config(self.settings.kafka, **{"linger.ms": 5}))
         try:
             self._start_sink(loop, stop)
-            self._consumer.subscribe([self.settings.topics.alerts])
+            topics = list(self.topics) or [self.settings.topics.alerts]
+            self._consumer.subscribe(topics, on_assign=lambda _c, _parts: self.assigned.set())
             self._ready = True
-            log.info("sink %s consuming %s as group %s", self.sink.name, self.settings.topics.alerts, group)
+            log.info("sink %s consuming %s as group %s", self.sink.name, ",".join(topics), group)
             while not stop.is_set():
                 msgs = self._consumer.consume(self.batch_size, self.batch_timeout)
                 batch = [m for m in msgs if self._keep(m)]
@@ -183,7 +191,7 @@ class SinkRunner:
             topic, partition, offset = m.topic() or "", m.partition() or 0, m.offset() or 0
             raw = m.value() or b""
             try:
-                alert = parse_alert(m.value())
+                alert = self.parse(topic, m.value()) if self.parse is not None else parse_alert(m.value())
             except ValueError as exc:
                 FAILURES.labels(name, "invalid").inc()
                 dead.append(deadletter_record(str(exc), topic, partition, offset, m.key(), raw, name))
@@ -197,8 +205,10 @@ class SinkRunner:
             try:
                 rejected = loop.run_until_complete(self.sink.deliver(good)) if good else []
                 loop.run_until_complete(self.sink.flush())
+                self.last_error = None
                 break
             except SinkBackpressure as exc:
+                self.last_error = exc.reason
                 FAILURES.labels(name, "backpressure").inc()
                 if stop.is_set():
                     return  # uncommitted: redelivered after restart
