@@ -25,6 +25,7 @@ from faust.types import TP
 
 from memtrail.settings import Settings
 from schemas.alerts import Alert
+from schemas.wire import WireError
 from sensors.k8s_audit.sessions import PodSessions, SessionStamper
 from sensors.trails.loader import TrailSettings, TrailStore
 from streams import metrics as m
@@ -341,7 +342,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
                 try:
                     doc = orjson.loads(ev.value)
                     events = attach_containers(doc, doc["events"])
-                except (orjson.JSONDecodeError, TypeError, KeyError) as exc:
+                except (orjson.JSONDecodeError, TypeError, KeyError, WireError) as exc:
                     await send_dead(
                         f"bad enriched batch: {exc}", topics.enriched, msg.tp, msg.offset, msg.key, ev.value
                     )

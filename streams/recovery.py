@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from memtrail.kafka import consumer_config
 from memtrail.settings import KafkaSettings
+from schemas.wire import WireError
 from streams.batches import attach_containers
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,10 @@ def replay_batches(
                 events = doc.get("events")
                 if isinstance(events, list):
                     if events:
-                        yield attach_containers(doc, events)
+                        try:
+                            yield attach_containers(doc, events)
+                        except WireError:  # cannot happen either: the enrichment expanded it first
+                            continue
                 elif isinstance(doc.get("syscall"), str):  # one event per message (memtrail.k8s.audit)
                     yield [doc]
         if pos < committed:
