@@ -9,7 +9,7 @@ sensor) are carried through unchanged, on events, processes and ancestors alike.
 
 The batch (``EventBatchV2``)::
 
-    {"v": 2, "host": H, "key": K,
+    {"v": 2, "host": H, "key": K, "clock": C,
      "procs":   {REF: {pid, ppid, uid, gid, comm, exe, cmdline, entity_id, start_*,
                        ..., "ancestors": [EID | {inline ancestor}, ...]}},
      "lineage": {EID: {pid, exe, comm, cmdline, ...}},
@@ -23,6 +23,8 @@ The batch (``EventBatchV2``)::
 - ``lineage`` holds each ancestor once by entity id (the ancestor dict without it); an
   ancestor without an entity id, or whose fields differ from the lineage entry, stays
   inline in the ``ancestors`` list.
+- ``clock`` (optional): the sensor's wall − monotonic clock offset; an event without
+  ``time`` has ``time = ts_ns / 1e9 + clock`` (bit for bit what the sensor computed).
 - Event fields left out when they are what ``expand`` restores: ``v`` (1), ``host``
   (the batch's), ``id`` (``<host>:<ts_ns>:<tid>``), ``container_id`` (the key, or null
   for a ``host:`` key), ``source`` ("syscall"). Container metadata is never in raw
@@ -72,7 +74,7 @@ class WireEvent(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     ts_ns: int
-    time: float
+    time: float | None = Field(default=None, description="Absent when it is ts_ns / 1e9 + the batch's clock")
     syscall: str
     p: str = Field(description="Key of the batch's procs table (the process's entity id, or '#N')")
     P: dict[str, Any] | None = Field(
@@ -97,6 +99,9 @@ class EventBatchV2(BaseModel):
     procs: dict[str, ProcessEntry] = Field(description="The batch's processes by reference")
     lineage: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="Ancestors by entity id (the ancestor dict without entity_id)"
+    )
+    clock: float | None = Field(
+        default=None, description="Wall - monotonic seconds: an event without time has ts_ns / 1e9 + clock"
     )
     events: list[WireEvent]
 
@@ -188,8 +193,13 @@ class _Encoder:
         return {k: (self.ancestors(v) if k == "ancestors" else v) for k, v in proc.items() if k != "tid"}
 
 
-def encode(host: str, key: str, events: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The v2 batch (a dict for ``orjson.dumps``) of self-contained v1 ``events``."""
+def encode(
+    host: str, key: str, events: Sequence[Mapping[str, Any]], clock: float | None = None
+) -> dict[str, Any]:
+    """The v2 batch (a dict for ``orjson.dumps``) of self-contained v1 ``events``.
+
+    ``clock``: the sensor's wall − monotonic offset; an event whose ``time`` is exactly
+    ``ts_ns / 1e9 + clock`` (what the decoder computes) is sent without it."""
     enc = _Encoder()
     out: list[dict[str, Any]] = []
     cdefault = _container_default(key)
@@ -206,6 +216,10 @@ def encode(host: str, key: str, events: Sequence[Mapping[str, Any]]) -> dict[str
         eid = e.pop("id", _MISSING)
         cid = e.pop("container_id", _MISSING)
         src = e.pop("source", _MISSING)
+        if clock is not None:
+            ts = e.get("ts_ns")
+            if type(ts) is int and e.get("time") == ts / 1e9 + clock:
+                del e["time"]
         e["p"] = ref
         if over:
             e["P"] = over
@@ -221,6 +235,8 @@ def encode(host: str, key: str, events: Sequence[Mapping[str, Any]]) -> dict[str
             e["v"] = v
         out.append(e)
     doc: dict[str, Any] = {"v": WIRE_VERSION, "host": host, "key": key, "procs": enc.procs}
+    if clock is not None:
+        doc["clock"] = clock
     if enc.lineage:
         doc["lineage"] = enc.lineage
     doc["events"] = out
@@ -284,6 +300,9 @@ def expand(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     host = doc.get("host")
     key = doc.get("key")
     cdefault = _container_default(key) if isinstance(key, str) else None
+    clock = doc.get("clock")
+    if clock is not None and type(clock) not in (float, int):
+        raise WireError("batch clock is not a number")
     events = doc.get("events")
     if not isinstance(events, list):
         raise WireError("batch has no 'events' list")
@@ -312,6 +331,11 @@ def expand(doc: Mapping[str, Any]) -> list[dict[str, Any]]:
             e["container_id"] = cdefault
         if "source" not in e:
             e["source"] = "syscall"
+        if "time" not in e and clock is not None:
+            ts = e.get("ts_ns")
+            if type(ts) is not int:
+                raise WireError("event without time has no integer ts_ns")
+            e["time"] = ts / 1e9 + clock
     return events
 
 

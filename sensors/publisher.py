@@ -51,6 +51,7 @@ class Publisher:
         delivery_timeout_ms: int = 10000,
         max_message_bytes: int = 900_000,
         wire_version: int = WIRE_VERSION,
+        clock_offset: float | None = None,
     ) -> None:
         self.settings = settings
         self.host = settings.host_name
@@ -60,6 +61,8 @@ class Publisher:
         self.delivery_timeout_ms = delivery_timeout_ms
         self.max_message_bytes = max_message_bytes
         self.wire_version = wire_version
+        #: the decoder's wall − monotonic offset: v2 events whose time it gives are sent without it
+        self.clock_offset = clock_offset
         #: raw bytes and events published (bytes per event at Kafka, before compression)
         self.bytes_out = 0
         self.events_out = 0
@@ -179,7 +182,7 @@ class Publisher:
         for i in range(0, len(events), per_chunk):
             chunk = events[i : i + per_chunk]
             if self.wire_version == WIRE_VERSION:
-                value = orjson.dumps(wire.encode(self.host, key, chunk))
+                value = orjson.dumps(wire.encode(self.host, key, chunk, self.clock_offset))
             else:
                 value = orjson.dumps({"v": 1, "host": self.host, "key": key, "events": chunk})
             self.bytes_out += len(value)

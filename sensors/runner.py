@@ -120,6 +120,7 @@ class Sensor:
             spool_max_bytes=self.cfg.spool_max_mb << 20,
             delivery_timeout_ms=self.cfg.delivery_timeout_ms,
             wire_version=self.cfg.wire_version,
+            clock_offset=self.decoder.clock_offset,
         )
         if not reachable:
             self.publisher.spooling = True

@@ -89,7 +89,11 @@ def test_expand_gives_back_every_field(container_id: str | None) -> None:
     evs = _mixed_batch(container_id)
     want = copy.deepcopy(evs)
     key = container_id or "host:h1"
-    value = orjson.dumps(encode("h1", key, evs))
+    evs[15]["time"] = evs[15]["ts_ns"] / 1e9 + 0.25  # what the sensor's decoder computes
+    evs[16]["time"] = evs[16]["ts_ns"] / 1e9 + 0.5  # not: kept
+    want = copy.deepcopy(evs)
+    value = orjson.dumps(encode("h1", key, evs, clock=0.25))
+    assert b'"time"' in value and value.count(b'"time"') == len(evs) - 1
     assert evs == want  # the encoder does not touch its input
     doc = orjson.loads(value)
     EventBatchV2.model_validate(doc)  # the exported JSON Schema's model
