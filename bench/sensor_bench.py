@@ -289,7 +289,7 @@ def userspace_rate(
             sample.append(value)
         send(key, value, k)
 
-    pub._send = keep  # type: ignore[method-assign]
+    pub._send = keep  # type: ignore[method-assign,assignment]
     procs = ProcTable()
     procs.scan()
     ctx = Context(procs, CgroupResolver(), wire_lineage=wire_version == 1)
