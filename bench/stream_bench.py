@@ -461,8 +461,11 @@ def run(n_workers: int, args: argparse.Namespace, broker: LocalBroker, workdir: 
         broker_cpu = cpu_seconds(broker_pid) - cpu0[1]
         per_core = done / worker_cpu if worker_cpu else 0.0
         background = args.background
-        if args.latency_load:  # offered load = this share of the workers' capacity (events per CPU-s)
-            background = max(1, int(args.latency_load * per_core * n_workers / args.rate) - 2)
+        if args.latency_load:
+            # Offered load = this share of the workers' capacity: what they processed per second
+            # of the throughput phase (on a shared machine less than events per CPU-second).
+            capacity = min(per_core * n_workers, done / elapsed if elapsed else 0.0)
+            background = max(1, int(args.latency_load * capacity / args.rate) - 2)
         lat = measure_latency(s, args.attacks, args.rate, background, args.drift)
     finally:
         for w in workers:
