@@ -24,7 +24,7 @@ from confluent_kafka import Consumer, TopicPartition
 from memtrail.kafka import consumer_config
 from memtrail.settings import KafkaSettings
 from schemas.wire import WireError
-from streams.batches import attach_containers
+from streams.fastpath import enriched_events
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +88,11 @@ def replay_batches(
                 if isinstance(events, list):
                     if events:
                         try:
-                            yield attach_containers(doc, events)
-                        except WireError:  # cannot happen either: the enrichment expanded it first
-                            continue
+                            good, _ = enriched_events(doc)  # rejects were dead-lettered when processed
+                        except (KeyError, TypeError, WireError):
+                            continue  # so was a message that cannot be read
+                        if good:
+                            yield good
                 elif isinstance(doc.get("syscall"), str):  # one event per message (memtrail.k8s.audit)
                     yield [doc]
         if pos < committed:

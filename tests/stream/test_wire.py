@@ -12,6 +12,7 @@ from schemas.events import Event
 from schemas.wire import EventBatchV2, WireError, encode, events_of, expand
 from streams.batches import attach_containers, decode_batch, splice_containers
 from streams.enrich import join_containers
+from streams.fastpath import count_events, decode_enriched, forward_unread
 
 CID = "c" * 64
 
@@ -164,3 +165,50 @@ def test_worker_decode_checks_expanded_events_and_forwards_v2_bytes() -> None:
     got = attach_containers(doc, doc["events"])
     assert [e["container"] for e in got if e["container_id"] == CID] == [meta[CID]] * (len(evs) - 1)
     assert _norm([{k: v for k, v in e.items() if k != "container"} for e in got]) == _norm(evs)
+
+
+def test_fast_path_forwards_v2_unread_and_the_correlation_checks_it() -> None:
+    evs = [_event(i, 2000 + i % 3, _ancestors()) for i in range(10)]
+    for e in evs:
+        e["container_id"] = CID
+    bad = copy.deepcopy(evs[0])
+    bad["process"]["pid"] = "x"
+    bad["process"]["entity_id"] = "0123456789ab-bad-1"
+    value = orjson.dumps(encode("h1", CID, [*evs, bad]))
+    assert b"container_id" not in value  # the key says it
+    meta = {CID: {"id": CID, "name": "web"}}
+    out = forward_unread(value, CID.encode(), meta, trails=True, sessions=False)
+    assert out is not None and out.endswith(value[1:]) and count_events(out) == 11
+    good, rejected = decode_enriched(out)
+    assert [r.reason for r in rejected] == ["event field 'process.pid' missing or not an integer"]
+    assert _norm([{k: v for k, v in e.items() if k != "container"} for e in good]) == _norm(evs)
+    assert all(e["container"] == meta[CID] for e in good)
+    # host key: forwarded as it came; unknown container: likewise (the decoding path does the same)
+    host = orjson.dumps(encode("h1", "host:h1", [_event(0, 2000, _ancestors())]))
+    assert forward_unread(host, b"host:h1", meta, trails=False, sessions=False) is host
+    assert forward_unread(value, b"e" * 64, meta, trails=False, sessions=False) is value
+
+
+@pytest.mark.parametrize(
+    ("case", "trails", "sessions"),
+    [
+        ("v1", False, False),  # v1: the enrichment decodes (and checks) it
+        ("connect", True, False),  # a connect event while trail lists are loaded: annotated
+        ("other-container", False, False),  # an event whose container is not the key
+        ("table", False, False),  # a containers table already there
+        ("plain", False, True),  # pod sessions are live: events may be stamped
+    ],
+)
+def test_fast_path_declines_what_needs_the_decoding_path(case: str, trails: bool, sessions: bool) -> None:
+    ev = _event(0, 2000, _ancestors(), CID)
+    if case == "connect":
+        ev["syscall"] = "connect"
+    if case == "other-container":
+        ev["container_id"] = "d" * 64
+    if case == "v1":
+        value = orjson.dumps({"v": 1, "host": "h1", "key": CID, "events": [ev]})
+    else:
+        value = orjson.dumps(encode("h1", CID, [ev]))
+    if case == "table":
+        value = splice_containers(value, {CID: {"id": CID}})
+    assert forward_unread(value, CID.encode(), {}, trails=trails, sessions=sessions) is None
