@@ -15,8 +15,9 @@ The batch (``EventBatchV2``)::
      "lineage": {EID: {pid, exe, comm, cmdline, ...}},
      "events":  [{ts_ns, time, syscall, ret, args, cgroup_id, ..., "p": REF, "P": {...}}]}
 
-- ``REF`` is the process's ``entity_id`` (a process without one gets a batch-local
-  ``#N``). A process whose fields change within the batch (an exec keeps its entity id
+- ``REF`` is the process's ``entity_id``; a process without one gets a batch-local
+  ``#N``, and one that lacks a field of its entity's entry its own ``<entity_id>#N``
+  (``"#notid": true`` in an entry: that process had no ``tid``). A process whose fields change within the batch (an exec keeps its entity id
   but changes exe and cmdline; setuid changes uid) keeps its table entry; the event
   carries the fields that differ in ``P`` (``process = {**procs[REF], **P}``).
 - ``tid`` is the event's: it is in ``P`` when it differs from the pid, else equals it.
