@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,7 +46,7 @@ class SensorSettings(BaseSettings):
     flush_interval_ms: int = Field(default=50, ge=1)
     #: EventBatch schema version published: 2 (a process table per batch, ~4x smaller; schemas.wire)
     #: or 1 (self-contained events, for consumers that do not read v2 yet)
-    wire_version: Literal[1, 2] = 2
+    wire_version: int = Field(default=2, ge=1, le=2)
     heartbeat_interval_s: float = 10.0
     #: a batch Kafka has not acknowledged after this long goes to the spool
     delivery_timeout_ms: int = Field(default=10000, ge=100)

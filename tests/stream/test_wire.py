@@ -212,3 +212,14 @@ def test_fast_path_declines_what_needs_the_decoding_path(case: str, trails: bool
     if case == "table":
         value = splice_containers(value, {CID: {"id": CID}})
     assert forward_unread(value, CID.encode(), {}, trails=trails, sessions=sessions) is None
+
+
+@pytest.mark.parametrize(("env", "want"), [(None, 2), ("1", 1), ("2", 2)])
+def test_sensor_wire_version_setting(monkeypatch: pytest.MonkeyPatch, env: str | None, want: int) -> None:
+    from sensors.config import SensorSettings
+
+    if env is None:
+        monkeypatch.delenv("MEMTRAIL_SENSOR_WIRE_VERSION", raising=False)
+    else:
+        monkeypatch.setenv("MEMTRAIL_SENSOR_WIRE_VERSION", env)
+    assert SensorSettings().wire_version == want
