@@ -174,7 +174,7 @@ class SensorProc:
         ]
         if wide:
             cmd += ["--no-open-filter", "--no-mmap-filter"]
-        env = {**os.environ, "MEMTRAIL_LOG_LEVEL": "WARNING"}
+        env = {**os.environ, "MEMTRAIL_LOG_LEVEL": "WARNING", "MEMTRAIL_SENSOR_WIRE_VERSION": str(WIRE)}
         self.port = port
         self.p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 90
@@ -205,10 +205,20 @@ class SensorProc:
         stop_process(self.p, 30)
 
 
-def userspace_rate(bootstrap: str, spool: Path, n: int = 200_000) -> tuple[float, int]:
+def lz4_size(value: bytes) -> int:
+    """Bytes of ``value`` lz4-compressed in LZ4's fast mode (librdkafka's lz4 codec)."""
+    from aiokafka.codec import lz4_encode
+
+    return len(lz4_encode(value, 0))
+
+
+def userspace_rate(
+    bootstrap: str, spool: Path, n: int = 200_000, wire_version: int = 2
+) -> tuple[float, int, float, float]:
     """Events per CPU-second through decode → context → batch → orjson → Kafka, fed with
     synthetic ring-buffer records (openat, mmap, mprotect, execve): the sensor's per-core
-    ceiling, independent of how much CPU the machine leaves it."""
+    ceiling, independent of how much CPU the machine leaves it. Returns (events per CPU-second,
+    events acknowledged, bytes per event at Kafka raw, and lz4-compressed)."""
     import socket
 
     from memtrail.settings import KafkaSettings, Settings
@@ -269,11 +279,20 @@ def userspace_rate(bootstrap: str, spool: Path, n: int = 200_000) -> tuple[float
         ),
     ]
     settings = Settings(kafka=KafkaSettings(bootstrap=bootstrap, local_broker=True))
-    pub = Publisher(settings, spool)
     dec = D.Decoder(socket.gethostname(), time.time() - time.monotonic())
+    pub = Publisher(settings, spool, wire_version=wire_version, clock_offset=dec.clock_offset)
+    sample: list[bytes] = []
+    send = pub._send
+
+    def keep(key: bytes, value: bytes, k: int) -> None:
+        if len(sample) < 100:
+            sample.append(value)
+        send(key, value, k)
+
+    pub._send = keep  # type: ignore[method-assign,assignment]
     procs = ProcTable()
     procs.scan()
-    ctx = Context(procs, CgroupResolver(), wire_lineage=True)
+    ctx = Context(procs, CgroupResolver(), wire_lineage=wire_version == 1)
     weights = [records[0]] * 6 + [records[1]] * 2 + [records[2]] + [records[3]]
     c0 = time.process_time()
     for i in range(n):
@@ -285,7 +304,20 @@ def userspace_rate(bootstrap: str, spool: Path, n: int = 200_000) -> tuple[float
     cpu = time.process_time() - c0
     published = pub.published_events
     pub.close()
-    return n / cpu, published
+    raw = pub.bytes_out / max(pub.events_out, 1)
+    ratio = sum(lz4_size(v) for v in sample) / max(sum(len(v) for v in sample), 1)
+    return n / cpu, published, raw, raw * ratio
+
+
+def print_userspace(bootstrap: str, spool: Path) -> None:
+    """The userspace ceiling and bytes per event at Kafka, wire format v1 and v2."""
+    for version in (1, 2):
+        ups, published, raw, lz4 = userspace_rate(bootstrap, spool / f"v{version}", wire_version=version)
+        print(
+            f"userspace pipeline, wire v{version} (decode → context → encode → Kafka, synthetic records): "
+            f"{ups:,.0f} events per CPU-second; {published:,} of 200,000 acknowledged; "
+            f"{raw:,.0f} B/event at Kafka raw, {lz4:,.0f} B/event lz4"
+        )
 
 
 #: The paced load: openat + 2 mprotect + mmap, no fork. With wide filters each call is one
@@ -294,6 +326,8 @@ PACED_LOAD = "mix-nofork"
 PACED_SYSCALLS = frozenset({"openat", "mmap", "mprotect"})
 DEFAULT_RATES = "80000,100000,120000,140000"
 GOAL_PER_CORE = 120_000
+#: EventBatch version the benchmarked sensor publishes (``--wire``)
+WIRE = 2
 
 
 class BrokerCounter:
@@ -334,7 +368,9 @@ class BrokerCounter:
         PACED_SYSCALLS, from its timed loop on)."""
         import orjson
 
-        out = {"window": 0, "loadgen": 0, "bytes": 0, "events": 0}
+        from schemas.wire import events_of
+
+        out = {"window": 0, "loadgen": 0, "bytes": 0, "lz4_bytes": 0, "events": 0}
         deadline = time.monotonic() + timeout
         self._pending = list(self.c.consume(500, 0.3))
         targets = self._targets(time.monotonic() + 5)
@@ -347,8 +383,9 @@ class BrokerCounter:
                 value = m.value()
                 if m.error() or value is None:
                     continue
-                events = orjson.loads(value)["events"]
+                events = events_of(orjson.loads(value))
                 out["bytes"] += len(value)
+                out["lz4_bytes"] += lz4_size(value)
                 out["events"] += len(events)
                 for ev in events:
                     ts = ev["ts_ns"]
@@ -445,6 +482,7 @@ def paced_sweep(
                     "broker_cpu": (bb - ba) / dur,
                     "rss": b["rss"],
                     "bytes_per_event": got["bytes"] / max(got["events"], 1),
+                    "lz4_per_event": got["lz4_bytes"] / max(got["events"], 1),
                 }
             )
     finally:
@@ -490,12 +528,13 @@ def print_sweep(rows: list[dict[str, float]], seconds: float) -> None:
                 f"{100 * r['broker_cpu']:.0f}%",
                 f"{r['rss'] / 2**20:.0f}",
                 f"{r['bytes_per_event']:,.0f}",
+                f"{r['lz4_per_event']:,.0f}",
                 "-" if r["target"] < GOAL_PER_CORE else "yes" if meets_goal(r) else "NO",
             ]
         )
     print(
         f"\nwide filters (every open/mmap/mprotect emitted), load generator paced at each rate for "
-        f"{seconds:g} s ({PACED_LOAD}: every call is one event from its pid)"
+        f"{seconds:g} s ({PACED_LOAD}: every call is one event from its pid), wire format v{WIRE}"
     )
     print_table(
         [
@@ -510,6 +549,7 @@ def print_sweep(rows: list[dict[str, float]], seconds: float) -> None:
             "broker CPU",
             "RSS MiB",
             "B/event",
+            "lz4 B/event",
             "goal",
         ],
         table,
@@ -518,7 +558,8 @@ def print_sweep(rows: list[dict[str, float]], seconds: float) -> None:
         "at Kafka/s: events (all processes) read back from the broker with ts in the window; load events:"
         " the generator's own, matched by pid; lost: ring buffer full / spool full / producer errors /"
         " still spooled; sensor and broker CPU: CPU-seconds (load + drain) per second of load;"
-        " events/sensor-core-s = events at Kafka / sensor CPU-seconds."
+        " events/sensor-core-s = events at Kafka / sensor CPU-seconds; B/event: EventBatch JSON at Kafka"
+        " before compression, lz4 B/event: each message lz4-compressed (fast mode) as the producer does."
     )
     met = [r for r in rows if meets_goal(r)]
     if met:
@@ -546,7 +587,12 @@ def main() -> None:
     ap.add_argument("--no-sweep", action="store_true", help="only the overhead table")
     ap.add_argument("--sensor-cpus", help="taskset CPU list for the sensor in the sweep (e.g. 1)")
     ap.add_argument("--load-cpus", help="taskset CPU list for the paced load generator (e.g. 0)")
+    ap.add_argument(
+        "--wire", type=int, choices=(1, 2), default=2, help="EventBatch version the sensor publishes"
+    )
     args = ap.parse_args()
+    global WIRE
+    WIRE = args.wire
     if os.geteuid() != 0:
         sys.exit("run as root (eBPF)")
     loads = [x for x in args.loads.split(",") if x]
@@ -556,10 +602,7 @@ def main() -> None:
 
     if args.userspace_only:
         with tempfile.TemporaryDirectory() as tmp, LocalBroker() as broker:
-            ups, published = userspace_rate(broker.bootstrap, Path(tmp) / "spool")
-            print(
-                f"userspace pipeline: {ups:,.0f} events per CPU-second; {published:,} of 200,000 acknowledged"
-            )
+            print_userspace(broker.bootstrap, Path(tmp) / "spool")
         return
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
@@ -625,11 +668,8 @@ def overhead_table(exe: Path, d: Path, loads: list[str], seconds: float) -> None
                         f"{r['rss'] / 2**20:.0f}",
                     ]
                 )
-        ups, published = userspace_rate(broker.bootstrap, d / "spool-userspace")
-    print(
-        f"userspace pipeline (decode → context → orjson → Kafka, synthetic records): "
-        f"{ups:,.0f} events per CPU-second; {published:,} of 200,000 acknowledged by Kafka\n"
-    )
+        print_userspace(broker.bootstrap, d / "spool-userspace")
+    print()
     print("unpaced loads (the load generator runs flat out)")
     print_table(
         [

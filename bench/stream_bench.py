@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from memtrail.broker import LocalBroker, free_port
 from memtrail.children import stop_process
 from memtrail.kafka import consumer_config, ensure_topics, producer_config
 from memtrail.settings import KafkaSettings, Settings
+from schemas import wire
 from schemas.containers import ContainerMeta
 from schemas.events import synthetic_event
 
@@ -70,20 +72,85 @@ def image_of(cid: str, drift: bool = False) -> tuple[str, str]:
     return IMAGES[0] if drift else IMAGES[int(cid, 16) % len(IMAGES)]
 
 
+BOOT = "0ba87d1c9d22"
+
+
+def lineage(key: str) -> list[dict[str, Any]]:
+    """The ancestors the sensor gives a process of ``key`` (parent first): a container's
+    runtime shim and init, or a host shell under sshd and init."""
+    init = {
+        "pid": 1,
+        "entity_id": f"{BOOT}-1-2",
+        "exe": "/usr/lib/systemd/systemd",
+        "comm": "systemd",
+        "cmdline": "/sbin/init splash",
+    }
+    if key.startswith("host:"):
+        return [
+            {
+                "pid": 880,
+                "entity_id": f"{BOOT}-880-1201",
+                "exe": "/usr/bin/bash",
+                "comm": "bash",
+                "cmdline": "/bin/bash /opt/app/bin/start-workers.sh --env production",
+            },
+            {
+                "pid": 612,
+                "entity_id": f"{BOOT}-612-977",
+                "exe": "/usr/sbin/sshd",
+                "comm": "sshd",
+                "cmdline": "sshd: deploy@notty",
+            },
+            init,
+        ]
+    shim = 2000 + int(key[-4:], 16)
+    return [
+        {
+            "pid": shim,
+            "entity_id": f"{BOOT}-{shim}-30{shim}",
+            "exe": "/usr/bin/containerd-shim-runc-v2",
+            "comm": "containerd-shim",
+            "cmdline": f"/usr/bin/containerd-shim-runc-v2 -namespace k8s.io -id {key}"
+            " -address /run/containerd/containerd.sock",
+        },
+        init,
+    ]
+
+
 class Gen:
-    def __init__(self, seed: int = 7, drift: bool = True) -> None:
+    def __init__(self, seed: int = 7, drift: bool = True, procs: int = 0) -> None:
         """``drift``: containers exec any of EXES (the mix before images were assigned; what
-        ``bench.engine_bench`` replays); otherwise a container execs its image's program."""
+        ``bench.engine_bench`` replays); otherwise a container execs its image's program.
+        ``procs``: each key's events come from that many processes, each with the identity
+        and ancestors the sensor gives it (what wire format v2 shares per batch); 0: a random
+        pid per event and no lineage (the earlier mix)."""
         self.rnd = random.Random(seed)
         self.seq = 0
         self.drift = drift
+        self.procs = procs
+        self._lineage: dict[str, list[dict[str, Any]]] = {}
+
+    def _realistic(self, ev: dict[str, Any], key: str) -> dict[str, Any]:
+        p = ev["process"]
+        anc = self._lineage.get(key)
+        if anc is None:
+            anc = self._lineage[key] = lineage(key)
+        pid = p["pid"]
+        p["ppid"] = anc[0]["pid"]
+        p["start_boottime_ns"] = pid * 10_000_000_000
+        p["entity_id"] = f"{BOOT}-{pid}-{pid * 1000}"
+        p["cmdline"] = f"{p['exe']} --serve --config /etc/app/{p['comm']}.conf --workers 4"
+        p["start_time_ns"] = None
+        p["ancestors"] = anc
+        ev["cgroup_id"] = 4000 + (0 if key.startswith("host:") else int(key[-4:], 16))
+        return ev
 
     def event(
         self, key: str, syscall: str, args: dict[str, Any], pid: int, exe: str, ret: int = 0
     ) -> dict[str, Any]:
         self.seq += 1
         cid = None if key.startswith("host:") else key
-        return synthetic_event(
+        ev = synthetic_event(
             syscall,
             host=HOST,
             pid=pid,
@@ -94,10 +161,19 @@ class Gen:
             ret=ret,
             container_id=cid,
         )
+        if not self.procs:
+            return ev
+        ev["source"] = "syscall"
+        del ev["container"]  # raw events carry no container metadata (the join adds it)
+        return self._realistic(ev, key)
 
     def normal(self, key: str) -> dict[str, Any]:
         r = self.rnd.random()
-        pid = self.rnd.randrange(1000, 60000)
+        if self.procs:
+            base = 1000 + 97 * (zlib.crc32(key.encode()) % 500)
+            pid = base + self.rnd.randrange(self.procs)
+        else:
+            pid = self.rnd.randrange(1000, 60000)
         exe = self.rnd.choice(EXES)
         if not self.drift and not key.startswith("host:"):
             exe = image_of(key)[1]
@@ -132,7 +208,13 @@ class Gen:
         return [first, self.event(key, "execve", args, pid, f"/memfd:bench{pid} (deleted)")]
 
 
+#: EventBatch version the benchmark's stand-in sensor publishes (``--wire``)
+WIRE = 1
+
+
 def batch_msg(key: str, events: list[dict[str, Any]]) -> tuple[bytes, bytes]:
+    if WIRE == 2:
+        return key.encode(), orjson.dumps(wire.encode(HOST, key, events))
     return key.encode(), orjson.dumps({"v": 1, "host": HOST, "key": key, "events": events})
 
 
@@ -165,8 +247,22 @@ def produce_containers(settings: Settings, drift: bool = False) -> None:
     p.flush(30)
 
 
+#: processes per key in the generated mix (``--procs``; 0: the earlier random-pid mix)
+PROCS = 16
+#: (raw bytes, lz4 bytes, events) of the messages the load phase produced
+WIRE_STATS = [0, 0, 0]
+
+
+def lz4_size(value: bytes) -> int:
+    """Bytes of ``value`` lz4-compressed in LZ4's fast mode (librdkafka's lz4 codec)."""
+    from aiokafka.codec import lz4_encode
+
+    return len(lz4_encode(value, 0))
+
+
 def produce_load(settings: Settings, n: int, batch: int, attacks_every: int, drift: bool = False) -> int:
-    gen = Gen(drift=drift)
+    gen = Gen(drift=drift, procs=PROCS)
+    WIRE_STATS[:] = [0, 0, 0]
     p = Producer(producer_config(settings.kafka, **FEED))
     keys = [*CONTAINERS, f"host:{HOST}"]
     sent = 0
@@ -178,6 +274,10 @@ def produce_load(settings: Settings, n: int, batch: int, attacks_every: int, dri
             attack_pid += 1
             evs[-2:] = gen.attack(key, attack_pid)
         k, v = batch_msg(key, evs)
+        WIRE_STATS[0] += len(v)
+        WIRE_STATS[2] += len(evs)
+        if (sent // batch) % 10 == 0:  # lz4 of a sample: the ratio
+            WIRE_STATS[1] += lz4_size(v) * 10
         while True:
             try:
                 p.produce(settings.topics.raw, key=k, value=v)
@@ -249,6 +349,10 @@ def wait_ready(workers: list[Worker], timeout: float = 120) -> None:
     raise SystemExit("workers not ready in time")
 
 
+#: events/s the latency phase offered
+OFFERED = [0.0]
+
+
 def measure_latency(
     settings: Settings, attacks: int, rate: float, background: int, drift: bool = False
 ) -> list[float]:
@@ -280,16 +384,18 @@ def measure_latency(
     t = threading.Thread(target=listen, daemon=True)
     t.start()
     ready.wait(15)
-    gen = Gen(seed=11, drift=drift)
+    gen = Gen(seed=11, drift=drift, procs=PROCS)
     p = Producer(producer_config(settings.kafka, **FEED, **{"linger.ms": 1}))
     keys = [*CONTAINERS, f"host:{HOST}"]
+    t0 = time.monotonic()
     for i in range(attacks):
         key = keys[i % len(keys)]
         evs = [gen.normal(key) for _ in range(background)] + gen.attack(key, LATENCY_PID0 + i)
         k, v = batch_msg(key, evs)
         p.produce(settings.topics.raw, key=k, value=v)
         p.poll(0)
-        time.sleep(1.0 / rate)
+        time.sleep(max(0.0, t0 + (i + 1) / rate - time.monotonic()))  # paced by the clock
+    OFFERED[0] = attacks * (background + 2) / (time.monotonic() - t0)
     p.flush(30)
     deadline = time.monotonic() + 15
     while len(got) < attacks and time.monotonic() < deadline:
@@ -297,6 +403,26 @@ def measure_latency(
     stop.set()
     t.join(5)
     return sorted(got.values())
+
+
+def topic_bytes(settings: Settings, topic: str) -> tuple[int, int]:
+    """(value bytes, events) of every message on ``topic`` (EventBatch messages)."""
+    c = Consumer(consumer_config(settings.kafka, f"bench-bytes-{time.monotonic_ns()}"))
+    meta = c.list_topics(topic, timeout=10).topics[topic]
+    c.assign([TopicPartition(topic, p, 0) for p in meta.partitions])
+    size = events = 0
+    idle = time.monotonic() + 5
+    while time.monotonic() < idle:
+        msgs = c.consume(1000, timeout=0.5)
+        for m in msgs:
+            value = m.value()
+            if m.error() is None and value:
+                size += len(value)
+                events += value.count(b'"ts_ns":')
+        if msgs:
+            idle = time.monotonic() + 2
+    c.close()
+    return size, events
 
 
 def pct(values: list[float], q: float) -> float:
@@ -333,10 +459,18 @@ def run(n_workers: int, args: argparse.Namespace, broker: LocalBroker, workdir: 
         elapsed = time.perf_counter() - start
         worker_cpu = sum(cpu_seconds(w.proc.pid) - c for w, c in zip(workers, cpu0[0], strict=True))
         broker_cpu = cpu_seconds(broker_pid) - cpu0[1]
-        lat = measure_latency(s, args.attacks, args.rate, args.background, args.drift)
+        per_core = done / worker_cpu if worker_cpu else 0.0
+        background = args.background
+        if args.latency_load:
+            # Offered load = this share of the workers' capacity: what they processed per second
+            # of the throughput phase (on a shared machine less than events per CPU-second).
+            capacity = min(per_core * n_workers, done / elapsed if elapsed else 0.0)
+            background = max(1, int(args.latency_load * capacity / args.rate) - 2)
+        lat = measure_latency(s, args.attacks, args.rate, background, args.drift)
     finally:
         for w in workers:
             w.stop()
+    enriched_bytes, enriched_events = topic_bytes(s, s.topics.enriched)
     total_rate = done / elapsed if elapsed else 0.0
     return {
         "workers": n_workers,
@@ -354,6 +488,10 @@ def run(n_workers: int, args: argparse.Namespace, broker: LocalBroker, workdir: 
         "p99_ms": pct(lat, 0.99) * 1000,
         "alerts": len(lat),
         "attacks": args.attacks,
+        "offered": OFFERED[0],
+        "raw_b": WIRE_STATS[0] / max(WIRE_STATS[2], 1),
+        "raw_lz4_b": WIRE_STATS[1] / max(WIRE_STATS[2], 1),
+        "enriched_b": enriched_bytes / max(enriched_events, 1),
     }
 
 
@@ -380,7 +518,26 @@ def main(argv: list[str] | None = None) -> None:
         help="the earlier mix: containers exec foreign programs (with --containers an alert "
         "storm: MT-CONT-UNAUTH-001 on ~8 %% of the events); default: each its image's program",
     )
+    ap.add_argument(
+        "--wire", type=int, choices=(1, 2), default=2, help="EventBatch version fed to the workers"
+    )
+    ap.add_argument(
+        "--procs",
+        type=int,
+        default=16,
+        help="processes per key, each with the entity id and ancestors the sensor gives it "
+        "(0: the earlier mix, a random pid per event, no lineage)",
+    )
+    ap.add_argument(
+        "--latency-load",
+        type=float,
+        default=0.8,
+        help="latency phase offers this share of the measured capacity (background events per "
+        "attack from it); 0: --background events per attack",
+    )
     args = ap.parse_args(argv)
+    global WIRE, PROCS
+    WIRE, PROCS = args.wire, args.procs
     workdir = Path(tempfile.mkdtemp(prefix="memtrail-bench-"))
     rows = []
     with LocalBroker(log_path=workdir / "tansu.log") as broker:
@@ -400,8 +557,27 @@ def main(argv: list[str] | None = None) -> None:
             f"{r['per_worker']:>12,.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['alerts']:>4}/{r['attacks']:<4}"
             f" {r['worker_cpu']:>9.0f}% {r['per_core']:>16,.0f} {r['broker_cpu']:>9.0f}%"
         )
+    print()
+    cost = (
+        f"{'raw B/ev':>8} {'raw lz4':>8} {'enr B/ev':>8} {'lat load/s':>10} "
+        f"{'cores/10k ev/s':>14} {'Kafka MB/s in':>13} {'MB/s out':>8} {'lz4 in':>7}"
+    )
+    print(cost)
+    print("-" * len(cost))
+    for r in rows:
+        # Per 10k events/s of node load: worker cores; Kafka in = raw + enriched written,
+        # out = both read once by the workers (alerts are negligible); lz4: raw at its ratio.
+        mb_in = 10_000 * (r["raw_b"] + r["enriched_b"]) / 1e6
+        ratio = r["raw_lz4_b"] / r["raw_b"] if r["raw_b"] else 0.0
+        print(
+            f"{r['raw_b']:>8,.0f} {r['raw_lz4_b']:>8,.0f} {r['enriched_b']:>8,.0f} {r['offered']:>10,.0f} "
+            f"{10_000 / r['per_core'] if r['per_core'] else float('nan'):>14.2f} {mb_in:>13.1f} "
+            f"{mb_in:>8.1f} {mb_in * ratio:>7.2f}"
+        )
     print(
-        f"(partitions {args.partitions}, {args.batch} events/message, "
+        f"(wire v{args.wire}, {args.procs or 'random'} processes per key, latency at "
+        f"{f'{args.latency_load:.0%} of capacity' if args.latency_load else f'{args.background} events per attack'}, "
+        f"partitions {args.partitions}, {args.batch} events/message, "
         f"container metadata {'joined' if args.containers else 'absent'}"
         f"{', drift mix' if args.drift else ''}, {os.cpu_count()} CPUs; logs in {workdir})"
     )

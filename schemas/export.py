@@ -13,10 +13,12 @@ from schemas.containers import ContainerMeta
 from schemas.deadletter import DeadLetter
 from schemas.events import Event, EventBatch
 from schemas.heartbeat import SensorHeartbeat
+from schemas.wire import EventBatchV2
 
 MODELS: dict[str, type[BaseModel]] = {
     "event.v1": Event,
     "event-batch.v1": EventBatch,
+    "event-batch.v2": EventBatchV2,
     "alert.v1": Alert,
     "container.v1": ContainerMeta,
     "sensor-heartbeat.v1": SensorHeartbeat,

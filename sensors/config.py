@@ -44,6 +44,9 @@ class SensorSettings(BaseSettings):
     poll_budget: int = Field(default=2000, ge=1)
     batch_size: int = Field(default=1000, ge=1)
     flush_interval_ms: int = Field(default=50, ge=1)
+    #: EventBatch schema version published: 2 (a process table per batch, ~4x smaller; schemas.wire)
+    #: or 1 (self-contained events, for consumers that do not read v2 yet)
+    wire_version: int = Field(default=2, ge=1, le=2)
     heartbeat_interval_s: float = 10.0
     #: a batch Kafka has not acknowledged after this long goes to the spool
     delivery_timeout_ms: int = Field(default=10000, ge=100)

@@ -19,3 +19,8 @@ PRODUCER_ERRORS = Counter("memtrail_sensor_producer_errors_total", "Kafka delive
 BATCHES = Counter("memtrail_sensor_batches_published_total", "EventBatch messages delivered to Kafka")
 PUBLISHED = Counter("memtrail_sensor_events_published_total", "Events delivered to Kafka")
 CONTAINERS = Counter("memtrail_sensor_container_updates_total", "ContainerMeta records published")
+WIRE_BYTES = Counter(
+    "memtrail_sensor_wire_bytes_total",
+    "EventBatch JSON bytes handed to the Kafka producer (before compression; per event: / events encoded)",
+)
+WIRE_EVENTS = Counter("memtrail_sensor_wire_events_total", "Events encoded into EventBatch messages")

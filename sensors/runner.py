@@ -34,7 +34,8 @@ class Sensor:
         self.decoder = Decoder(self.host, time.time() - time.monotonic())
         self.procs = ProcTable()
         self.cgroups = CgroupResolver()
-        self.context = Context(self.procs, self.cgroups, wire_lineage=True)
+        # v1 only: v2 needs the ancestors as objects (the batch's lineage table)
+        self.context = Context(self.procs, self.cgroups, wire_lineage=cfg.wire_version == 1)
         self.publisher: Publisher | None = None
         self.program: Any = None
         self.ready = threading.Event()
@@ -78,6 +79,8 @@ class Sensor:
             flush_interval=self.cfg.flush_interval_ms / 1000,
             spool_max_bytes=self.cfg.spool_max_mb << 20,
             delivery_timeout_ms=self.cfg.delivery_timeout_ms,
+            wire_version=self.cfg.wire_version,
+            clock_offset=self.decoder.clock_offset,
         )
         if not reachable:
             self.publisher.spooling = True

@@ -1,5 +1,9 @@
 """Decode and structurally check EventBatch messages (pure: no Kafka, no Faust).
 
+Both wire versions are read: v1 (self-contained events) and v2 (a process table per
+batch, ``schemas.wire``), which is expanded into v1 events before the check. An
+unchanged v2 message is forwarded to the enriched topic as it came (``pristine``).
+
 The check is deliberately cheap (type tests on the fields the engine reads), not a
 pydantic validation per event: the stream tier handles events as plain dicts for
 speed. What fails goes to the dead-letter topic with the reason; nothing is dropped.
@@ -12,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+
+from schemas import wire
+from schemas.wire import WIRE_VERSION, WireError
 
 # field -> accepted types; bool is an int subclass, so it is refused explicitly below.
 _REQUIRED: tuple[tuple[str, type | tuple[type, ...]], ...] = (
@@ -119,8 +126,15 @@ def decode_batch(value: bytes | None, key: bytes | str | None = None) -> Decoded
     if not isinstance(events, list):
         out.rejected.append(Rejected("batch has no 'events' list", value))
         return out
-    if doc.get("v", 1) != 1:
-        out.rejected.append(Rejected(f"unsupported batch schema version {doc.get('v')!r}", value))
+    version = doc.get("v", 1)
+    if version == WIRE_VERSION:
+        try:
+            events = wire.expand(doc)
+        except WireError as exc:
+            out.rejected.append(Rejected(f"bad v2 batch: {exc}", value))
+            return out
+    elif version != 1:
+        out.rejected.append(Rejected(f"unsupported batch schema version {version!r}", value))
         return out
     host = doc.get("host")
     out.host = host if isinstance(host, str) else None
@@ -168,7 +182,12 @@ def splice_containers(value: bytes, containers: Mapping[str, Any]) -> bytes:
 
 def attach_containers(doc: Mapping[str, Any], events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Give the events of an enriched message their ``container`` back from its ``containers``
-    table (one shared dict per container); events that carry their own are left alone."""
+    table (one shared dict per container); events that carry their own are left alone.
+
+    A v2 message (``schemas.wire``) is expanded first: ``events`` must be ``doc["events"]``,
+    and the self-contained events are returned (``WireError`` when its tables do not resolve)."""
+    if doc.get("v") == WIRE_VERSION:
+        events = wire.expand(doc)  # the enrichment forwarded a v2 raw batch as it came
     table = doc.get("containers")
     if isinstance(table, dict) and table:
         for ev in events:

@@ -41,3 +41,7 @@ SPLICED = Counter(
     "memtrail_stream_spliced_batches_total",
     "Raw messages forwarded as they were with the container table put in front (nothing else changed)",
 )
+UNREAD = Counter(
+    "memtrail_stream_unread_batches_total",
+    "v2 raw messages forwarded without being decoded by the enrichment (streams.fastpath)",
+)

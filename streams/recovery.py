@@ -23,7 +23,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from memtrail.kafka import consumer_config
 from memtrail.settings import KafkaSettings
-from streams.batches import attach_containers
+from schemas.wire import WireError
+from streams.fastpath import enriched_events
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,12 @@ def replay_batches(
                 events = doc.get("events")
                 if isinstance(events, list):
                     if events:
-                        yield attach_containers(doc, events)
+                        try:
+                            good, _ = enriched_events(doc)  # rejects were dead-lettered when processed
+                        except (KeyError, TypeError, WireError):
+                            continue  # so was a message that cannot be read
+                        if good:
+                            yield good
                 elif isinstance(doc.get("syscall"), str):  # one event per message (memtrail.k8s.audit)
                     yield [doc]
         if pos < committed:

@@ -15,6 +15,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from memtrail.broker import LocalBroker
 from memtrail.settings import KafkaSettings, Settings
+from schemas import wire
 from sensors.config import SensorSettings
 from sensors.runner import Sensor
 
@@ -55,7 +56,7 @@ def consume_all(bootstrap: str, topic: str, timeout: float = 10.0, until: Any = 
 
 
 def events_of(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e for m in msgs for e in m["value"].get("events", [])]
+    return [e for m in msgs for e in wire.events_of(m["value"])]
 
 
 def markers(msgs: list[dict[str, Any]], tag: str) -> set[str]:
@@ -114,7 +115,7 @@ def test_round_trip(running: Running, broker: LocalBroker) -> None:
     msgs = consume_all(broker.bootstrap, topic, until=lambda out: markers(out, tag) >= want)
     assert markers(msgs, tag) == want
     m = next(m for m in msgs if m["value"]["key"] == f"host:{running.sensor.host}")
-    assert m["key"] == m["value"]["key"].encode() and m["value"]["v"] == 1
+    assert m["key"] == m["value"]["key"].encode() and m["value"]["v"] == wire.WIRE_VERSION
     ev = next(
         e
         for e in events_of(msgs)

@@ -11,6 +11,7 @@ import pytest
 
 from memtrail.broker import LocalBroker
 from memtrail.settings import KafkaSettings, Settings
+from schemas import wire
 from sensors.publisher import Publisher
 
 from .test_pipeline import consume_all
@@ -62,11 +63,11 @@ def test_outage_mid_stream_keeps_order_and_loses_nothing(broker: LocalBroker, tm
         settings.topics.raw,
         timeout=30,
         # every key's last batch (partitions are read interleaved)
-        until=lambda out: {e["seq"] for m in out for e in m["value"]["events"]} >= finals,
+        until=lambda out: {e["seq"] for m in out for e in wire.events_of(m["value"])} >= finals,
     )
     by_key: dict[bytes, list[int]] = {}
     for m in msgs:  # consume_all returns each partition's messages in offset order
-        by_key.setdefault(m["key"], []).extend(e["seq"] for e in m["value"]["events"])
+        by_key.setdefault(m["key"], []).extend(e["seq"] for e in wire.events_of(m["value"]))
     assert len(by_key) == 3
     for key, seqs in by_key.items():
         assert seqs == sorted(seqs), f"{key!r}: batches out of order"

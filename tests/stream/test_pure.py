@@ -40,7 +40,8 @@ def test_decode_good_batch_keeps_every_event() -> None:
         (b"{not json", "not JSON"),
         (b"[1,2]", "batch is list"),
         (b'{"host":"h"}', "batch has no 'events' list"),
-        (b'{"v":2,"events":[]}', "unsupported batch schema version"),
+        (b'{"v":3,"events":[]}', "unsupported batch schema version"),
+        (b'{"v":2,"events":[]}', "bad v2 batch"),
     ],
 )
 def test_decode_bad_message_is_rejected_whole_with_reason(value: bytes, reason: str) -> None:
