@@ -917,6 +917,33 @@ TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
     return stash_put(MT_MMAP, args->addr, args->len, prot, args->flags, args->fd, args->off);
 }
 
+/* overlayfs: where the file of this inode lives. OVL_I(inode) is the ovl_inode around the
+ * vfs inode; __upperdentry is set once the file exists in the upper (writable) layer,
+ * created there or copied up by a modification (write, chmod); oe->__numlower counts
+ * its lower (image) layers. 0 when not on overlayfs or the fields are not in BTF. */
+#define MT_OVERLAYFS_MAGIC 0x794c7630
+static __always_inline __u32 ovl_facts(char *inode, __u64 magic)
+{
+    __u32 f = 0;
+#ifdef OFF_OVL_INODE_UPPER
+    char *oi, *upper = 0, *oe = 0;
+    unsigned int numlower = 0;
+
+    if (magic != MT_OVERLAYFS_MAGIC || !inode)
+        return 0;
+    oi = inode - OFF_OVL_INODE_VFS_INODE;
+    bpf_probe_read_kernel(&upper, sizeof(upper), oi + OFF_OVL_INODE_UPPER);
+    bpf_probe_read_kernel(&oe, sizeof(oe), oi + OFF_OVL_INODE_OE);
+    if (oe)
+        bpf_probe_read_kernel(&numlower, sizeof(numlower), oe + OFF_OVL_ENTRY_NUMLOWER);
+    if (upper)
+        f |= MT_F_OVL_UPPER;
+    if (numlower)
+        f |= MT_F_OVL_LOWER;
+#endif
+    return f;
+}
+
 TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
 {
     struct mt_stash s;
@@ -936,7 +963,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
         /* code mapped from a file: memory-only files (shmem, no link) are always reported */
         char *file = fd_file((char *)bpf_get_current_task(), (__s32)s.a[4]), *inode = 0, *sb = 0;
         __u64 magic = 0;
-        __u32 nlink = 1;
+        __u32 nlink = 1, ovl;
         if (file) {
             bpf_probe_read_kernel(&inode, sizeof(inode), file + OFF_FILE_INODE);
             if (inode) {
@@ -950,6 +977,10 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
             mflags |= MT_F_MAP_SHMEM;
         if (file && nlink == 0)
             mflags |= MT_F_MAP_NLINK0;
+        /* code from a container's writable layer (drift) is always reported too */
+        ovl = ovl_facts(inode, magic);
+        if (ovl & MT_F_OVL_UPPER)
+            mflags |= ovl;
     }
     if (!(prot & MT_PROT_WRITE) && !mflags && !(wflags & MT_F_W_TO_X) && !noisy_gate())
         return 0; /* read-only executable mapping of an ordinary file (library loads) */
@@ -1575,6 +1606,34 @@ static __always_inline void env_clear(struct mt_exec *e)
 
 #define MT_U32(a, b, c, d) ((__u32)(a) | (__u32)(b) << 8 | (__u32)(c) << 16 | (__u32)(d) << 24)
 
+/* AT_BASE of the new image's auxiliary vector (mm->saved_auxv, built by the kernel's ELF
+ * loader): the ELF interpreter's load address, 0 when the executed file has none — a
+ * static program, or the dynamic loader itself run as a program ("ld.so PROG"). Returns
+ * 1 when unknown (read failure) so that nothing is claimed. */
+#define MT_AT_NULL 0
+#define MT_AT_BASE 7
+#define MT_AUXV_PAIRS 24
+static __always_inline int at_base(char *mm)
+{
+    __u32 zero = 0;
+    struct mt_envbuf *eb = envbuf.lookup(&zero);
+    __u64 *v;
+
+    if (!eb || !mm)
+        return 1;
+    if (bpf_probe_read_kernel(eb->buf, MT_AUXV_PAIRS * 16, mm + OFF_MM_SAVED_AUXV))
+        return 1;
+    v = (__u64 *)eb->buf;
+#pragma unroll
+    for (int i = 0; i < MT_AUXV_PAIRS; i++) {
+        if (v[2 * i] == MT_AT_BASE)
+            return v[2 * i + 1] != 0;
+        if (v[2 * i] == MT_AT_NULL)
+            break;
+    }
+    return 1;
+}
+
 /* The loader's variables in the new environment (mm->env_start..env_end, the strings
  * the kernel just copied onto the new stack): LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT,
  * GLIBC_TUNABLES, wherever they are. Bounded by bytes (MT_ENV_SCAN_BYTES) and by strings
@@ -1631,6 +1690,8 @@ static __always_inline void env_scan(struct mt_exec *e, __u64 start, __u64 end)
             off = 15;
             bpf_probe_read_kernel_str(e->glibc_tunables, sizeof(e->glibc_tunables), eb->buf + 15);
         } else {
+            if (head == MT_U32('L', 'D', '_', 'T') && is_prefix(eb->buf, "LD_TRACE_LOADED_OBJECTS=", 24))
+                e->h.flags |= MT_F_ENV_LDTRACE;
             if (n >= MT_ENVSCAN_LEN)
                 cont = MT_ENV_VARS + 1; /* skip the rest of an uninteresting long string */
             continue;
@@ -1841,6 +1902,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
                 bpf_probe_read_kernel(&e->exe_magic, sizeof(e->exe_magic), sb + OFF_SB_MAGIC);
                 bpf_probe_read_kernel(&e->exe_dev, sizeof(e->exe_dev), sb + OFF_SB_DEV);
             }
+            e->h.flags |= ovl_facts(inode, e->exe_magic);
         }
     }
     e->exe_nlink = exe ? nlink : 0;
@@ -1864,6 +1926,8 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
         }
     }
 
+    if (!at_base(mm))
+        e->h.flags |= MT_F_EXE_NO_INTERP;
     env_scan(e, env_start, env_end);
     /* the file the kernel executed, resolved (for "ld.so PROG" that is the loader) */
     e->h.flags |= file_path(scratch(), task, exe, e->exe_path);

@@ -46,6 +46,11 @@ enum mt_type {
 #define MT_F_MAP_NLINK0     0x800  /* no link left: memfd, O_TMPFILE or deleted */
 /* exec: the environment scan stopped before env_end (string or byte budget) */
 #define MT_F_ENV_TRUNC      0x1000
+#define MT_F_EXE_NO_INTERP  0x2000   /* exec: AT_BASE 0, no ELF interpreter (static, or ld.so run as a program) */
+#define MT_F_ENV_LDTRACE    0x800000 /* exec: LD_TRACE_LOADED_OBJECTS set (ldd: ld.so lists, runs nothing) */
+/* exec (exe_file) and executable mmap (the mapped file) on overlayfs */
+#define MT_F_OVL_UPPER      0x4000   /* the file is in the upper (container-writable) layer: created or copied up */
+#define MT_F_OVL_LOWER      0x8000   /* the file has a lower (image) layer copy */
 #define MT_PATH_DEPTH 40           /* dentries + mount crossings walked at most */
 #define MT_PATH_DEPTH_POW2 64      /* array bound for the verifier */
 

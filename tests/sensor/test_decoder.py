@@ -101,7 +101,28 @@ def test_exec_record() -> None:
         "mode": "0o4755",
         "setuid": True,
         "setgid": False,
+        "upper_layer": None,  # not on overlayfs
+        "in_image": None,
+        "interp": True,
     }
+
+
+def test_exec_overlay_and_loader_facts() -> None:
+    """Overlay upper/lower and "no ELF interpreter" come from hdr.flags."""
+    flags = D.F_OVL_UPPER | D.F_EXE_NO_INTERP | D.F_ENV_LDTRACE
+    raw = D.EXEC.pack(
+        *hdr(1, flags=flags),
+        *(b"/tmp/x", b"", b"", b"", b"x", b"", b""),
+        *NO_STDIO,
+        b"",
+        *(9, 0x794C7630, 0, 0, 1, 0o100755, 0),  # overlayfs
+        *(0, 0, 0, 0),
+        *ENV_NONE,
+    )
+    a = D.Decoder("h", 0.0).decode(raw)["args"]
+    f = a["exe_file"]
+    assert f["fs"] == "overlayfs" and f["upper_layer"] is True and f["in_image"] is False
+    assert f["interp"] is False and a["ld_trace"] is True
 
 
 NO_STDIO = (0,) * 16
