@@ -270,7 +270,9 @@ def ld_preload_deep() -> None:
     """LD_PRELOAD as the 200th variable, after ~30 KiB of filler (past any count-bounded scan)."""
     env = {f"F{i:03d}": "x" * 150 for i in range(199)}
     env["LD_PRELOAD"] = f"/tmp/mt-e2e-preload-deep-{os.getpid()}.so"  # never created: ld.so warns
-    _child_exec(["/bin/true"], env)
+    # not /bin/true: the worker folds a repeat of the plain ld_preload case (same pattern,
+    # same program) into that incident
+    _child_exec(["/bin/sleep", "0"], env)
 
 
 def ld_audit() -> None:
