@@ -100,6 +100,19 @@ SENSOR_FIELDS: dict[str, str] = {
     "OFF_INODE_INO": "inode.i_ino",
     "OFF_INODE_UID": "inode.i_uid",
     "OFF_SB_DEV": "super_block.s_dev",
+    # exec: the ELF auxiliary vector the kernel built (AT_BASE: the interpreter's address)
+    "OFF_MM_SAVED_AUXV": "mm_struct.saved_auxv",
+}
+
+#: Fields read only when the kernel has them (a missing one leaves its -D undefined and the
+#: program skips that fact): overlayfs is a module on some kernels, so its types may be
+#: absent from vmlinux BTF.
+OPTIONAL_FIELDS: dict[str, str] = {
+    # overlayfs: OVL_I(inode) = container_of(inode, struct ovl_inode, vfs_inode)
+    "OFF_OVL_INODE_VFS_INODE": "ovl_inode.vfs_inode",
+    "OFF_OVL_INODE_UPPER": "ovl_inode.__upperdentry",
+    "OFF_OVL_INODE_OE": "ovl_inode.oe",
+    "OFF_OVL_ENTRY_NUMLOWER": "ovl_entry.__numlower",
 }
 
 
@@ -206,4 +219,11 @@ def _first(btf: BTF, paths: str) -> int:
 
 def sensor_offsets(btf: BTF | None = None) -> dict[str, int]:
     btf = btf or BTF.load()
-    return {name: _first(btf, paths) for name, paths in SENSOR_FIELDS.items()}
+    out = {name: _first(btf, paths) for name, paths in SENSOR_FIELDS.items()}
+    optional: dict[str, int] = {}
+    for name, paths in OPTIONAL_FIELDS.items():
+        try:
+            optional[name] = _first(btf, paths)
+        except BTFError:
+            return out  # all of a group or none: the overlay facts need every field
+    return out | optional

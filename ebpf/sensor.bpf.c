@@ -19,7 +19,9 @@
 #ifndef MT_RINGBUF_PAGES
 #define MT_RINGBUF_PAGES 2048 /* 8 MiB */
 #endif
-#define MT_MAX_ENV 48
+/* environment scan at exec: bounded by bytes first, by strings second (docs/sensor.md) */
+#define MT_ENV_SCAN_BYTES 32768
+#define MT_ENV_MAX_STRINGS 384
 #define MT_ENVSCAN_LEN 4096
 
 #define MT_PROT_WRITE 0x2
@@ -915,6 +917,33 @@ TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
     return stash_put(MT_MMAP, args->addr, args->len, prot, args->flags, args->fd, args->off);
 }
 
+/* overlayfs: where the file of this inode lives. OVL_I(inode) is the ovl_inode around the
+ * vfs inode; __upperdentry is set once the file exists in the upper (writable) layer,
+ * created there or copied up by a modification (write, chmod); oe->__numlower counts
+ * its lower (image) layers. 0 when not on overlayfs or the fields are not in BTF. */
+#define MT_OVERLAYFS_MAGIC 0x794c7630
+static __always_inline __u32 ovl_facts(char *inode, __u64 magic)
+{
+    __u32 f = 0;
+#ifdef OFF_OVL_INODE_UPPER
+    char *oi, *upper = 0, *oe = 0;
+    unsigned int numlower = 0;
+
+    if (magic != MT_OVERLAYFS_MAGIC || !inode)
+        return 0;
+    oi = inode - OFF_OVL_INODE_VFS_INODE;
+    bpf_probe_read_kernel(&upper, sizeof(upper), oi + OFF_OVL_INODE_UPPER);
+    bpf_probe_read_kernel(&oe, sizeof(oe), oi + OFF_OVL_INODE_OE);
+    if (oe)
+        bpf_probe_read_kernel(&numlower, sizeof(numlower), oe + OFF_OVL_ENTRY_NUMLOWER);
+    if (upper)
+        f |= MT_F_OVL_UPPER;
+    if (numlower)
+        f |= MT_F_OVL_LOWER;
+#endif
+    return f;
+}
+
 TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
 {
     struct mt_stash s;
@@ -934,7 +963,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
         /* code mapped from a file: memory-only files (shmem, no link) are always reported */
         char *file = fd_file((char *)bpf_get_current_task(), (__s32)s.a[4]), *inode = 0, *sb = 0;
         __u64 magic = 0;
-        __u32 nlink = 1;
+        __u32 nlink = 1, ovl;
         if (file) {
             bpf_probe_read_kernel(&inode, sizeof(inode), file + OFF_FILE_INODE);
             if (inode) {
@@ -948,6 +977,10 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mmap)
             mflags |= MT_F_MAP_SHMEM;
         if (file && nlink == 0)
             mflags |= MT_F_MAP_NLINK0;
+        /* code from a container's writable layer (drift) is always reported too */
+        ovl = ovl_facts(inode, magic);
+        if (ovl & MT_F_OVL_UPPER)
+            mflags |= ovl;
     }
     if (!(prot & MT_PROT_WRITE) && !mflags && !(wflags & MT_F_W_TO_X) && !noisy_gate())
         return 0; /* read-only executable mapping of an ordinary file (library loads) */
@@ -1544,6 +1577,137 @@ TRACEPOINT_PROBE(syscalls, sys_exit_move_mount)
 
 /* ---- exec: facts from the new image at sched_process_exec ---- */
 
+static __always_inline int is_prefix(const char *buf, const char *lit, int n)
+{
+#pragma unroll
+    for (int i = 0; i < 16; i++) {
+        if (i >= n)
+            break;
+        if (buf[i] != lit[i])
+            return 0;
+    }
+    return 1;
+}
+
+static __always_inline void env_clear(struct mt_exec *e)
+{
+    e->ld_preload[0] = 0;
+    e->ld_library_path[0] = 0;
+    e->ld_audit[0] = 0;
+    e->glibc_tunables[0] = 0;
+#pragma unroll
+    for (int k = 0; k < MT_ENV_VARS; k++)
+        e->env_vlen[k] = 0;
+    e->env_size = 0;
+    e->env_scanned = 0;
+    e->env_count = 0;
+    e->env_pad = 0;
+}
+
+#define MT_U32(a, b, c, d) ((__u32)(a) | (__u32)(b) << 8 | (__u32)(c) << 16 | (__u32)(d) << 24)
+
+/* AT_BASE of the new image's auxiliary vector (mm->saved_auxv, built by the kernel's ELF
+ * loader): the ELF interpreter's load address, 0 when the executed file has none — a
+ * static program, or the dynamic loader itself run as a program ("ld.so PROG"). Returns
+ * 1 when unknown (read failure) so that nothing is claimed. */
+#define MT_AT_NULL 0
+#define MT_AT_BASE 7
+#define MT_AUXV_PAIRS 24
+static __always_inline int at_base(char *mm)
+{
+    __u32 zero = 0;
+    struct mt_envbuf *eb = envbuf.lookup(&zero);
+    __u64 *v;
+
+    if (!eb || !mm)
+        return 1;
+    if (bpf_probe_read_kernel(eb->buf, MT_AUXV_PAIRS * 16, mm + OFF_MM_SAVED_AUXV))
+        return 1;
+    v = (__u64 *)eb->buf;
+#pragma unroll
+    for (int i = 0; i < MT_AUXV_PAIRS; i++) {
+        if (v[2 * i] == MT_AT_BASE)
+            return v[2 * i + 1] != 0;
+        if (v[2 * i] == MT_AT_NULL)
+            break;
+    }
+    return 1;
+}
+
+/* The loader's variables in the new environment (mm->env_start..env_end, the strings
+ * the kernel just copied onto the new stack): LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT,
+ * GLIBC_TUNABLES, wherever they are. Bounded by bytes (MT_ENV_SCAN_BYTES) and by strings
+ * (MT_ENV_MAX_STRINGS: a plain loop, bcc cannot relocate a bpf_loop callback); a scan that
+ * stops before env_end sets MT_F_ENV_TRUNC. Each iteration reads one string (or the next
+ * 4 KiB of a longer one) with one helper call; only a string starting "LD_" or "GLIB" is
+ * compared further. The last occurrence of a name wins, as in ld.so. */
+static __always_inline void env_scan(struct mt_exec *e, __u64 start, __u64 end)
+{
+    __u32 zero = 0, cont = 0, count = 0;
+    struct mt_envbuf *eb = envbuf.lookup(&zero);
+    __u64 p = start;
+
+    env_clear(e);
+    if (end > start)
+        e->env_size = (__u32)(end - start);
+    if (!eb)
+        return;
+    for (int i = 0; i < MT_ENV_MAX_STRINGS; i++) {
+        long n;
+        __u32 head, k, off, got;
+        if (p >= end || p - start >= MT_ENV_SCAN_BYTES)
+            break;
+        n = bpf_probe_read_user_str(eb->buf, sizeof(eb->buf), (void *)p);
+        if (n <= 0)
+            break;
+        /* a full buffer: the string goes on (the last byte copied is our NUL) */
+        got = n >= MT_ENVSCAN_LEN ? MT_ENVSCAN_LEN - 1 : (__u32)n - 1;
+        p += n >= MT_ENVSCAN_LEN ? MT_ENVSCAN_LEN - 1 : n;
+        if (cont) { /* the next piece of a string longer than the buffer */
+            k = cont - 1;
+            if (k < MT_ENV_VARS)
+                e->env_vlen[k] += got;
+            if (n < MT_ENVSCAN_LEN)
+                cont = 0;
+            continue;
+        }
+        count++;
+        head = *(__u32 *)eb->buf;
+        if (head == MT_U32('L', 'D', '_', 'P') && is_prefix(eb->buf, "LD_PRELOAD=", 11)) {
+            k = MT_ENV_PRELOAD;
+            off = 11;
+            bpf_probe_read_kernel_str(e->ld_preload, sizeof(e->ld_preload), eb->buf + 11);
+        } else if (head == MT_U32('L', 'D', '_', 'L') && is_prefix(eb->buf, "LD_LIBRARY_PATH=", 16)) {
+            k = MT_ENV_LIBRARY_PATH;
+            off = 16;
+            bpf_probe_read_kernel_str(e->ld_library_path, sizeof(e->ld_library_path), eb->buf + 16);
+        } else if (head == MT_U32('L', 'D', '_', 'A') && is_prefix(eb->buf, "LD_AUDIT=", 9)) {
+            k = MT_ENV_AUDIT;
+            off = 9;
+            bpf_probe_read_kernel_str(e->ld_audit, sizeof(e->ld_audit), eb->buf + 9);
+        } else if (head == MT_U32('G', 'L', 'I', 'B') && is_prefix(eb->buf, "GLIBC_TUNABLES=", 15)) {
+            k = MT_ENV_TUNABLES;
+            off = 15;
+            bpf_probe_read_kernel_str(e->glibc_tunables, sizeof(e->glibc_tunables), eb->buf + 15);
+        } else {
+            if (head == MT_U32('L', 'D', '_', 'T') && is_prefix(eb->buf, "LD_TRACE_LOADED_OBJECTS=", 24))
+                e->h.flags |= MT_F_ENV_LDTRACE;
+            if (n >= MT_ENVSCAN_LEN)
+                cont = MT_ENV_VARS + 1; /* skip the rest of an uninteresting long string */
+            continue;
+        }
+        /* "NAME=" alone has an empty value: length 0 still means present */
+        e->env_vlen[k] = got > off ? got - off : 0;
+        e->env_vlen[k] |= 0x80000000; /* present */
+        if (n >= MT_ENVSCAN_LEN)
+            cont = k + 1;
+    }
+    e->env_count = count;
+    e->env_scanned = (__u32)(p - start);
+    if (p < end)
+        e->h.flags |= MT_F_ENV_TRUNC;
+}
+
 TRACEPOINT_PROBE(syscalls, sys_enter_execve)
 {
     if (is_self())
@@ -1596,23 +1760,12 @@ static __always_inline int exec_exit(__s64 ret)
     e->exe_nlink = 0;
     e->exe_mode = 0;
     e->exe_pad = 0;
+    env_clear(e);
     events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
     return 0;
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_execve) { return exec_exit(args->ret); }
 TRACEPOINT_PROBE(syscalls, sys_exit_execveat) { return exec_exit(args->ret); }
-
-static __always_inline int is_prefix(const char *buf, const char *lit, int n)
-{
-#pragma unroll
-    for (int i = 0; i < 16; i++) {
-        if (i >= n)
-            break;
-        if (buf[i] != lit[i])
-            return 0;
-    }
-    return 1;
-}
 
 /* fds 0..2 of the new image (close-on-exec fds are already closed here): the file
  * type, for sockets the address family, for char devices the device number.
@@ -1675,10 +1828,9 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     __u32 old = args->old_pid;
     struct mt_stash *st = stash.lookup(&old);
     struct mt_exec *e;
-    struct mt_envbuf *eb;
     char *task, *mm = 0, *exe = 0, *dentry = 0, *inode = 0, *name = 0;
     __u64 arg_start = 0, arg_end = 0, env_start = 0, env_end = 0, len;
-    __u32 nlink = 1, zero = 0;
+    __u32 nlink = 1;
     unsigned short loc = args->data_loc_filename & 0xFFFF;
 
     if (is_self())
@@ -1750,6 +1902,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
                 bpf_probe_read_kernel(&e->exe_magic, sizeof(e->exe_magic), sb + OFF_SB_MAGIC);
                 bpf_probe_read_kernel(&e->exe_dev, sizeof(e->exe_dev), sb + OFF_SB_DEV);
             }
+            e->h.flags |= ovl_facts(inode, e->exe_magic);
         }
     }
     e->exe_nlink = exe ? nlink : 0;
@@ -1773,28 +1926,9 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
         }
     }
 
-    /* LD_PRELOAD / LD_LIBRARY_PATH from the new environment (bounded scan) */
-    e->ld_preload[0] = 0;
-    e->ld_library_path[0] = 0;
-    eb = envbuf.lookup(&zero);
-    if (eb) {
-        __u64 p = env_start;
-        for (int i = 0; i < MT_MAX_ENV; i++) {
-            long n;
-            if (p >= env_end)
-                break;
-            n = bpf_probe_read_user_str(eb->buf, sizeof(eb->buf), (void *)p);
-            if (n <= 0)
-                break;
-            p += n;
-            if (eb->buf[0] != 'L' || eb->buf[1] != 'D' || eb->buf[2] != '_')
-                continue;
-            if (is_prefix(eb->buf, "LD_PRELOAD=", 11))
-                bpf_probe_read_kernel_str(e->ld_preload, sizeof(e->ld_preload), eb->buf + 11);
-            else if (is_prefix(eb->buf, "LD_LIBRARY_PATH=", 16))
-                bpf_probe_read_kernel_str(e->ld_library_path, sizeof(e->ld_library_path), eb->buf + 16);
-        }
-    }
+    if (!at_base(mm))
+        e->h.flags |= MT_F_EXE_NO_INTERP;
+    env_scan(e, env_start, env_end);
     /* the file the kernel executed, resolved (for "ld.so PROG" that is the loader) */
     e->h.flags |= file_path(scratch(), task, exe, e->exe_path);
     events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);

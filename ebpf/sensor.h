@@ -12,6 +12,12 @@
 #define MT_PREFIX_LEN 64
 #define MT_CGNAME_LEN 128
 #define MT_STDIO_FDS 3   /* fds 0, 1, 2 described at exec */
+/* loader variables reported from the environment (index into mt_exec.env_vlen) */
+#define MT_ENV_PRELOAD 0
+#define MT_ENV_LIBRARY_PATH 1
+#define MT_ENV_AUDIT 2
+#define MT_ENV_TUNABLES 3
+#define MT_ENV_VARS 4
 
 /* event types (sensors/decoder.py EVENT_TYPES) */
 enum mt_type {
@@ -38,6 +44,13 @@ enum mt_type {
 /* mmap of a file with PROT_EXEC: what the mapped file is (always reported, never gated) */
 #define MT_F_MAP_SHMEM      0x400  /* on tmpfs/shmem (memfd, shm_open, /dev/shm), ramfs or hugetlbfs */
 #define MT_F_MAP_NLINK0     0x800  /* no link left: memfd, O_TMPFILE or deleted */
+/* exec: the environment scan stopped before env_end (string or byte budget) */
+#define MT_F_ENV_TRUNC      0x1000
+#define MT_F_EXE_NO_INTERP  0x2000   /* exec: AT_BASE 0, no ELF interpreter (static, or ld.so run as a program) */
+#define MT_F_ENV_LDTRACE    0x800000 /* exec: LD_TRACE_LOADED_OBJECTS set (ldd: ld.so lists, runs nothing) */
+/* exec (exe_file) and executable mmap (the mapped file) on overlayfs */
+#define MT_F_OVL_UPPER      0x4000   /* the file is in the upper (container-writable) layer: created or copied up */
+#define MT_F_OVL_LOWER      0x8000   /* the file has a lower (image) layer copy */
 #define MT_PATH_DEPTH 40           /* dentries + mount crossings walked at most */
 #define MT_PATH_DEPTH_POW2 64      /* array bound for the verifier */
 
@@ -121,6 +134,16 @@ struct mt_exec {
     __u16 exe_mode;     /* i_mode: type and permission bits (setuid, setgid, exec) */
     __u16 exe_pad;
     __u64 fd_ino[4];    /* fds 0..2: inode number (a pipe's is the N of pipe:[N]) */
+    /* loader variables from the new environment, scanned by bytes (docs/sensor.md):
+     * values (first MT_ENV_LEN-1 bytes) of the last LD_AUDIT= / GLIBC_TUNABLES= seen */
+    char ld_audit[MT_ENV_LEN];
+    char glibc_tunables[MT_ENV_LEN];
+    /* full value lengths as scanned, by MT_ENV_* index (0 = absent; > MT_ENV_LEN-1 = truncated) */
+    __u32 env_vlen[MT_ENV_VARS];
+    __u32 env_size;     /* mm->env_end - mm->env_start */
+    __u32 env_scanned;  /* bytes of it scanned (MT_F_ENV_TRUNC when the scan stopped short) */
+    __u32 env_count;    /* environment strings scanned */
+    __u32 env_pad;
 };
 
 struct mt_prefix_key {

@@ -20,6 +20,17 @@ file-backed executable mmap carries ``args.path``; unlink/rename/chmod carry the
 path joined to the kernel-resolved dirfd/cwd directory (``path_resolved``). Every
 resolved field has a ``*_truncated`` flag: when set, the walk could not finish and the
 path is the typed text, never a guessed absolute path.
+
+Exec environment facts (docs/sensor.md "Environment"): ``args.ld_preload``,
+``ld_library_path``, ``ld_audit``, ``glibc_tunables`` (the value's first 127 bytes, None
+when absent), each with ``<name>_len`` (the full value length) and ``<name>_truncated``;
+``env_size`` / ``env_scanned`` / ``env_count`` and ``env_truncated`` (the kernel's scan,
+bounded by bytes, stopped before the end of the environment), ``ld_trace``.
+``args.exe_file`` adds ``upper_layer`` / ``in_image`` (overlayfs: the file is in the
+container's writable layer / has an image copy; null elsewhere) and ``interp`` (false: no
+ELF interpreter, a static program or the dynamic loader run as a program). Executable
+file mmaps add ``file_upper_layer`` / ``file_in_image`` and, in a process exec'd without an
+interpreter, ``args.loader`` {loader, role (program|library), program, index, trace}.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from sensors.cgroups import CgroupResolver
+from sensors.loader import LoaderRuns
 from sensors.peers import StdioPeers
 from sensors.proctable import TICK_NS, Proc, ProcTable, entity_id
 from sensors.targets import TARGET_REQUESTS, TargetResolver, mem_path_pid
@@ -41,6 +42,7 @@ class Context:
         self._proc_cache: dict[int, tuple[int, Any, dict[str, Any]]] = {}
         self.targets = TargetResolver(procs, procs.proc)
         self.peers = StdioPeers(procs, procs.proc)
+        self.loader_runs = LoaderRuns()
 
     def _process_part(self, pid: int, ppid: int, pstart: Any) -> dict[str, Any]:
         hit = self._proc_cache.get(pid)
@@ -86,6 +88,9 @@ class Context:
         if sc in _OPENS:
             if ev["args"]["path"].endswith("/mem"):
                 self._add_target(ev)
+        elif sc == "mmap":
+            if "path" in ev["args"]:  # a file mapped executable: the loader's own loads
+                self.loader_runs.on_mmap(ev)
         elif sc in _SPECIAL:
             if sc == "connect":
                 self.peers.on_connect(ev)
@@ -133,11 +138,14 @@ class Context:
             self.procs.on_exec(pid, proc["ppid"], proc["comm"], exe, " ".join(args["argv"]) or None)
         proc.update(self._process_part(pid, proc["ppid"], pstart))
         if syscall == "process_exit":
+            self.loader_runs.on_exit(pid)
             self.procs.on_exit(pid)
             self._proc_cache.pop(pid, None)
         if "cgroup_name" in ev:
             self.cgroups.learn(ev["cgroup_id"], ev["cgroup_name"])
         ev["container_id"] = self.cgroups.container_id(ev["cgroup_id"], pid)
+        if syscall != "process_exit" and syscall != "process_fork":
+            self.loader_runs.on_exec(ev)
         if "stdio" in args:
             self.peers.on_exec(ev)
         return ev

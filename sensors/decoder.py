@@ -30,8 +30,12 @@ EVENT4 = struct.Struct(f"<{HDR.format[1:]}{PATH_LEN}s{PATH_LEN}s{PATH_LEN}s{PATH
 EXEC = struct.Struct(
     f"<{HDR.format[1:]}{PATH_LEN}s{ARGV_LEN}s{ENV_LEN}s{ENV_LEN}s{EXE_NAME_LEN}s{CGNAME_LEN}s{CGNAME_LEN}s"
     f"4I4H4B4B{PATH_LEN}sQQIIIHH4Q"
+    # the loader variables of the environment: ld_audit, glibc_tunables, env_vlen[4],
+    # env_size, env_scanned, env_count, pad
+    f"{ENV_LEN}s{ENV_LEN}s4I4I"
 )
-FD_INO_LEN = 32  # fd_ino[4] at the very end of struct mt_exec
+ENV_TAIL_LEN = 2 * ENV_LEN + 32  # the environment facts at the very end of struct mt_exec
+FD_INO_LEN = 32  # fd_ino[4] before them
 EXE_FACTS_LEN = 32  # bytes of the file facts at the end of struct mt_exec
 STDIO_LEN = 32  # bytes of the stdio facts before exe_path (and the file facts) in struct mt_exec
 TYPE_OFFSET = 72  # offsetof(struct mt_hdr, type)
@@ -43,6 +47,12 @@ F_WREG_SHIFT, F_WREG_KIND_MASK, F_WREG_OVERFLOW = 16, 0xF0000, 0x100000
 REGION_KINDS = {1: "anon", 2: "file", 3: "stack", 4: "data", 5: "heap", 6: "unknown"}
 F_PATH_RESOLVED, F_PATH_TRUNC, F_PATH2_RESOLVED, F_PATH2_TRUNC = 0x40, 0x80, 0x100, 0x200
 F_MAP_SHMEM, F_MAP_NLINK0 = 0x400, 0x800
+F_ENV_TRUNC = 0x1000  # exec: the environment scan stopped before its end
+F_EXE_NO_INTERP = 0x2000  # exec: AT_BASE 0 (no ELF interpreter: static, or ld.so run as a program)
+F_ENV_LDTRACE = 0x800000  # exec: LD_TRACE_LOADED_OBJECTS in the environment (ldd)
+#: overlayfs (exec's file, an executable mmap's file): in the upper layer / has a lower copy
+F_OVL_UPPER, F_OVL_LOWER = 0x4000, 0x8000
+ENV_PRESENT = 0x80000000  # env_vlen: the variable was seen (its value may be empty)
 
 #: enum mt_type → syscall name in events
 EVENT_TYPES: dict[int, str] = {
@@ -175,12 +185,25 @@ def _path_args(typed: str, s: bytes, hflags: int) -> dict[str, Any]:
     return {"path": path, "path_typed": typed, "path_truncated": trunc}
 
 
-def exe_facts(ino: int, magic: int, dev: int, uid: int, nlink: int, mode: int) -> dict[str, Any]:
-    """``args.exe_file``: what the kernel knows about the executed file (None when unknown)."""
+def exe_facts(
+    ino: int, magic: int, dev: int, uid: int, nlink: int, mode: int, hflags: int = 0
+) -> dict[str, Any]:
+    """``args.exe_file``: what the kernel knows about the executed file (None when unknown).
+
+    ``upper_layer`` (overlayfs only, else None): the file is in the container's writable
+    layer, created or modified (copied up) since the container started: drift.
+    ``in_image``: it also has a lower (image) copy, so it was modified, not created.
+    ``interp``: the image has an ELF interpreter (AT_BASE != 0); false for a static
+    program and for the dynamic loader run as a program.
+    """
     if not mode:
         return {"exe_file": None}
+    ovl = F.fs_name(magic) == "overlayfs"
     return {
         "exe_file": {
+            "upper_layer": bool(hflags & F_OVL_UPPER) if ovl else None,
+            "in_image": bool(hflags & F_OVL_LOWER) if ovl else None,
+            "interp": not hflags & F_EXE_NO_INTERP,
             "fs": F.fs_name(magic),
             "dev": f"{dev >> 20}:{dev & 0xFFFFF}",
             "ino": ino,
@@ -191,6 +214,40 @@ def exe_facts(ino: int, magic: int, dev: int, uid: int, nlink: int, mode: int) -
             "setgid": bool(mode & 0o2000),
         }
     }
+
+
+def env_facts(
+    preload: bytes,
+    library_path: bytes,
+    audit: bytes,
+    tunables: bytes,
+    vlen: tuple[int, ...],
+    sizes: tuple[int, ...],
+    hflags: int,
+) -> dict[str, Any]:
+    """The loader's variables found by the kernel's scan of the new environment.
+
+    Each of ``ld_preload``, ``ld_library_path``, ``ld_audit``, ``glibc_tunables`` is the
+    value's first ``ENV_LEN - 1`` bytes (None when absent); ``<name>_len`` its full length
+    and ``<name>_truncated`` whether the value is longer than what was kept.
+    """
+    out: dict[str, Any] = {}
+    for name, raw, v in zip(_ENV_NAMES, (preload, library_path, audit, tunables), vlen, strict=True):
+        present = bool(v & ENV_PRESENT)
+        n = v & ~ENV_PRESENT
+        out[name] = (_cstr(raw) or None) if present else None  # "LD_PRELOAD=" alone loads nothing
+        out[f"{name}_len"] = n if present else None
+        out[f"{name}_truncated"] = present and n > ENV_LEN - 1
+    size, scanned, count = sizes
+    out["env_size"] = size
+    out["env_scanned"] = scanned
+    out["env_count"] = count
+    out["env_truncated"] = bool(hflags & F_ENV_TRUNC)
+    out["ld_trace"] = bool(hflags & F_ENV_LDTRACE)
+    return out
+
+
+_ENV_NAMES = ("ld_preload", "ld_library_path", "ld_audit", "glibc_tunables")
 
 
 def _mode(mode: int) -> dict[str, Any]:
@@ -257,6 +314,8 @@ def _args_simple(t: int, a: tuple[int, ...], s: bytes, h_aux: int, h_flags: int)
             path, _, trunc = resolved_path(s, h_flags, "")
             out["path"], out["path_truncated"] = path or None, trunc
             out["file_shmem"], out["file_nlink0"] = bool(h_flags & F_MAP_SHMEM), bool(h_flags & F_MAP_NLINK0)
+            out["file_upper_layer"] = bool(h_flags & F_OVL_UPPER)
+            out["file_in_image"] = bool(h_flags & F_OVL_LOWER) if h_flags & F_OVL_UPPER else None
         return out
     if t == 7:  # mprotect
         return {
@@ -388,6 +447,8 @@ class Decoder:
                 args["path"], args["path_truncated"] = path or None, trunc
                 args["file_shmem"] = bool(hflags & F_MAP_SHMEM)
                 args["file_nlink0"] = bool(hflags & F_MAP_NLINK0)
+                args["file_upper_layer"] = bool(hflags & F_OVL_UPPER)
+                args["file_in_image"] = bool(hflags & F_OVL_LOWER) if hflags & F_OVL_UPPER else None
         else:
             args = _args_simple(t, f[3:9], f[19], f[16], hflags)
         return self._event(f, t, args)
@@ -466,11 +527,10 @@ class Decoder:
                 "exe_memfd": bool(hflags & F_EXE_MEMFD),
                 "exe_deleted": bool(hflags & F_EXE_DELETED),
                 "exe_name": _cstr(exe_name) or None,
-                "ld_preload": _cstr(ldp) or None,
-                "ld_library_path": _cstr(ldlp) or None,
+                **env_facts(ldp, ldlp, f[54], f[55], f[56:60], f[60:63], hflags),
                 "exe_path": exe_path or None,
                 "exe_path_truncated": exe_trunc,
-                **exe_facts(*f[43:49]),
+                **exe_facts(f[43], f[44], f[45], f[46], f[47], f[48], hflags),
             }
             if stdio is not None:  # a failed exec has no new image to describe
                 args["stdio"] = stdio

@@ -25,7 +25,8 @@ from typing import Any
 
 #: args keys the user-space enrichment adds after decoding, per syscall
 #: (``sensors.context``: ``target`` from ``sensors.targets``; ``stdio_peer_of`` from ``sensors.peers``;
-#: ``trail`` from ``sensors.trails.matcher`` on connects to a listed destination)
+#: ``trail`` from ``sensors.trails.matcher`` on connects to a listed destination; ``loader`` from
+#: ``sensors.loader`` on the mappings of a loader run as a program)
 ENRICHED_ARGS: dict[str, frozenset[str]] = {
     "ptrace": frozenset({"target"}),
     "process_vm_writev": frozenset({"target"}),
@@ -34,6 +35,7 @@ ENRICHED_ARGS: dict[str, frozenset[str]] = {
     "openat": frozenset({"target"}),
     "openat2": frozenset({"target"}),
     "connect": frozenset({"stdio_peer_of", "trail"}),
+    "mmap": frozenset({"loader"}),
 }
 #: top-level event keys the pipeline adds to a decoded syscall event (``sensors.context``
 #: fills ``process`` and ``container_id``; the enrichment agent ``container``; the sensor's

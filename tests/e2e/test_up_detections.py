@@ -41,6 +41,12 @@ CASES: dict[str, set[str]] = {
     "mmap_wx": {"T1620", "T1055"},
     "mprotect_wx": {"T1620", "T1055"},
     "ld_preload": {"T1574.006", "T1574"},
+    # loader facts (environment scanned by bytes, the loader run as a program)
+    "ld_preload_deep": {"T1574.006", "T1574"},
+    "ld_audit": {"T1574.006", "T1574"},
+    "glibc_tunables": {"T1068"},
+    "ldso_shm": {"T1218"},
+    "ldso_preload": {"T1574.006", "T1574"},
 }
 
 

@@ -252,7 +252,74 @@ def ld_preload() -> None:
         os.unlink(lib)
 
 
+LOADER = "/lib64/ld-linux-x86-64.so.2"
+
+
+def _child_exec(argv: list[str], env: dict[str, str]) -> None:
+    """fork; the child execs ``argv`` (its ppid is this trigger's pid); wait for it."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    os.waitpid(pid, 0)
+
+
+def ld_preload_deep() -> None:
+    """LD_PRELOAD as the 200th variable, after ~30 KiB of filler (past any count-bounded scan)."""
+    env = {f"F{i:03d}": "x" * 150 for i in range(199)}
+    env["LD_PRELOAD"] = f"/tmp/mt-e2e-preload-deep-{os.getpid()}.so"  # never created: ld.so warns
+    # not /bin/true: the worker folds a repeat of the plain ld_preload case (same pattern,
+    # same program) into that incident
+    _child_exec(["/bin/sleep", "0"], env)
+
+
+def ld_audit() -> None:
+    _child_exec(
+        ["/bin/true"], {"PATH": "/usr/bin:/bin", "LD_AUDIT": f"/dev/shm/mt-e2e-audit-{os.getpid()}.so"}
+    )
+
+
+def glibc_tunables() -> None:
+    """CVE-2023-4911 shape: a tunable whose value holds "name=", thousands of bytes long."""
+    value = "glibc.malloc.mxfast=glibc.malloc.mxfast=" + "A" * 6000
+    _child_exec(["/bin/true"], {"PATH": "/usr/bin:/bin", "GLIBC_TUNABLES": value})
+
+
+def ldso_shm() -> None:
+    """The loader runs a program staged in /dev/shm (no execve of the program itself)."""
+    prog = f"/dev/shm/mt-e2e-ldso-{os.getpid()}"
+    shutil.copy2("/bin/true", prog)
+    try:
+        _child_exec([LOADER, prog], dict(os.environ))
+    finally:
+        os.unlink(prog)
+
+
+def ldso_preload() -> None:
+    """``ld.so --preload /tmp/lib.so /bin/true``: LD_PRELOAD without the variable."""
+    lib = os.path.join(tempfile.gettempdir(), f"mt-e2e-preload-ldso-{os.getpid()}.so")
+    shutil.copy(
+        next(
+            p
+            for p in ("/lib/x86_64-linux-gnu/libm.so.6", "/usr/lib/x86_64-linux-gnu/libm.so.6")
+            if os.path.exists(p)
+        ),
+        lib,
+    )
+    try:
+        _child_exec([LOADER, "--preload", lib, "/bin/true"], dict(os.environ))
+    finally:
+        os.unlink(lib)
+
+
 TRIGGERS = {
+    "ld_preload_deep": ld_preload_deep,
+    "ld_audit": ld_audit,
+    "glibc_tunables": glibc_tunables,
+    "ldso_shm": ldso_shm,
+    "ldso_preload": ldso_preload,
     "memfd": memfd,
     "dev_shm": dev_shm,
     "ptrace": ptrace,

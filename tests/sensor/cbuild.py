@@ -16,6 +16,21 @@ C_DIR = Path(__file__).with_name("c")
 _OUT = Path(tempfile.gettempdir()) / "memtrail-ctriggers"
 
 
+def build_lib(name: str) -> Path:
+    """Path of the shared library built from ``c/<name>.c`` (``lib<name>.so``)."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is needed to build the C triggers")
+    src = C_DIR / f"{name}.c"
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()[:16]
+    lib = _OUT / f"{digest}-so" / f"lib{name}.so"
+    if not lib.exists():
+        lib.parent.mkdir(parents=True, exist_ok=True)
+        tmp = lib.with_suffix(".tmp")
+        subprocess.run(["gcc", "-O1", "-shared", "-fPIC", "-o", str(tmp), str(src)], check=True)
+        tmp.rename(lib)
+    return lib
+
+
 def build(name: str, *, static: bool = False) -> Path:
     """Path of the executable built from ``c/<name>.c`` (skips the test when gcc is missing).
 

@@ -67,6 +67,10 @@ def test_exec_record() -> None:
         b"/dev/shm/x",
         *(77, 0x01021994, (0 << 20) | 25, 0, 0, 0o104755, 0),  # ino, tmpfs, dev, uid, nlink, mode, pad
         *(0, 0, 0, 0),  # fd_ino
+        b"/tmp/audit.so",
+        b"glibc.malloc.mxfast=" + b"A" * 107,
+        *(D.ENV_PRESENT | 9, 0, D.ENV_PRESENT | 13, D.ENV_PRESENT | 5000),  # env_vlen
+        *(40000, 32768, 300, 0),  # env_size, env_scanned, env_count, pad
     )
     e = D.Decoder("h", 0.0).decode(raw)
     assert e["cgroup_name"] == "libpod_parent/libpod-" + "a" * 64
@@ -78,6 +82,14 @@ def test_exec_record() -> None:
         and a["ld_preload"] == "/tmp/x.so"
         and a["ld_library_path"] is None
     )
+    # the loader variables: values bounded, a full length and a truncation flag each
+    assert (a["ld_preload_len"], a["ld_preload_truncated"]) == (9, False)
+    assert (a["ld_library_path_len"], a["ld_library_path_truncated"]) == (None, False)
+    assert (a["ld_audit"], a["ld_audit_len"]) == ("/tmp/audit.so", 13)
+    assert a["glibc_tunables"].startswith("glibc.malloc.mxfast=A")
+    assert (a["glibc_tunables_len"], a["glibc_tunables_truncated"]) == (5000, True)
+    assert (a["env_size"], a["env_scanned"], a["env_count"]) == (40000, 32768, 300)
+    assert a["env_truncated"] is False  # hdr flag, not set here
     # no MT_F_PATH_RESOLVED: the exe_path field is not trusted
     assert a["exe_path"] is None and a["exe_path_truncated"] is False
     assert a["exe_file"] == {
@@ -89,10 +101,32 @@ def test_exec_record() -> None:
         "mode": "0o4755",
         "setuid": True,
         "setgid": False,
+        "upper_layer": None,  # not on overlayfs
+        "in_image": None,
+        "interp": True,
     }
 
 
+def test_exec_overlay_and_loader_facts() -> None:
+    """Overlay upper/lower and "no ELF interpreter" come from hdr.flags."""
+    flags = D.F_OVL_UPPER | D.F_EXE_NO_INTERP | D.F_ENV_LDTRACE
+    raw = D.EXEC.pack(
+        *hdr(1, flags=flags),
+        *(b"/tmp/x", b"", b"", b"", b"x", b"", b""),
+        *NO_STDIO,
+        b"",
+        *(9, 0x794C7630, 0, 0, 1, 0o100755, 0),  # overlayfs
+        *(0, 0, 0, 0),
+        *ENV_NONE,
+    )
+    a = D.Decoder("h", 0.0).decode(raw)["args"]
+    f = a["exe_file"]
+    assert f["fs"] == "overlayfs" and f["upper_layer"] is True and f["in_image"] is False
+    assert f["interp"] is False and a["ld_trace"] is True
+
+
 NO_STDIO = (0,) * 16
+ENV_NONE = (b"", b"", *(0,) * 8)
 
 
 def stdio(
@@ -106,7 +140,19 @@ def test_exec_stdio() -> None:
 
     def decode(facts: tuple[int, ...], ret: int = 0, ino: tuple[int, ...] = (0,) * 4) -> dict[str, object]:
         raw = D.EXEC.pack(
-            *hdr(1, ret=ret), b"/bin/sh", b"", b"", b"", b"sh", b"", b"", *facts, b"", *(0,) * 7, *ino
+            *hdr(1, ret=ret),
+            b"/bin/sh",
+            b"",
+            b"",
+            b"",
+            b"sh",
+            b"",
+            b"",
+            *facts,
+            b"",
+            *(0,) * 7,
+            *ino,
+            *ENV_NONE,
         )
         return D.Decoder("h", 0.0).decode(raw)["args"]
 

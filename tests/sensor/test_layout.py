@@ -27,7 +27,7 @@ int main(void) {
     P(offsetof(struct mt_exec, cgroup_leaf)); P(offsetof(struct mt_exec, cgroup_parent));
     P(offsetof(struct mt_exec, fd_rdev)); P(offsetof(struct mt_exec, fd_family));
     P(offsetof(struct mt_exec, fd_type)); P(offsetof(struct mt_exec, fd_open)); P(MT_STDIO_FDS);
-    P(offsetof(struct mt_exec, exe_path)); P(offsetof(struct mt_exec, exe_ino)); P(offsetof(struct mt_exec, exe_mode)); P(offsetof(struct mt_exec, fd_ino)); P(offsetof(struct mt_event4, base)); P(offsetof(struct mt_event4, base2));
+    P(offsetof(struct mt_exec, exe_path)); P(offsetof(struct mt_exec, exe_ino)); P(offsetof(struct mt_exec, exe_mode)); P(offsetof(struct mt_exec, fd_ino)); P(offsetof(struct mt_exec, ld_audit)); P(offsetof(struct mt_exec, env_vlen)); P(offsetof(struct mt_exec, env_count)); P(MT_F_ENV_TRUNC); P(MT_ENV_VARS); P(offsetof(struct mt_event4, base)); P(offsetof(struct mt_event4, base2));
     P(MT_F_PATH_RESOLVED); P(MT_F_PATH_TRUNC); P(MT_F_PATH2_RESOLVED); P(MT_F_PATH2_TRUNC);
     P(MT_F_MAP_SHMEM); P(MT_F_MAP_NLINK0);
     P(MT_EXECVE); P(MT_EXECVEAT); P(MT_MOUNT); P(MT_F_EXE_MEMFD); P(MT_F_EXE_DELETED); P(MT_F_W_TO_X);
@@ -63,12 +63,18 @@ def test_offsets(layout: dict[str, int]) -> None:
     assert layout["offsetof(struct mt_hdr, a)"] == 24
     assert layout["offsetof(struct mt_hdr, comm)"] == D.HDR.size - D.COMM_LEN
     assert layout["offsetof(struct mt_hdr, pstart_ns)"] == D.HDR.size - D.COMM_LEN - 8
-    tail = D.EXEC.size - D.FD_INO_LEN
+    tail = D.EXEC.size - D.ENV_TAIL_LEN - D.FD_INO_LEN
     stdio = tail - D.EXE_FACTS_LEN - D.PATH_LEN - D.STDIO_LEN
     assert layout["offsetof(struct mt_exec, exe_path)"] == tail - D.EXE_FACTS_LEN - D.PATH_LEN
     assert layout["offsetof(struct mt_exec, exe_ino)"] == tail - D.EXE_FACTS_LEN
     assert layout["offsetof(struct mt_exec, exe_mode)"] == tail - 4
     assert layout["offsetof(struct mt_exec, fd_ino)"] == tail
+    env = D.EXEC.size - D.ENV_TAIL_LEN
+    assert layout["offsetof(struct mt_exec, ld_audit)"] == env
+    assert layout["offsetof(struct mt_exec, env_vlen)"] == env + 2 * D.ENV_LEN
+    assert layout["offsetof(struct mt_exec, env_count)"] == D.EXEC.size - 8
+    assert layout["MT_F_ENV_TRUNC"] == D.F_ENV_TRUNC
+    assert layout["MT_ENV_VARS"] == 4
     assert layout["offsetof(struct mt_event4, base)"] == D.HDR.size + 2 * D.PATH_LEN
     assert layout["offsetof(struct mt_event4, base2)"] == D.HDR.size + 3 * D.PATH_LEN
     assert layout["offsetof(struct mt_exec, cgroup_parent)"] == stdio - D.CGNAME_LEN
