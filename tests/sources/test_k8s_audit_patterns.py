@@ -26,7 +26,8 @@ EXPECTED = {
     },
     "6f02": {"MT-K8S-005": "T1611"},  # DaemonSet mounting /var/lib/kubelet
     "6f03": {"MT-K8S-010": "T1609"},  # ephemeral container
-    "6f04": {"MT-K8S-011": "T1078.001"},  # anonymous allowed
+    # anonymous allowed; it read kube-system secrets
+    "6f04": {"MT-K8S-011": "T1078.001", "MT-K8SX-SECRETS-KUBESYSTEM-001": "T1552.007"},
     "6f05": {"MT-K8S-012": "T1098.006", "MT-K8S-013": "T1098.006"},  # write + wildcard ClusterRole
     "6f06": {"MT-K8S-014": "T1552.001"},  # ConfigMap with db.password / aws_access_key_id
     "6f07": {"MT-K8S-009": "T1609"},  # attach
