@@ -24,8 +24,8 @@ import tracemalloc
 from typing import Any
 
 from memtrail.settings import DEFAULT_PATTERNS_DIR
-from patterns.engine import core
-from patterns.engine.core import build_engine
+from patterns.engine import state
+from patterns.engine.assemble import build_engine
 
 HOSTS = ["node-a", "node-b"]
 CONTAINERS = [f"{i:064x}" for i in range(1, 41)]
@@ -274,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {'met' if rate >= 50_000 else 'NOT met'} |"
         )
     print()
-    print(f"State under a flood of distinct keys (cap {core.MAX_KEYS_PER_PATTERN} keys per pattern):")
+    print(f"State under a flood of distinct keys (cap {state.MAX_KEYS_PER_PATTERN} keys per pattern):")
     print("| point | live state entries | traced memory (KiB) |")
     print("|---|---|---|")
     for label, size, kib, _ in bench_flood(args.flood):

@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         """Load and validate every pattern; reject two patterns with the same logic, a pattern
         another one subsumes, examples the sensors could not emit, and no_match examples that
         are not near misses. Exit 1 on any error."""
-        from patterns.engine.core import build_engine
+        from patterns.engine.assemble import build_engine
         from patterns.engine.lint import (
             duplicate_conditions,
             far_no_match,
@@ -71,7 +71,7 @@ def register(app: typer.Typer) -> None:
         pattern: str | None = typer.Option(None, "--pattern", "-p", help="Only this pattern id"),
     ) -> None:
         """Run every pattern's examples: match ones must alert, no_match ones must not."""
-        from patterns.engine.core import build_engine
+        from patterns.engine.assemble import build_engine
         from patterns.engine.examples import check_examples
 
         eng = build_engine(_dirs(dirs), [])
@@ -96,7 +96,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables"),
     ) -> None:
         """Counts by category, severity, kind, technique and tactic."""
-        from patterns.engine.core import build_engine
+        from patterns.engine.assemble import build_engine
         from patterns.engine.lint import library_stats
         from patterns.mitre.catalog import load_catalog
 
@@ -129,7 +129,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Which patterns an event reaches through the index, which conditions hold, and why not."""
-        from patterns.engine.core import build_engine
+        from patterns.engine.assemble import build_engine
         from patterns.engine.examples import fill_example
         from patterns.engine.lint import explain as explain_event
 

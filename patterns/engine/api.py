@@ -77,14 +77,14 @@ class Engine(Protocol):
 
 def load_engine(dirs: Iterable[Path], extra_specs: Iterable[Mapping[str, Any]] = ()) -> Engine:
     """Compile every pattern under ``dirs`` (YAML, and the seed's JSON form) plus ``extra_specs``."""
-    from patterns.engine.core import build_engine  # implemented by the engine module
+    from patterns.engine.assemble import build_engine  # implemented by the engine module
 
     return build_engine(list(dirs), list(extra_specs))
 
 
 def validate_spec(spec: Mapping[str, Any]) -> list[PatternError]:
     """Check one pattern spec (as parsed from YAML/JSON) without loading it anywhere."""
-    from patterns.engine.core import validate_one
+    from patterns.engine.assemble import validate_one
 
     return validate_one(spec)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from patterns.engine.core import build_engine
+from patterns.engine.assemble import build_engine
 from patterns.engine.examples import check_examples
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "patterns.md"

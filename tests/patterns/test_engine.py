@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from patterns.engine import core
+from patterns.engine import state
 from patterns.engine.api import load_engine, validate_spec
-from patterns.engine.core import PatternEngine, assemble, build_engine
+from patterns.engine.assemble import assemble, build_engine
+from patterns.engine.core import PatternEngine
 from patterns.engine.examples import fill_example
 from patterns.engine.loader import Loaded, RawPattern
 
@@ -342,7 +343,7 @@ def test_upsert_hot_reload_and_validate(tmp_path: Path) -> None:
 
 
 def test_state_is_bounded_under_a_flood_of_keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(core, "MAX_KEYS_PER_PATTERN", 100)
+    monkeypatch.setattr(state, "MAX_KEYS_PER_PATTERN", 100)
     eng = _engine(_memfd_seq("process"))
     for i in range(1000):
         eng.process(

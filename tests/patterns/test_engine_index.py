@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from memtrail.settings import DEFAULT_PATTERNS_DIR
-from patterns.engine import core
-from patterns.engine.core import PatternEngine, assemble, build_engine
+from patterns.engine import index as core
+from patterns.engine.assemble import assemble, build_engine
+from patterns.engine.core import PatternEngine
 from patterns.engine.examples import fill_example
 from patterns.engine.loader import Loaded, RawPattern
 
@@ -159,7 +160,7 @@ def test_remembered_index_results_stay_bounded() -> None:
         }
     long_path = "/home/u/.ssh/" + "x" * core.MEMO_MAX_LEN
     assert _hits(eng, {"syscall": "openat", "args": {"path": long_path}}) == ["MT-TEST-002"]
-    _, _, _, pidx, rgroup = eng._plan["openat"].fields[0]
+    _, _, _, pidx, rgroup = eng._index._plan["openat"].fields[0]
     assert pidx is not None and rgroup is not None
     assert 0 < len(pidx.memo) <= core.MEMO_SIZE
     assert long_path not in rgroup.memo

@@ -7,7 +7,8 @@ from collections import Counter
 import pytest
 
 from memtrail.settings import DEFAULT_PATTERNS_DIR
-from patterns.engine.core import PatternEngine, build_engine
+from patterns.engine.assemble import build_engine
+from patterns.engine.core import PatternEngine
 from patterns.engine.examples import check_examples
 from patterns.engine.lint import (
     duplicate_conditions,

@@ -9,7 +9,8 @@ from typing import Any
 import yaml
 
 from patterns.engine import emitted
-from patterns.engine.core import PatternEngine, build_engine
+from patterns.engine.assemble import build_engine
+from patterns.engine.core import PatternEngine
 from patterns.engine.lint import (
     decisive_fields,
     far_no_match,
