@@ -32,7 +32,6 @@ from streams.batches import (
     attach_containers,
     check_event,
     decode_batch,
-    encode_batch,
     splice_containers,
 )
 from streams.config import StreamOptions
@@ -40,7 +39,10 @@ from streams.containers import ContainerView
 from streams.correlate import Correlator, PartKey
 from streams.deadletter import dead_letter, reason_label
 from streams.enrich import annotate_trails, detach_containers, join_containers
+from streams.guard import Failure, alert_bytes, alert_doc, each_contained, fit_batches, reason_of
+from streams.health import Health
 from streams.kafka_auth import faust_credentials
+from streams.pause import AlertLedger, PartitionGate, read_published
 from streams.recovery import replay_batches
 from streams.topic_reader import TopicReader
 
@@ -70,6 +72,13 @@ class Pipeline:
     table_tps: list[TP] = field(default_factory=list)
     #: Partitions whose state is being replayed (in a thread): the flush timer leaves them alone.
     replaying: set[PartKey] = field(default_factory=set)
+    health: Health = field(default_factory=Health)
+    #: Partitions whose events the agents hold until their state is rebuilt (streams.pause).
+    gate: PartitionGate = field(default_factory=PartitionGate)
+    ledger: AlertLedger = field(default_factory=AlertLedger)
+
+    def is_ready(self) -> bool:
+        return self.health.ready(self.ready)
 
     def __post_init__(self) -> None:
         self.stamper = SessionStamper(self.sessions)
@@ -192,6 +201,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
     assert kafka.bootstrap, "bootstrap must be set before building the app"
     topics = settings.topics
     pipe = Pipeline(settings=settings, opts=opts, correlator=correlator)
+    pipe.health.stuck_after_s = opts.stuck_after_s
     pipe.trails = TrailStore.from_settings(pipe.trail_settings)
     datadir = opts.datadir or Path(tempfile.mkdtemp(prefix="memtrail-faust-"))
     conf: dict[str, Any] = {
@@ -210,6 +220,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
         "broker_commit_interval": 1.0,
         "producer_linger_ms": 5,
         "producer_compression_type": opts.producer_compression or None,
+        "producer_max_request_size": opts.max_message_bytes + 65536,
         "broker_credentials": faust_credentials(kafka.security),
     }
     if opts.producer_compression == "lz4":
@@ -286,45 +297,120 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
         rec = dead_letter(reason, topic, tp.partition if tp else None, offset, key, value)
         await dead_t.send(key=key if isinstance(key, bytes) else None, value=rec)
 
+    async def send_failures(
+        failures: list[Failure], topic: str, tp: TP | None, offset: int | None, key: Any
+    ) -> None:
+        for f in failures:
+            await send_dead(f.reason, topic, tp, offset, key, f.value)
+
+    async def send_correlator_failures(topic: str, part: PartKey) -> None:
+        failures = take_failures()
+        if failures:
+            number: Any = part[1] if isinstance(part, tuple) else part
+            await send_failures(failures, topic, TP(topic, int(number)), None, None)
+
+    def take_failures() -> list[Failure]:
+        take = getattr(correlator, "take_failures", None)
+        return list(take()) if take is not None else []
+
+    async def wait_gates(agent: str, parts: set[PartKey]) -> None:
+        """Hold until the state of ``parts`` is rebuilt (streams.pause)."""
+        if parts and any(pipe.gate.is_closed(p) for p in parts):
+            still = await pipe.gate.wait(parts, opts.gate_timeout_s)
+            if still:
+                log.warning(
+                    "%s: state of %s not rebuilt in %.0fs: processing anyway",
+                    agent,
+                    still,
+                    opts.gate_timeout_s,
+                )
+
     def update_lag(tp: TP, offset: int) -> None:
         hw = app.consumer.highwater(tp)
         if hw is not None:
             m.LAG.labels(tp.topic, str(tp.partition)).set(max(0, hw - offset - 1))
 
+    async def enrich_one(raw: bytes, msg: Any) -> tuple[int, int]:
+        """One raw message to the enriched topic; returns events in and out."""
+        limit = opts.max_message_bytes
+        dec = decode_batch(raw, msg.key)
+        n_in = len(dec.events) + len(dec.rejected)
+        for rej in dec.rejected:
+            await send_dead(rej.reason, topics.raw, msg.tp, msg.offset, msg.key, rej.value)
+        if not dec.events:
+            return n_in, 0
+        key = dec.key or f"host:{dec.host or dec.events[0].get('host', '')}"
+        joined = join_containers(dec.events, pipe.containers)
+        events, annotated, afail = annotate_contained(dec.events)
+        await send_failures(afail, topics.raw, msg.tp, msg.offset, msg.key)
+        values: list[bytes] = []
+        efail: list[Failure] = []
+        if dec.pristine and not annotated and not joined and not afail and len(raw) <= limit:
+            # Nothing to add (host events, containers not yet known): the original
+            # bytes say the same; re-encoding would cost ~1 µs/event for nothing.
+            values = [raw]
+            m.FORWARDED.inc()
+        elif joined and dec.pristine and not annotated and not dec.has_containers and not afail:
+            # Only the container table is new: put it in front of the original bytes.
+            value = splice_containers(raw, joined)
+            if len(value) <= limit:
+                values = [value]
+                m.SPLICED.inc()
+        if not values and events:
+            # Re-encoded; split when over the limit, an event that cannot go alone dead-lettered.
+            values, efail = fit_batches(key, dec.host, events, detach_containers(events), limit)
+            await send_failures(efail, topics.raw, msg.tp, msg.offset, msg.key)
+            if len(values) > 1:
+                m.SPLIT.inc()
+        for value in values:
+            await enriched_t.send(key=key.encode(), value=value)
+        n_out = len(events) - len(efail)
+        if events:
+            t = events[0].get("time")
+            if isinstance(t, int | float):
+                m.LATENCY.labels("enriched").observe(max(0.0, time.time() - t))
+        update_lag(msg.tp, msg.offset)
+        return n_in, n_out
+
+    def annotate_contained(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool, list[Failure]]:
+        changed = False
+
+        def run(evs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            nonlocal changed
+            out, ch = pipe.annotate(evs)
+            changed = changed or ch
+            return out
+
+        out, failures = each_contained(run, events, "annotation failed")
+        return out, changed or bool(failures), failures
+
     @app.agent(raw_t, name="enrich")
     async def enrich_agent(stream: Any) -> None:
+        try:
+            await enrich_loop(stream)
+        finally:
+            pipe.health.stopped("enrich")
+
+    async def enrich_loop(stream: Any) -> None:
         async for batch in stream.take_events(opts.take_max, within=opts.take_within_s):
             if pipe.table_tps:
                 await container_table_caught_up()
                 pipe.table_tps = []  # once: the table keeps following the topic afterwards
             t_start = time.perf_counter()
+            pipe.health.begin("enrich")
             n_in = n_out = 0
             for ev in batch:
                 msg = ev.message
-                dec = decode_batch(ev.value, msg.key)
-                n_in += len(dec.events) + len(dec.rejected)
-                for rej in dec.rejected:
-                    await send_dead(rej.reason, topics.raw, msg.tp, msg.offset, msg.key, rej.value)
-                if not dec.events:
-                    continue
-                key = dec.key or f"host:{dec.host or dec.events[0].get('host', '')}"
-                joined = join_containers(dec.events, pipe.containers)
-                events, annotated = pipe.annotate(dec.events)
-                if dec.pristine and not annotated and not joined:
-                    # Nothing to add (host events, containers not yet known): the original
-                    # bytes say the same; re-encoding would cost ~1 µs/event for nothing.
-                    value = ev.value
-                    m.FORWARDED.inc()
-                elif dec.pristine and not annotated and not dec.has_containers:
-                    # Only the container table is new: put it in front of the original bytes.
-                    value = splice_containers(ev.value, joined)
-                    m.SPLICED.inc()
-                else:
-                    value = encode_batch(key, dec.host, events, detach_containers(events))
-                await enriched_t.send(key=key.encode(), value=value)
-                n_out += len(events)
-                m.LATENCY.labels("enriched").observe(max(0.0, time.time() - dec.events[0]["time"]))
-                update_lag(msg.tp, msg.offset)
+                try:
+                    n_in_msg, n_out_msg = await enrich_one(ev.value, msg)
+                except Exception as exc:  # one message's failure is that message's
+                    await send_dead(
+                        reason_of("enrichment failed", exc), topics.raw, msg.tp, msg.offset, msg.key, ev.value
+                    )
+                    n_in_msg, n_out_msg = 1, 0
+                n_in += n_in_msg
+                n_out += n_out_msg
+            pipe.health.end("enrich")
             m.PROCESSING.labels("enrich", "batch").observe(time.perf_counter() - t_start)
             m.EVENTS.labels("enrich", "in").inc(n_in)
             m.EVENTS.labels("enrich", "out").inc(n_out)
@@ -332,7 +418,15 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
 
     @app.agent(enriched_t, name="correlate")
     async def correlate_agent(stream: Any) -> None:
+        try:
+            await correlate_loop(stream)
+        finally:
+            pipe.health.stopped("correlate")
+
+    async def correlate_loop(stream: Any) -> None:
         async for batch in stream.take_events(opts.take_max, within=opts.take_within_s):
+            await wait_gates("correlate", {ev.message.tp.partition for ev in batch})
+            pipe.health.begin("correlate")
             pipe.apply_pattern_ops()
             by_part: dict[int, list[dict[str, Any]]] = defaultdict(list)
             last: dict[TP, int] = {}
@@ -341,9 +435,16 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
                 try:
                     doc = orjson.loads(ev.value)
                     events = attach_containers(doc, doc["events"])
-                except (orjson.JSONDecodeError, TypeError, KeyError) as exc:
+                    if not isinstance(events, list):
+                        raise TypeError(f"events is {type(events).__name__}")
+                except Exception as exc:
                     await send_dead(
-                        f"bad enriched batch: {exc}", topics.enriched, msg.tp, msg.offset, msg.key, ev.value
+                        reason_of("bad enriched batch", exc),
+                        topics.enriched,
+                        msg.tp,
+                        msg.offset,
+                        msg.key,
+                        ev.value,
                     )
                     continue
                 by_part[msg.tp.partition].extend(events)
@@ -354,6 +455,8 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
                 n += len(events)
                 for alert in correlator.process(part, events):
                     await publish_alert(alert)
+                await send_correlator_failures(topics.enriched, part)
+            pipe.health.end("correlate")
             m.PROCESSING.labels("correlate", "batch").observe(time.perf_counter() - t_start)
             for tp, off in last.items():
                 update_lag(tp, off)
@@ -363,7 +466,15 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
     @app.agent(audit_t, name="audit")
     async def audit_agent(stream: Any) -> None:
         """Kubernetes audit events (one per message): validated, no container join, own engines."""
+        try:
+            await audit_loop(stream)
+        finally:
+            pipe.health.stopped("audit")
+
+    async def audit_loop(stream: Any) -> None:
         async for batch in stream.take_events(opts.take_max, within=opts.take_within_s):
+            await wait_gates("audit", {("k8s_audit", ev.message.tp.partition) for ev in batch})
+            pipe.health.begin("audit")
             pipe.apply_pattern_ops()
             t_start = time.perf_counter()
             by_part: dict[PartKey, list[dict[str, Any]]] = defaultdict(list)
@@ -389,6 +500,8 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
                 n += len(events)
                 for alert in correlator.process(part, events):
                     await publish_alert(alert)
+                await send_correlator_failures(topics.k8s_audit, part)
+            pipe.health.end("audit")
             m.PROCESSING.labels("audit", "batch").observe(time.perf_counter() - t_start)
             m.EVENTS.labels("audit", "in").inc(n)
             m.BATCH_SIZE.labels("audit").observe(n)
@@ -397,8 +510,10 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
     async def flush_timer() -> None:
         """Expire window state and publish absence alerts that came due without a new event."""
         now = time.time()
-        for alert in correlator.flush(now, skip=set(pipe.replaying)):
+        for alert in correlator.flush(now, skip=set(pipe.replaying) | pipe.gate.closed):
             await publish_alert(alert)
+        for f in take_failures():
+            await send_dead(f.reason, topics.enriched, None, None, None, f.value)
         with pipe.sessions_lock:
             pipe.sessions.expire(now)
         m.PROCESSING.labels("correlate", "expire").observe(time.time() - now)
@@ -406,8 +521,10 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
     @app.timer(interval=opts.incident_release_interval_s)
     async def release_incidents() -> None:
         """Publish the incidents whose hold ran out (below critical, no pattern joined)."""
-        for alert in correlator.release(time.time(), skip=set(pipe.replaying)):
+        for alert in correlator.release(time.time(), skip=set(pipe.replaying) | pipe.gate.closed):
             await publish_alert(alert)
+        for f in take_failures():
+            await send_dead(f.reason, topics.enriched, None, None, None, f.value)
 
     @app.timer(interval=pipe.trail_settings.reload_interval_s)
     async def reload_trails() -> None:
@@ -415,8 +532,23 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
             log.info("trail lists reloaded: %d indicators", len(pipe.trails.matcher))
 
     async def publish_alert(alert: Alert) -> None:
-        doc = alert.to_json_dict()
-        await alerts_t.send(key=alert.id.encode(), value=orjson.dumps(doc))
+        version = max(alert.revision, alert.count)
+        if pipe.ledger.published(alert.id, version):
+            m.SUPPRESSED.inc()  # already in the alerts topic (events re-processed after a takeover)
+            return
+        try:
+            doc = alert_doc(alert)
+            value = alert_bytes(doc, opts.max_message_bytes)
+        except Exception as exc:
+            await send_dead(
+                reason_of("alert cannot be encoded", exc), topics.alerts, None, None, alert.id, repr(alert)
+            )
+            return
+        if value is None:
+            await send_dead("alert too large", topics.alerts, None, None, alert.id, doc)
+            return
+        await alerts_t.send(key=alert.id.encode(), value=value)
+        pipe.ledger.record(alert.id, version)
         m.ALERTS.labels(alert.rule.severity, alert.rule.id).inc()
         m.EVENTS.labels("correlate", "out").inc()
         if alert.evidence:
@@ -433,15 +565,31 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
         }
         for part in correlator.partitions() - mine:
             correlator.drop(part)
+            pipe.gate.open(part)
         new = mine - correlator.partitions()
+        if opts.replay:
+            # Before the first await: the agents hold these partitions' events from now on.
+            pipe.gate.close(new)
+        if new and opts.replay:
+            try:
+                since = correlator.longest_window_s + opts.grouping_window_s + opts.dedup_margin_s
+                docs = await asyncio.to_thread(read_published, kafka, topics.alerts, since)
+                n_seen = pipe.ledger.seed(docs)
+                log.info("takeover: %d alert publications of the last %.0fs known", n_seen, since)
+            except Exception as exc:
+                log.warning("takeover: published alerts not read (%s): repeats possible", exc)
         for part in sorted(new, key=str):
             correlator.assign(part)
             if opts.replay:
                 pipe.replaying.add(part)
                 try:
                     n = await asyncio.to_thread(_replay, part)
+                except Exception as exc:  # a failed rebuild must not stop the worker
+                    log.warning("partition %s: state rebuild failed (%s): earlier steps forgotten", part, exc)
+                    n = 0
                 finally:
                     pipe.replaying.discard(part)
+                    pipe.gate.open(part)
                 if n:
                     log.info("partition %s: state rebuilt from %d replayed events", part, n)
         m.ASSIGNED.set(len(enriched))

@@ -41,3 +41,11 @@ SPLICED = Counter(
     "memtrail_stream_spliced_batches_total",
     "Raw messages forwarded as they were with the container table put in front (nothing else changed)",
 )
+SPLIT = Counter(
+    "memtrail_stream_split_batches_total",
+    "Enriched batches split in several messages to stay under the message size limit",
+)
+SUPPRESSED = Counter(
+    "memtrail_stream_alerts_suppressed_total",
+    "Alert publications skipped because that id and version were already published (re-processing)",
+)
