@@ -290,12 +290,27 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
             "container table not caught up after %.0fs on %s: enriching anyway", opts.table_catch_up_s, behind
         )
 
+    #: Sends of the current batches not yet confirmed by the broker. An agent confirms its
+    #: batch's sends before taking the next one (when Faust acks the batch and may commit):
+    #: an offset is never committed before what it produced is on the broker.
+    inflight: list[Any] = []
+
+    async def confirm_sent() -> None:
+        if not inflight:
+            return
+        futs = list(inflight)
+        inflight.clear()
+        for res in await asyncio.gather(*futs, return_exceptions=True):
+            if isinstance(res, BaseException):
+                m.PUBLISH_FAILED.labels(type(res).__name__).inc()
+                log.warning("a produced message was not confirmed: %s", res)
+
     async def send_dead(
         reason: str, topic: str, tp: TP | None, offset: int | None, key: Any, value: Any
     ) -> None:
         m.DEADLETTER.labels(reason_label(reason)).inc()
         rec = dead_letter(reason, topic, tp.partition if tp else None, offset, key, value)
-        await dead_t.send(key=key if isinstance(key, bytes) else None, value=rec)
+        inflight.append(await dead_t.send(key=key if isinstance(key, bytes) else None, value=rec))
 
     async def send_failures(
         failures: list[Failure], topic: str, tp: TP | None, offset: int | None, key: Any
@@ -363,7 +378,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
             if len(values) > 1:
                 m.SPLIT.inc()
         for value in values:
-            await enriched_t.send(key=key.encode(), value=value)
+            inflight.append(await enriched_t.send(key=key.encode(), value=value))
         n_out = len(events) - len(efail)
         if events:
             t = events[0].get("time")
@@ -410,6 +425,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
                     n_in_msg, n_out_msg = 1, 0
                 n_in += n_in_msg
                 n_out += n_out_msg
+            await confirm_sent()
             pipe.health.end("enrich")
             m.PROCESSING.labels("enrich", "batch").observe(time.perf_counter() - t_start)
             m.EVENTS.labels("enrich", "in").inc(n_in)
@@ -456,6 +472,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
                 for alert in correlator.process(part, events):
                     await publish_alert(alert)
                 await send_correlator_failures(topics.enriched, part)
+            await confirm_sent()
             pipe.health.end("correlate")
             m.PROCESSING.labels("correlate", "batch").observe(time.perf_counter() - t_start)
             for tp, off in last.items():
@@ -501,6 +518,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
                 for alert in correlator.process(part, events):
                     await publish_alert(alert)
                 await send_correlator_failures(topics.k8s_audit, part)
+            await confirm_sent()
             pipe.health.end("audit")
             m.PROCESSING.labels("audit", "batch").observe(time.perf_counter() - t_start)
             m.EVENTS.labels("audit", "in").inc(n)
@@ -547,7 +565,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
         if value is None:
             await send_dead("alert too large", topics.alerts, None, None, alert.id, doc)
             return
-        await alerts_t.send(key=alert.id.encode(), value=value)
+        inflight.append(await alerts_t.send(key=alert.id.encode(), value=value))
         pipe.ledger.record(alert.id, version)
         m.ALERTS.labels(alert.rule.severity, alert.rule.id).inc()
         m.EVENTS.labels("correlate", "out").inc()

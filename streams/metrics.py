@@ -49,3 +49,8 @@ SUPPRESSED = Counter(
     "memtrail_stream_alerts_suppressed_total",
     "Alert publications skipped because that id and version were already published (re-processing)",
 )
+PUBLISH_FAILED = Counter(
+    "memtrail_stream_publish_failed_total",
+    "Produced messages the broker did not confirm (after the producer's own retries)",
+    ["error"],
+)
