@@ -34,6 +34,7 @@ from streams.batches import (
     decode_batch,
     splice_containers,
 )
+from streams.brokerwatch import BrokerWatch, rate_limit_logging
 from streams.config import StreamOptions
 from streams.containers import ContainerView
 from streams.correlate import Correlator, PartKey
@@ -76,6 +77,7 @@ class Pipeline:
     #: Partitions whose events the agents hold until their state is rebuilt (streams.pause).
     gate: PartitionGate = field(default_factory=PartitionGate)
     ledger: AlertLedger = field(default_factory=AlertLedger)
+    watch: BrokerWatch | None = None
 
     def is_ready(self) -> bool:
         return self.health.ready(self.ready)
@@ -633,6 +635,10 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
     async def start_readers() -> None:
         # Faust configured logging at start-up (root at WARNING): our own INFO lines stay visible.
         logging.getLogger("streams").setLevel(settings.log_level.upper())
+        # After Faust set up its handlers: a broker outage is one line per error per interval.
+        rate_limit_logging(opts.log_repeat_interval_s)
         pipe.start_readers()
+        if opts.broker_watch_interval_s > 0:
+            pipe.watch = BrokerWatch(settings, pipe.health, interval_s=opts.broker_watch_interval_s).start()
 
     return app, pipe

@@ -64,6 +64,10 @@ class StreamOptions(BaseSettings):
     #: On takeover, alerts published in the last (longest window + grouping window + this)
     #: seconds are read back so that re-processed events do not publish them again.
     dedup_margin_s: float = Field(default=60.0, ge=0)
+    #: How often the broker watch probes the broker (readiness, lost logs); 0 turns it off.
+    broker_watch_interval_s: float = Field(default=1.0, ge=0)
+    #: The same log line (digits aside) is written at most once per this many seconds.
+    log_repeat_interval_s: float = Field(default=30.0, gt=0)
     datadir: Path | None = None
     #: "module:function" returning an engine factory; default: patterns.engine.api.load_engine.
     engine_factory: str | None = None

@@ -59,3 +59,5 @@ def run_worker(settings: Settings, opts: StreamOptions, engine_factory: EngineFa
     finally:
         for r in pipe.readers:
             r.stop()
+        if pipe.watch is not None:
+            pipe.watch.stop()
