@@ -8,12 +8,13 @@ serializer and decoded with orjson: no Faust Record per event.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -155,7 +156,11 @@ class Pipeline:
     def apply_pattern_ops(self) -> None:
         while self.pattern_ops:
             op, spec = self.pattern_ops.pop(0)
-            errors = self.correlator.apply_pattern_op(op, spec)
+            try:
+                errors = self.correlator.apply_pattern_op(op, spec)
+            except Exception as exc:  # a hostile pattern message must not stop the agent
+                log.warning("custom pattern %r not applied: %s", str(spec.get("id", "?"))[:80], exc)
+                continue
             for err in errors or ():
                 log.warning("custom pattern not applied: %s", err)
 
@@ -526,7 +531,21 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
             m.EVENTS.labels("audit", "in").inc(n)
             m.BATCH_SIZE.labels("audit").observe(n)
 
+    def contained(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """A timer whose failure is logged and counted: Faust would stop the worker on it."""
+
+        @functools.wraps(fn)
+        async def run() -> None:
+            try:
+                await fn()
+            except Exception as exc:
+                m.TIMER_ERRORS.labels(fn.__name__).inc()
+                log.warning("timer %s failed: %s", fn.__name__, reason_of("error", exc))
+
+        return run
+
     @app.timer(interval=opts.flush_interval_s)
+    @contained
     async def flush_timer() -> None:
         """Expire window state and publish absence alerts that came due without a new event."""
         now = time.time()
@@ -539,6 +558,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
         m.PROCESSING.labels("correlate", "expire").observe(time.time() - now)
 
     @app.timer(interval=opts.incident_release_interval_s)
+    @contained
     async def release_incidents() -> None:
         """Publish the incidents whose hold ran out (below critical, no pattern joined)."""
         for alert in correlator.release(time.time(), skip=set(pipe.replaying) | pipe.gate.closed):
@@ -547,6 +567,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
             await send_dead(f.reason, topics.enriched, None, None, None, f.value)
 
     @app.timer(interval=pipe.trail_settings.reload_interval_s)
+    @contained
     async def reload_trails() -> None:
         if pipe.trails is not None and await asyncio.to_thread(pipe.trails.reload_if_changed):
             log.info("trail lists reloaded: %d indicators", len(pipe.trails.matcher))

@@ -54,3 +54,6 @@ PUBLISH_FAILED = Counter(
     "Produced messages the broker did not confirm (after the producer's own retries)",
     ["error"],
 )
+TIMER_ERRORS = Counter(
+    "memtrail_stream_timer_errors_total", "Timer runs that failed (logged, worker kept)", ["timer"]
+)
