@@ -34,6 +34,7 @@ class Health:
 
     def begin(self, agent: str) -> None:
         self._busy_since[agent] = time.monotonic()
+        self._stopped.discard(agent)  # Faust's supervisor restarted it: it consumes again
 
     def end(self, agent: str) -> None:
         self._busy_since.pop(agent, None)

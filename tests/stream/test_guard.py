@@ -217,6 +217,9 @@ def test_readiness_says_why() -> None:
     h.broker_problem = None
     h.stopped("audit")
     assert h.problems() == ["agent_stopped:audit"]
+    h.begin("audit")  # restarted by Faust's supervisor and consuming again
+    h.end("audit")
+    assert h.ready(True)
 
 
 def test_stdlib_json_corpus_round_trip_sanity() -> None:
