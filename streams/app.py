@@ -582,7 +582,12 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
             value = alert_bytes(doc, opts.max_message_bytes)
         except Exception as exc:
             await send_dead(
-                reason_of("alert cannot be encoded", exc), topics.alerts, None, None, alert.id, repr(alert)
+                reason_of("alert cannot be encoded", exc),
+                topics.alerts,
+                None,
+                None,
+                alert.id,
+                {"id": alert.id, "rule": alert.rule.id},
             )
             return
         if value is None:

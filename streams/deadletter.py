@@ -96,6 +96,7 @@ _GUARD_LABELS = (
     ("event cannot be encoded", "unencodable"),
     ("event too large", "too_large"),
     ("alert too large", "too_large"),
+    ("alert cannot be encoded", "unencodable"),
     ("enrichment failed", "enrich_error"),
     ("annotation failed", "enrich_error"),
     ("audit failed", "audit_error"),
