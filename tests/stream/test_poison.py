@@ -161,3 +161,30 @@ def test_hostile_corpus_is_contained_and_accounted(worker: WorkerProc, stream_se
         again.wait_ready(90)
         time.sleep(8)
         assert again.proc.poll() is None and again.ready(), again.tail()
+
+
+def test_readiness_follows_a_stuck_agent(stream_settings: Settings) -> None:
+    """A batch the correlation agent is stuck on for 12 s: /readyz false (reason
+    agent_stuck:correlate) after 3 s, ready again once it is done, and the attack behind it
+    still alerts."""
+    s = stream_settings
+    ARTIFACTS.mkdir(exist_ok=True)
+    with WorkerProc(
+        s,
+        ARTIFACTS / "worker-test_poison-wedge.log",
+        "g-test_poison-wedge",
+        MEMTRAIL_STREAM_ENGINE_FACTORY="tests.stream.wedge_engine:factory",
+        MEMTRAIL_STREAM_STUCK_AFTER_S="3",
+    ) as w:
+        w.wait_ready(90)
+        wedge = event("wedge", 31900, {"seconds": 12})
+        produce_big(s, s.topics.raw, [raw_batch([wedge, *memfd_pair(pid=31901)])])
+        assert _wait(lambda: not w.ready(), 20), "ready while the agent is stuck"
+        assert metric(w.metrics(), 'memtrail_stream_not_ready{reason="agent_stuck:correlate"}') == 1
+        assert _wait(w.ready, 30), w.tail()
+
+        def alerted() -> bool:
+            docs = alert_docs(consume(s, s.topics.alerts, 1, timeout=3, idle=0.5))
+            return any(d["process"]["pid"] == 31901 for d in docs)
+
+        assert _wait(alerted, 30)
