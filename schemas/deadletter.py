@@ -10,6 +10,7 @@ hot path), which :class:`DeadLetter` validates and documents as JSON Schema.
 from __future__ import annotations
 
 import base64
+import hashlib
 import time
 from typing import Any, Literal
 
@@ -32,6 +33,8 @@ class DeadLetter(BaseModel):
     value: str = Field(description="The original value: UTF-8 text, or base64 (value_encoding)")
     value_encoding: Literal["text", "base64"] = "text"
     value_truncated: bool = Field(default=False, description="value was cut to the component's limit")
+    value_bytes: int | None = Field(default=None, description="Length of the whole original (when truncated)")
+    value_sha256: str | None = Field(default=None, description="SHA-256 of the whole original (when truncated)")
     time: float = Field(description="Epoch seconds when it was dead-lettered")
 
 
@@ -60,7 +63,10 @@ def build_dead_letter(
         except (TypeError, orjson.JSONEncodeError):  # e.g. nesting deeper than orjson's limit
             text, encoding = base64.b64encode(repr(value).encode()).decode("ascii"), "base64"
     truncated = max_value_chars is not None and len(text) > max_value_chars
+    whole: dict[str, Any] = {}
     if truncated:
+        raw = text.encode("utf-8", "replace")
+        whole = {"value_bytes": len(raw), "value_sha256": hashlib.sha256(raw).hexdigest()}
         text = text[:max_value_chars]
     return {
         "v": DEAD_LETTER_VERSION,
@@ -74,4 +80,5 @@ def build_dead_letter(
         "value_encoding": encoding,
         "value_truncated": truncated,
         "time": time.time() if now is None else now,
+        **whole,
     }

@@ -8,12 +8,13 @@ serializer and decoded with orjson: no Faust Record per event.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -24,16 +25,15 @@ from faust.types import TP
 
 from memtrail.settings import Settings
 from schemas.alerts import Alert
-from schemas.wire import WireError
 from sensors.k8s_audit.sessions import PodSessions, SessionStamper
 from sensors.trails.loader import TrailSettings, TrailStore
 from streams import metrics as m
 from streams.batches import (
     check_event,
     decode_batch,
-    encode_batch,
     splice_containers,
 )
+from streams.brokerwatch import BrokerWatch, rate_limit_logging
 from streams.config import StreamOptions
 from streams.containers import ContainerView
 from streams.correlate import Correlator, PartKey
@@ -41,7 +41,10 @@ from streams.deadletter import dead_letter, reason_label
 from streams.enrich import annotate_trails, detach_containers, join_containers
 from streams.fastpath import count_events, decode_enriched, forward_unread
 from streams.faust_patches import ExternalChangelogTable, patch_fetch_wait, patch_lz4_level
+from streams.guard import Failure, alert_bytes, alert_doc, each_contained, fit_batches, reason_of
+from streams.health import Health
 from streams.kafka_auth import faust_credentials
+from streams.pause import AlertLedger, PartitionGate, read_published
 from streams.recovery import replay_batches
 from streams.topic_reader import TopicReader
 
@@ -71,6 +74,14 @@ class Pipeline:
     table_tps: list[TP] = field(default_factory=list)
     #: Partitions whose state is being replayed (in a thread): the flush timer leaves them alone.
     replaying: set[PartKey] = field(default_factory=set)
+    health: Health = field(default_factory=Health)
+    #: Partitions whose events the agents hold until their state is rebuilt (streams.pause).
+    gate: PartitionGate = field(default_factory=PartitionGate)
+    ledger: AlertLedger = field(default_factory=AlertLedger)
+    watch: BrokerWatch | None = None
+
+    def is_ready(self) -> bool:
+        return self.health.ready(self.ready)
 
     def __post_init__(self) -> None:
         self.stamper = SessionStamper(self.sessions)
@@ -145,7 +156,11 @@ class Pipeline:
     def apply_pattern_ops(self) -> None:
         while self.pattern_ops:
             op, spec = self.pattern_ops.pop(0)
-            errors = self.correlator.apply_pattern_op(op, spec)
+            try:
+                errors = self.correlator.apply_pattern_op(op, spec)
+            except Exception as exc:  # a hostile pattern message must not stop the agent
+                log.warning("custom pattern %r not applied: %s", str(spec.get("id", "?"))[:80], exc)
+                continue
             for err in errors or ():
                 log.warning("custom pattern not applied: %s", err)
 
@@ -155,6 +170,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
     assert kafka.bootstrap, "bootstrap must be set before building the app"
     topics = settings.topics
     pipe = Pipeline(settings=settings, opts=opts, correlator=correlator)
+    pipe.health.stuck_after_s = opts.stuck_after_s
     pipe.trails = TrailStore.from_settings(pipe.trail_settings)
     datadir = opts.datadir or Path(tempfile.mkdtemp(prefix="memtrail-faust-"))
     conf: dict[str, Any] = {
@@ -173,6 +189,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
         "broker_commit_interval": 1.0,
         "producer_linger_ms": 5,
         "producer_compression_type": opts.producer_compression or None,
+        "producer_max_request_size": opts.max_message_bytes + 65536,
         "broker_credentials": faust_credentials(kafka.security),
     }
     if opts.producer_compression == "lz4":
@@ -242,68 +259,158 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
             "container table not caught up after %.0fs on %s: enriching anyway", opts.table_catch_up_s, behind
         )
 
+    #: Sends of the current batches not yet confirmed by the broker. An agent confirms its
+    #: batch's sends before taking the next one (when Faust acks the batch and may commit):
+    #: an offset is never committed before what it produced is on the broker.
+    inflight: list[Any] = []
+
+    async def confirm_sent() -> None:
+        if not inflight:
+            return
+        futs = list(inflight)
+        inflight.clear()
+        for res in await asyncio.gather(*futs, return_exceptions=True):
+            if isinstance(res, BaseException):
+                m.PUBLISH_FAILED.labels(type(res).__name__).inc()
+                log.warning("a produced message was not confirmed: %s", res)
+
     async def send_dead(
         reason: str, topic: str, tp: TP | None, offset: int | None, key: Any, value: Any
     ) -> None:
         m.DEADLETTER.labels(reason_label(reason)).inc()
         rec = dead_letter(reason, topic, tp.partition if tp else None, offset, key, value)
-        await dead_t.send(key=key if isinstance(key, bytes) else None, value=rec)
+        inflight.append(await dead_t.send(key=key if isinstance(key, bytes) else None, value=rec))
+
+    async def send_failures(
+        failures: list[Failure], topic: str, tp: TP | None, offset: int | None, key: Any
+    ) -> None:
+        for f in failures:
+            await send_dead(f.reason, topic, tp, offset, key, f.value)
+
+    async def send_correlator_failures(topic: str, part: PartKey) -> None:
+        failures = take_failures()
+        if failures:
+            number: Any = part[1] if isinstance(part, tuple) else part
+            await send_failures(failures, topic, TP(topic, int(number)), None, None)
+
+    def take_failures() -> list[Failure]:
+        take = getattr(correlator, "take_failures", None)
+        return list(take()) if take is not None else []
+
+    async def wait_gates(agent: str, parts: set[PartKey]) -> None:
+        """Hold until the state of ``parts`` is rebuilt (streams.pause)."""
+        if parts and any(pipe.gate.is_closed(p) for p in parts):
+            still = await pipe.gate.wait(parts, opts.gate_timeout_s)
+            if still:
+                log.warning(
+                    "%s: state of %s not rebuilt in %.0fs: processing anyway",
+                    agent,
+                    still,
+                    opts.gate_timeout_s,
+                )
 
     def update_lag(tp: TP, offset: int) -> None:
         hw = app.consumer.highwater(tp)
         if hw is not None:
             m.LAG.labels(tp.topic, str(tp.partition)).set(max(0, hw - offset - 1))
 
+    async def enrich_one(raw: bytes, msg: Any) -> tuple[int, int]:
+        """One raw message to the enriched topic; returns events in and out."""
+        limit = opts.max_message_bytes
+        fast = forward_unread(
+            raw,
+            msg.key,
+            pipe.containers,
+            trails=pipe.trails is not None and len(pipe.trails.matcher) > 0,
+            sessions=pipe.stamper is not None and len(pipe.sessions) > 0,
+        )
+        if fast is not None and len(fast) <= limit:
+            # v2 with nothing per event to add: forwarded without being decoded (streams.fastpath)
+            inflight.append(await enriched_t.send(key=msg.key, value=fast))
+            n = count_events(fast)
+            (m.FORWARDED if fast is raw else m.SPLICED).inc()
+            m.UNREAD.inc()
+            update_lag(msg.tp, msg.offset)
+            return n, n
+        dec = decode_batch(raw, msg.key)
+        n_in = len(dec.events) + len(dec.rejected)
+        for rej in dec.rejected:
+            await send_dead(rej.reason, topics.raw, msg.tp, msg.offset, msg.key, rej.value)
+        if not dec.events:
+            return n_in, 0
+        key = dec.key or f"host:{dec.host or dec.events[0].get('host', '')}"
+        joined = join_containers(dec.events, pipe.containers)
+        events, annotated, afail = annotate_contained(dec.events)
+        await send_failures(afail, topics.raw, msg.tp, msg.offset, msg.key)
+        values: list[bytes] = []
+        efail: list[Failure] = []
+        if dec.pristine and not annotated and not joined and not afail and len(raw) <= limit:
+            # Nothing to add (host events, containers not yet known): the original
+            # bytes say the same; re-encoding would cost ~1 µs/event for nothing.
+            values = [raw]
+            m.FORWARDED.inc()
+        elif joined and dec.pristine and not annotated and not dec.has_containers and not afail:
+            # Only the container table is new: put it in front of the original bytes.
+            value = splice_containers(raw, joined)
+            if len(value) <= limit:
+                values = [value]
+                m.SPLICED.inc()
+        if not values and events:
+            # Re-encoded; split when over the limit, an event that cannot go alone dead-lettered.
+            values, efail = fit_batches(key, dec.host, events, detach_containers(events), limit)
+            await send_failures(efail, topics.raw, msg.tp, msg.offset, msg.key)
+            if len(values) > 1:
+                m.SPLIT.inc()
+        for value in values:
+            inflight.append(await enriched_t.send(key=key.encode(), value=value))
+        n_out = len(events) - len(efail)
+        if events:
+            t = events[0].get("time")
+            if isinstance(t, int | float):
+                m.LATENCY.labels("enriched").observe(max(0.0, time.time() - t))
+        update_lag(msg.tp, msg.offset)
+        return n_in, n_out
+
+    def annotate_contained(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool, list[Failure]]:
+        changed = False
+
+        def run(evs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            nonlocal changed
+            out, ch = pipe.annotate(evs)
+            changed = changed or ch
+            return out
+
+        out, failures = each_contained(run, events, "annotation failed")
+        return out, changed or bool(failures), failures
+
     @app.agent(raw_t, name="enrich")
     async def enrich_agent(stream: Any) -> None:
+        try:
+            await enrich_loop(stream)
+        finally:
+            pipe.health.stopped("enrich")
+
+    async def enrich_loop(stream: Any) -> None:
         async for batch in stream.take_events(opts.take_max, within=opts.take_within_s):
             if pipe.table_tps:
                 await container_table_caught_up()
                 pipe.table_tps = []  # once: the table keeps following the topic afterwards
             t_start = time.perf_counter()
+            pipe.health.begin("enrich")
             n_in = n_out = 0
             for ev in batch:
                 msg = ev.message
-                fast = forward_unread(
-                    ev.value,
-                    msg.key,
-                    pipe.containers,
-                    trails=pipe.trails is not None and len(pipe.trails.matcher) > 0,
-                    sessions=pipe.stamper is not None and len(pipe.sessions) > 0,
-                )
-                if fast is not None:  # v2, nothing per event to add: not decoded here (streams.fastpath)
-                    await enriched_t.send(key=msg.key, value=fast)
-                    n = count_events(fast)
-                    n_in += n
-                    n_out += n
-                    (m.FORWARDED if fast is ev.value else m.SPLICED).inc()
-                    m.UNREAD.inc()
-                    update_lag(msg.tp, msg.offset)
-                    continue
-                dec = decode_batch(ev.value, msg.key)
-                n_in += len(dec.events) + len(dec.rejected)
-                for rej in dec.rejected:
-                    await send_dead(rej.reason, topics.raw, msg.tp, msg.offset, msg.key, rej.value)
-                if not dec.events:
-                    continue
-                key = dec.key or f"host:{dec.host or dec.events[0].get('host', '')}"
-                joined = join_containers(dec.events, pipe.containers)
-                events, annotated = pipe.annotate(dec.events)
-                if dec.pristine and not annotated and not joined:
-                    # Nothing to add (host events, containers not yet known): the original
-                    # bytes say the same; re-encoding would cost ~1 µs/event for nothing.
-                    value = ev.value
-                    m.FORWARDED.inc()
-                elif dec.pristine and not annotated and not dec.has_containers:
-                    # Only the container table is new: put it in front of the original bytes.
-                    value = splice_containers(ev.value, joined)
-                    m.SPLICED.inc()
-                else:
-                    value = encode_batch(key, dec.host, events, detach_containers(events))
-                await enriched_t.send(key=key.encode(), value=value)
-                n_out += len(events)
-                m.LATENCY.labels("enriched").observe(max(0.0, time.time() - dec.events[0]["time"]))
-                update_lag(msg.tp, msg.offset)
+                try:
+                    n_in_msg, n_out_msg = await enrich_one(ev.value, msg)
+                except Exception as exc:  # one message's failure is that message's
+                    await send_dead(
+                        reason_of("enrichment failed", exc), topics.raw, msg.tp, msg.offset, msg.key, ev.value
+                    )
+                    n_in_msg, n_out_msg = 1, 0
+                n_in += n_in_msg
+                n_out += n_out_msg
+            await confirm_sent()
+            pipe.health.end("enrich")
             m.PROCESSING.labels("enrich", "batch").observe(time.perf_counter() - t_start)
             m.EVENTS.labels("enrich", "in").inc(n_in)
             m.EVENTS.labels("enrich", "out").inc(n_out)
@@ -311,7 +418,15 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
 
     @app.agent(enriched_t, name="correlate")
     async def correlate_agent(stream: Any) -> None:
+        try:
+            await correlate_loop(stream)
+        finally:
+            pipe.health.stopped("correlate")
+
+    async def correlate_loop(stream: Any) -> None:
         async for batch in stream.take_events(opts.take_max, within=opts.take_within_s):
+            await wait_gates("correlate", {ev.message.tp.partition for ev in batch})
+            pipe.health.begin("correlate")
             pipe.apply_pattern_ops()
             by_part: dict[int, list[dict[str, Any]]] = defaultdict(list)
             last: dict[TP, int] = {}
@@ -319,9 +434,14 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
                 msg = ev.message
                 try:
                     events, rejected = decode_enriched(ev.value)
-                except (orjson.JSONDecodeError, TypeError, KeyError, WireError) as exc:
+                except Exception as exc:
                     await send_dead(
-                        f"bad enriched batch: {exc}", topics.enriched, msg.tp, msg.offset, msg.key, ev.value
+                        reason_of("bad enriched batch", exc),
+                        topics.enriched,
+                        msg.tp,
+                        msg.offset,
+                        msg.key,
+                        ev.value,
                     )
                     continue
                 for rej in rejected:  # a v2 message the enrichment forwarded unread
@@ -334,6 +454,9 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
                 n += len(events)
                 for alert in correlator.process(part, events):
                     await publish_alert(alert)
+                await send_correlator_failures(topics.enriched, part)
+            await confirm_sent()
+            pipe.health.end("correlate")
             m.PROCESSING.labels("correlate", "batch").observe(time.perf_counter() - t_start)
             for tp, off in last.items():
                 update_lag(tp, off)
@@ -343,7 +466,15 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
     @app.agent(audit_t, name="audit")
     async def audit_agent(stream: Any) -> None:
         """Kubernetes audit events (one per message): validated, no container join, own engines."""
+        try:
+            await audit_loop(stream)
+        finally:
+            pipe.health.stopped("audit")
+
+    async def audit_loop(stream: Any) -> None:
         async for batch in stream.take_events(opts.take_max, within=opts.take_within_s):
+            await wait_gates("audit", {("k8s_audit", ev.message.tp.partition) for ev in batch})
+            pipe.health.begin("audit")
             pipe.apply_pattern_ops()
             t_start = time.perf_counter()
             by_part: dict[PartKey, list[dict[str, Any]]] = defaultdict(list)
@@ -369,34 +500,77 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
                 n += len(events)
                 for alert in correlator.process(part, events):
                     await publish_alert(alert)
+                await send_correlator_failures(topics.k8s_audit, part)
+            await confirm_sent()
+            pipe.health.end("audit")
             m.PROCESSING.labels("audit", "batch").observe(time.perf_counter() - t_start)
             m.EVENTS.labels("audit", "in").inc(n)
             m.BATCH_SIZE.labels("audit").observe(n)
 
+    def contained(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """A timer whose failure is logged and counted: Faust would stop the worker on it."""
+
+        @functools.wraps(fn)
+        async def run() -> None:
+            try:
+                await fn()
+            except Exception as exc:
+                m.TIMER_ERRORS.labels(fn.__name__).inc()
+                log.warning("timer %s failed: %s", fn.__name__, reason_of("error", exc))
+
+        return run
+
     @app.timer(interval=opts.flush_interval_s)
+    @contained
     async def flush_timer() -> None:
         """Expire window state and publish absence alerts that came due without a new event."""
         now = time.time()
-        for alert in correlator.flush(now, skip=set(pipe.replaying)):
+        for alert in correlator.flush(now, skip=set(pipe.replaying) | pipe.gate.closed):
             await publish_alert(alert)
+        for f in take_failures():
+            await send_dead(f.reason, topics.enriched, None, None, None, f.value)
         with pipe.sessions_lock:
             pipe.sessions.expire(now)
         m.PROCESSING.labels("correlate", "expire").observe(time.time() - now)
 
     @app.timer(interval=opts.incident_release_interval_s)
+    @contained
     async def release_incidents() -> None:
         """Publish the incidents whose hold ran out (below critical, no pattern joined)."""
-        for alert in correlator.release(time.time(), skip=set(pipe.replaying)):
+        for alert in correlator.release(time.time(), skip=set(pipe.replaying) | pipe.gate.closed):
             await publish_alert(alert)
+        for f in take_failures():
+            await send_dead(f.reason, topics.enriched, None, None, None, f.value)
 
     @app.timer(interval=pipe.trail_settings.reload_interval_s)
+    @contained
     async def reload_trails() -> None:
         if pipe.trails is not None and await asyncio.to_thread(pipe.trails.reload_if_changed):
             log.info("trail lists reloaded: %d indicators", len(pipe.trails.matcher))
 
     async def publish_alert(alert: Alert) -> None:
-        doc = alert.to_json_dict()
-        await alerts_t.send(key=alert.id.encode(), value=orjson.dumps(doc))
+        version = max(alert.revision, alert.count)
+        if pipe.ledger.published(alert.id, version):
+            m.SUPPRESSED.inc()  # already in the alerts topic (events re-processed after a takeover)
+            return
+        try:
+            doc = alert_doc(alert)
+            value = alert_bytes(doc, opts.max_message_bytes)
+        except Exception as exc:
+            await send_dead(
+                reason_of("alert cannot be encoded", exc),
+                topics.alerts,
+                None,
+                None,
+                alert.id,
+                {"id": alert.id, "rule": alert.rule.id},
+            )
+            return
+        if value is None:
+            await send_dead("alert too large", topics.alerts, None, None, alert.id, doc)
+            return
+        inflight.append(await alerts_t.send(key=alert.id.encode(), value=value))
+        pipe.ledger.record(alert.id, version)
         m.ALERTS.labels(alert.rule.severity, alert.rule.id).inc()
         m.EVENTS.labels("correlate", "out").inc()
         if alert.evidence:
@@ -413,15 +587,31 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
         }
         for part in correlator.partitions() - mine:
             correlator.drop(part)
+            pipe.gate.open(part)
         new = mine - correlator.partitions()
+        if opts.replay:
+            # Before the first await: the agents hold these partitions' events from now on.
+            pipe.gate.close(new)
+        if new and opts.replay:
+            try:
+                since = correlator.longest_window_s + opts.grouping_window_s + opts.dedup_margin_s
+                docs = await asyncio.to_thread(read_published, kafka, topics.alerts, since)
+                n_seen = pipe.ledger.seed(docs)
+                log.info("takeover: %d alert publications of the last %.0fs known", n_seen, since)
+            except Exception as exc:
+                log.warning("takeover: published alerts not read (%s): repeats possible", exc)
         for part in sorted(new, key=str):
             correlator.assign(part)
             if opts.replay:
                 pipe.replaying.add(part)
                 try:
                     n = await asyncio.to_thread(_replay, part)
+                except Exception as exc:  # a failed rebuild must not stop the worker
+                    log.warning("partition %s: state rebuild failed (%s): earlier steps forgotten", part, exc)
+                    n = 0
                 finally:
                     pipe.replaying.discard(part)
+                    pipe.gate.open(part)
                 if n:
                     log.info("partition %s: state rebuilt from %d replayed events", part, n)
         m.ASSIGNED.set(len(enriched))
@@ -447,6 +637,10 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
     async def start_readers() -> None:
         # Faust configured logging at start-up (root at WARNING): our own INFO lines stay visible.
         logging.getLogger("streams").setLevel(settings.log_level.upper())
+        # After Faust set up its handlers: a broker outage is one line per error per interval.
+        rate_limit_logging(opts.log_repeat_interval_s)
         pipe.start_readers()
+        if opts.broker_watch_interval_s > 0:
+            pipe.watch = BrokerWatch(settings, pipe.health, interval_s=opts.broker_watch_interval_s).start()
 
     return app, pipe

@@ -54,6 +54,20 @@ class StreamOptions(BaseSettings):
     container_join: Literal["table", "reader"] = "table"
     #: At most this long, the first enrichment batch waits for the table to reach the end of the topic.
     table_catch_up_s: float = Field(default=30.0, ge=0)
+    #: Largest message the worker produces (enriched batch, alert, dead letter): a bigger
+    #: enriched batch is split, a bigger alert shrunk; the producer's request limit is set above it.
+    max_message_bytes: int = Field(default=900_000, ge=10_000)
+    #: An agent busy on one batch for longer than this makes /readyz false (a wedged agent).
+    stuck_after_s: float = Field(default=60.0, gt=0)
+    #: At most this long an agent holds events of a partition whose state is being rebuilt.
+    gate_timeout_s: float = Field(default=300.0, gt=0)
+    #: On takeover, alerts published in the last (longest window + grouping window + this)
+    #: seconds are read back so that re-processed events do not publish them again.
+    dedup_margin_s: float = Field(default=60.0, ge=0)
+    #: How often the broker watch probes the broker (readiness, lost logs); 0 turns it off.
+    broker_watch_interval_s: float = Field(default=1.0, ge=0)
+    #: The same log line (digits aside) is written at most once per this many seconds.
+    log_repeat_interval_s: float = Field(default=30.0, gt=0)
     datadir: Path | None = None
     #: "module:function" returning an engine factory; default: patterns.engine.api.load_engine.
     engine_factory: str | None = None

@@ -45,3 +45,19 @@ UNREAD = Counter(
     "memtrail_stream_unread_batches_total",
     "v2 raw messages forwarded without being decoded by the enrichment (streams.fastpath)",
 )
+SPLIT = Counter(
+    "memtrail_stream_split_batches_total",
+    "Enriched batches split in several messages to stay under the message size limit",
+)
+SUPPRESSED = Counter(
+    "memtrail_stream_alerts_suppressed_total",
+    "Alert publications skipped because that id and version were already published (re-processing)",
+)
+PUBLISH_FAILED = Counter(
+    "memtrail_stream_publish_failed_total",
+    "Produced messages the broker did not confirm (after the producer's own retries)",
+    ["error"],
+)
+TIMER_ERRORS = Counter(
+    "memtrail_stream_timer_errors_total", "Timer runs that failed (logged, worker kept)", ["timer"]
+)

@@ -10,7 +10,8 @@ from memtrail.kafka import check_reachable, ensure_topics
 from memtrail.metrics import serve_metrics
 from memtrail.settings import Settings
 from streams.config import StreamOptions
-from streams.correlate import Correlator, EngineFactory, default_engine_factory
+from streams.correlate import EngineFactory, default_engine_factory
+from streams.guard import ContainedCorrelator
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +28,12 @@ def run_worker(settings: Settings, opts: StreamOptions, engine_factory: EngineFa
         module, _, func = opts.engine_factory.partition(":")
         engine_factory = getattr(importlib.import_module(module), func)(settings)
     factory = engine_factory or default_engine_factory(settings.patterns_dirs)
-    correlator = Correlator(factory, opts.grouping_window_s, opts.incident_window_s, opts.incident_hold_s)
+    correlator = ContainedCorrelator(
+        factory, opts.grouping_window_s, opts.incident_window_s, opts.incident_hold_s
+    )
     app, pipe = build_app(settings, opts, correlator)
     if opts.metrics_port:
-        serve_metrics(opts.metrics_port, ready=lambda: pipe.ready)
+        serve_metrics(opts.metrics_port, ready=pipe.is_ready)
     log.info(
         "worker %s: %d-partition topics on %s, longest pattern window %.0fs",
         opts.group_id,
@@ -56,3 +59,5 @@ def run_worker(settings: Settings, opts: StreamOptions, engine_factory: EngineFa
     finally:
         for r in pipe.readers:
             r.stop()
+        if pipe.watch is not None:
+            pipe.watch.stop()

@@ -86,7 +86,7 @@ class TrailMatcher:
     def match_ip(self, addr: str) -> TrailHit | None:
         try:  # inet_pton is ~10x faster than ipaddress for the common IPv4 case
             n, v, text = int.from_bytes(socket.inet_pton(socket.AF_INET, addr), "big"), 4, addr
-        except OSError:
+        except (OSError, ValueError):  # ValueError: an embedded NUL is no address
             try:
                 ip = ipaddress.ip_address(addr)
             except ValueError:
