@@ -100,6 +100,8 @@ SENSOR_FIELDS: dict[str, str] = {
     "OFF_INODE_INO": "inode.i_ino",
     "OFF_INODE_UID": "inode.i_uid",
     "OFF_SB_DEV": "super_block.s_dev",
+    # write opens: the owner of the opened file's directory
+    "OFF_DENTRY_INODE": "dentry.d_inode",
 }
 
 
