@@ -102,6 +102,8 @@ SENSOR_FIELDS: dict[str, str] = {
     "OFF_SB_DEV": "super_block.s_dev",
     # exec: the ELF auxiliary vector the kernel built (AT_BASE: the interpreter's address)
     "OFF_MM_SAVED_AUXV": "mm_struct.saved_auxv",
+    # write opens: the owner of the opened file's directory
+    "OFF_DENTRY_INODE": "dentry.d_inode",
 }
 
 #: Fields read only when the kernel has them (a missing one leaves its -D undefined and the

@@ -550,6 +550,29 @@ static __always_inline int open_enter(__u32 type, __u64 dfd, const char *path, _
     return stash_put_aux(type, !cfg(MT_CFG_OPEN_FILTER), dfd, (__u64)path, flags, mode, how, 0);
 }
 
+/* Write opens: who owns the opened file and its directory (kernel uids, as the host sees
+ * them: an overlayfs inode carries its layer's mapped owner). a[5] = file uid | dir uid << 32,
+ * aux bit 1 = file uid read, bit 2 = dir uid read. A non-root writer of a file or directory
+ * that the host's root owns got past the kernel's permission check; in a user-namespaced
+ * (rootless) container the container's own files belong to its mapped range, not to root. */
+static __always_inline void open_owners(struct mt_hdr *h, char *file, char *dentry)
+{
+    char *inode = 0, *parent = 0, *pinode = 0;
+    __u32 fuid = 0, duid = 0, known = 0;
+
+    bpf_probe_read_kernel(&inode, sizeof(inode), file + OFF_FILE_INODE);
+    if (inode && !bpf_probe_read_kernel(&fuid, sizeof(fuid), inode + OFF_INODE_UID))
+        known |= 1;
+    if (dentry)
+        bpf_probe_read_kernel(&parent, sizeof(parent), dentry + OFF_DENTRY_PARENT);
+    if (parent && parent != dentry)
+        bpf_probe_read_kernel(&pinode, sizeof(pinode), parent + OFF_DENTRY_INODE);
+    if (pinode && !bpf_probe_read_kernel(&duid, sizeof(duid), pinode + OFF_INODE_UID))
+        known |= 2;
+    h->a[5] = (__u64)fuid | ((__u64)duid << 32);
+    h->aux = known;
+}
+
 static __always_inline int open_exit(__s64 ret)
 {
     struct mt_stash s;
@@ -568,12 +591,13 @@ static __always_inline int open_exit(__s64 ret)
         s.a[3] = how[1];
         s.a[4] = how[2];
     }
+    char *dentry = 0;
     pb = scratch();
     task = (char *)bpf_get_current_task();
     if (ret >= 0 && pb) {
         file = fd_file(task, ret);
         if (file) {
-            char *mnt = 0, *dentry = 0;
+            char *mnt = 0;
             bpf_probe_read_kernel(&mnt, sizeof(mnt), file + OFF_FILE_PATH_MNT);
             bpf_probe_read_kernel(&dentry, sizeof(dentry), file + OFF_FILE_DENTRY);
             if (mnt && dentry) {
@@ -607,6 +631,8 @@ static __always_inline int open_exit(__s64 ret)
     fill_hdr(&e->h, s.type, ret);
     copy_args(&e->h, &s);
     e->h.flags = pflags;
+    if (file && (s.a[2] & MT_O_WRITE_MASK))
+        open_owners(&e->h, file, dentry);
     e->s[0] = 0;
     if (pflags && pb) {
         bpf_probe_read_kernel_str(e->s, sizeof(e->s), pb->buf + pos);

@@ -19,7 +19,9 @@ an exec carries ``args.exe_path`` (the file the kernel executed, ``mm->exe_file`
 file-backed executable mmap carries ``args.path``; unlink/rename/chmod carry the typed
 path joined to the kernel-resolved dirfd/cwd directory (``path_resolved``). Every
 resolved field has a ``*_truncated`` flag: when set, the walk could not finish and the
-path is the typed text, never a guessed absolute path.
+path is the typed text, never a guessed absolute path. A successful write open also
+carries ``args.file_uid`` and ``args.dir_uid``: the owners (host uids, from the inodes)
+of the opened file and of its directory, each absent when it could not be read.
 
 Exec environment facts (docs/sensor.md "Environment"): ``args.ld_preload``,
 ``ld_library_path``, ``ld_audit``, ``glibc_tunables`` (the value's first 127 bytes, None
@@ -88,7 +90,7 @@ class Event(BaseModel):
     args: dict[str, Any] = Field(
         default_factory=dict,
         description="Per syscall (docs/sensor.md): e.g. open path (kernel-resolved), path_typed, "
-        "path_truncated; exec exe_path, exe_path_truncated",
+        "path_truncated, file_uid, dir_uid (write opens); exec exe_path, exe_path_truncated",
     )
     process: ProcessInfo
     cgroup_id: int = 0

@@ -267,6 +267,19 @@ def _mprotect_wregion(h_flags: int, a: tuple[int, ...]) -> dict[str, Any]:
     }
 
 
+def open_owners(a5: int, known: int) -> dict[str, int]:
+    """Write opens: the owner (host kernel uid) of the opened file and of its directory.
+
+    a[5] = file uid | dir uid << 32; ``known`` bit 1 / 2 says which was read.
+    """
+    out: dict[str, int] = {}
+    if known & 1:
+        out["file_uid"] = a5 & 0xFFFFFFFF
+    if known & 2:
+        out["dir_uid"] = a5 >> 32
+    return out
+
+
 def _mmap_wregion(h_flags: int, h_aux: int) -> dict[str, Any]:
     """W->X facts of a MAP_FIXED executable mmap over writable memory (aux: earlier W->X count)."""
     hit = bool(h_flags & F_W_TO_X)
@@ -403,6 +416,8 @@ class Decoder:
             }
             if t == 11:
                 args["resolve"] = F.bits(f[7], F.RESOLVE_FLAGS)
+            if f[16]:
+                args.update(open_owners(f[8], f[16]))
             return self._event(f, t, args)
         if n != EVENT.size:
             return self._decode(raw)
@@ -544,6 +559,8 @@ class Decoder:
             }
             if t == 11:
                 args["resolve"] = F.bits(a[4], F.RESOLVE_FLAGS)
+            if aux:
+                args.update(open_owners(a[5], aux))
         elif t in EVENT4_TYPES:
             s1, s2, b1, b2 = _cstr(f[19]), _cstr(f[20]), _cstr(f[21]), _cstr(f[22])
             p1, r1 = joined(b1, s1, bool(hflags & F_PATH_RESOLVED), bool(hflags & F_PATH_TRUNC))

@@ -504,6 +504,14 @@ WORKLOADS: tuple[Workload, ...] = (
         APT_DPKG,
         image="web",
     ),
+    Workload(
+        "apt-dpkg-userns",
+        "the apt-dpkg steps in a user-namespaced (rootless-style) container: root is host uid 200000",
+        APT_DPKG,
+        image="web",
+        run_opts=("--uidmap", "0:200000:65536", "--gidmap", "0:200000:65536"),
+        ci=True,
+    ),
     Workload("cron", "cron daemon running a /etc/cron.d job once", CRON, image="web", timeout=150),
     Workload(
         "sa-token",

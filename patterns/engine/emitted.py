@@ -44,13 +44,14 @@ ENRICHED_TOP = frozenset({"container", "kubernetes", "cgroup_name", "k8s_session
 #: paths under ``ka`` whose content is raw, as the API server sent it
 K8S_RAW = ("ka.event", "ka.req.role.rules", "ka.uri_params")
 
-_OFF_TYPE, _OFF_HFLAGS = 72, 96
+_OFF_TYPE, _OFF_HFLAGS, _OFF_AUX = 72, 96, 100
 
 
-def _record(size: int, t: int, hflags: int) -> bytes:
+def _record(size: int, t: int, hflags: int, aux: int = 0) -> bytes:
     raw = bytearray(size)
     struct.pack_into("<I", raw, _OFF_TYPE, t)
     struct.pack_into("<I", raw, _OFF_HFLAGS, hflags)
+    struct.pack_into("<I", raw, _OFF_AUX, aux)
     return bytes(raw)
 
 
@@ -72,8 +73,9 @@ def syscall_args() -> dict[str, frozenset[str]]:
             else D.EVENT.size
         )
         keys: set[str] = set()
-        for hflags in (0, 0xFFFFFFFF):
-            keys.update(dec._decode(_record(size, t, hflags))["args"])
+        # aux 3: an open's owner facts were read (file_uid, dir_uid); small for the others
+        for hflags, aux in ((0, 0), (0xFFFFFFFF, 3)):
+            keys.update(dec._decode(_record(size, t, hflags, aux))["args"])
         out[name] = frozenset(keys | ENRICHED_ARGS.get(name, frozenset()))
     from sensors.k8s_audit.sessions import SESSION_SYSCALL
 

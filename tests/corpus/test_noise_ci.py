@@ -1,7 +1,8 @@
 """The CI subset of the benign corpus: real software under ``memtrail up``, no alert at warning+.
 
-Runs the workloads marked ``ci`` in bench/noise/workloads.py (nginx and a gunicorn app in
-the small ``web`` image built with debootstrap, pip/venv and ssh-keygen on the host),
+Runs the workloads marked ``ci`` in bench/noise/workloads.py (nginx, a gunicorn app, and
+apt/dpkg in a user-namespaced container whose root is a high host uid, in the small ``web``
+image built with debootstrap; pip/venv and ssh-keygen on the host),
 attributes each alert to its workload by container id or cgroup (other tests' triggers
 on this machine stay unattributed) and fails on any attributed alert at warning or
 above. The image is cached by recipe hash (/var/cache/memtrail-corpus), so only the

@@ -253,6 +253,19 @@ def test_bad_records_raise_clear_errors() -> None:
         d.decode(D.EVENT.pack(*hdr(1), b""))
 
 
+def test_write_open_owners() -> None:
+    """a[5] = file uid | dir uid << 32, aux bits 1/2 say which was read; both decode paths agree."""
+    d = D.Decoder("h", 0.0)
+    a = (0, 0, 0o1 | 0o100, 0o644, 0, 200000 | (0 << 32))
+    for aux, want in ((3, {"file_uid": 200000, "dir_uid": 0}), (1, {"file_uid": 200000}), (0, {})):
+        raw = D.EVENT2.pack(*hdr(10, a, ret=3, flags=D.F_PATH_RESOLVED, aux=aux), b"/usr/bin/x", b"x")
+        fast, general = d.decode(raw), d._decode(raw)
+        assert fast == general
+        assert {k: v for k, v in fast["args"].items() if k in ("file_uid", "dir_uid")} == want
+    raw = D.EVENT2.pack(*hdr(10, (*a[:5], 7 | 4294967294 << 32), ret=3, aux=2), b"", b"/etc/x")
+    assert d.decode(raw)["args"]["dir_uid"] == 4294967294 and "file_uid" not in d.decode(raw)["args"]
+
+
 def test_fast_path_matches_general_path() -> None:
     """``decode`` inlines the one-string records; the result (keys in order) is the general path's."""
     d = D.Decoder("h", 7.5)
