@@ -23,7 +23,7 @@ import time
 import tracemalloc
 from typing import Any
 
-from memtrail.settings import DEFAULT_PATTERNS_DIR
+from memtrail.core.settings import DEFAULT_PATTERNS_DIR
 from patterns.engine import state
 from patterns.engine.assemble import build_engine
 

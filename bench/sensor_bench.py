@@ -25,7 +25,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from memtrail.children import stop_process
+from memtrail.core.children import stop_process
 
 LOADGEN_C = r"""
 #include <fcntl.h>
@@ -221,7 +221,7 @@ def userspace_rate(
     events acknowledged, bytes per event at Kafka raw, and lz4-compressed)."""
     import socket
 
-    from memtrail.settings import KafkaSettings, Settings
+    from memtrail.core.settings import KafkaSettings, Settings
     from sensors import decoder as D
     from sensors.cgroups import CgroupResolver
     from sensors.context import Context
@@ -416,7 +416,7 @@ def paced_sweep(
     load_cpus: str | None,
 ) -> list[dict[str, float]]:
     """Wide filters, the load generator paced at each rate in turn; one sensor for all rates."""
-    from memtrail.broker import free_port
+    from memtrail.core.broker import free_port
 
     bootstrap: str = broker.bootstrap  # type: ignore[attr-defined]
     broker_pid: int = broker._proc.pid  # type: ignore[attr-defined]
@@ -598,7 +598,7 @@ def main() -> None:
     loads = [x for x in args.loads.split(",") if x]
     rates = [args.rate] if args.rate else [int(float(x)) for x in args.rates.split(",") if x]
 
-    from memtrail.broker import LocalBroker
+    from memtrail.core.broker import LocalBroker
 
     if args.userspace_only:
         with tempfile.TemporaryDirectory() as tmp, LocalBroker() as broker:
@@ -621,7 +621,7 @@ def overhead_table(exe: Path, d: Path, loads: list[str], seconds: float) -> None
     """No tracing vs count-only floor vs the sensor (default and wide filters), unpaced."""
     from bcc import BPF
 
-    from memtrail.broker import LocalBroker, free_port
+    from memtrail.core.broker import LocalBroker, free_port
 
     rows: list[list[str]] = []
     with LocalBroker() as broker:

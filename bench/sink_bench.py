@@ -23,9 +23,9 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
-from memtrail.broker import LocalBroker
-from memtrail.kafka import ensure_topics, producer_config
-from memtrail.settings import KafkaSettings, Settings
+from memtrail.core.broker import LocalBroker
+from memtrail.core.kafka import ensure_topics, producer_config
+from memtrail.core.settings import KafkaSettings, Settings
 from schemas.alerts import Alert
 from sinks.base import SinkRunner
 from sinks.metrics import DELIVERIES

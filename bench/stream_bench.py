@@ -31,10 +31,10 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_END, Consumer, Producer, TopicPartition
 
-from memtrail.broker import LocalBroker, free_port
-from memtrail.children import stop_process
-from memtrail.kafka import consumer_config, ensure_topics, producer_config
-from memtrail.settings import KafkaSettings, Settings
+from memtrail.core.broker import LocalBroker, free_port
+from memtrail.core.children import stop_process
+from memtrail.core.kafka import consumer_config, ensure_topics, producer_config
+from memtrail.core.settings import KafkaSettings, Settings
 from schemas import wire
 from schemas.containers import ContainerMeta
 from schemas.events import synthetic_event

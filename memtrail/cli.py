@@ -13,7 +13,7 @@ import sys
 import typer
 
 from memtrail import __version__
-from memtrail.settings import SettingsError, load_settings
+from memtrail.core.settings import SettingsError, load_settings
 
 COMMAND_MODULES = (
     "memtrail.commands.up",  # memtrail up: everything in one process tree
@@ -71,7 +71,7 @@ for _name in COMMAND_MODULES:
 
 
 def main() -> None:
-    from memtrail.settings import SettingsError
+    from memtrail.core.settings import SettingsError
 
     try:
         app()

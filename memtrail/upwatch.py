@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from memtrail.broker import BrokerError, LocalBroker
-from memtrail.settings import Settings
+from memtrail.core.broker import BrokerError, LocalBroker
+from memtrail.core.settings import Settings
 
 Say = Callable[[str], None]
 
@@ -60,7 +60,7 @@ class BrokerWatch:
         return f"{why}; {limit}: stopping everything"
 
     def _restart(self) -> None:
-        from memtrail.kafka import BrokerUnreachable, ensure_topics
+        from memtrail.core.kafka import BrokerUnreachable, ensure_topics
 
         fresh = LocalBroker(port=self.broker.port, log_path=self.broker.log_path).start()
         self.broker = fresh

@@ -34,7 +34,9 @@ class DeadLetter(BaseModel):
     value_encoding: Literal["text", "base64"] = "text"
     value_truncated: bool = Field(default=False, description="value was cut to the component's limit")
     value_bytes: int | None = Field(default=None, description="Length of the whole original (when truncated)")
-    value_sha256: str | None = Field(default=None, description="SHA-256 of the whole original (when truncated)")
+    value_sha256: str | None = Field(
+        default=None, description="SHA-256 of the whole original (when truncated)"
+    )
     time: float = Field(description="Epoch seconds when it was dead-lettered")
 
 

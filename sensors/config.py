@@ -1,4 +1,4 @@
-"""Sensor-only settings (environment prefix ``MEMTRAIL_SENSOR_``); Kafka and topics come from memtrail.settings."""
+"""Sensor-only settings (environment prefix ``MEMTRAIL_SENSOR_``); Kafka and topics come from memtrail.core.settings."""
 
 from __future__ import annotations
 

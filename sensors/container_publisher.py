@@ -12,8 +12,8 @@ import threading
 
 from confluent_kafka import Producer
 
-from memtrail.kafka import producer_config
-from memtrail.settings import Settings
+from memtrail.core.kafka import producer_config
+from memtrail.core.settings import Settings
 from schemas.containers import ContainerMeta
 from sensors import metrics as M
 

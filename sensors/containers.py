@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import orjson
 
-from memtrail.settings import Settings
+from memtrail.core.settings import Settings
 from schemas.containers import ContainerMeta
 from sensors.config import SensorSettings
 from sensors.container_publisher import ContainerPublisher

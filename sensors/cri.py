@@ -23,7 +23,7 @@ from pathlib import Path
 
 import grpc
 
-from memtrail.settings import Settings
+from memtrail.core.settings import Settings
 from schemas.containers import ContainerMeta
 from sensors.config import SensorSettings
 from sensors.container_publisher import ContainerPublisher

@@ -25,7 +25,7 @@ from lightkube import ALL_NS, ApiError, Client, ConfigError, KubeConfig
 from lightkube.operators import BinaryOperator, SequenceOperator
 from lightkube.resources.core_v1 import Pod
 
-from memtrail.settings import Settings
+from memtrail.core.settings import Settings
 from schemas.containers import ContainerMeta
 from sensors.container_publisher import ContainerPublisher
 

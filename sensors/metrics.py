@@ -1,4 +1,4 @@
-"""Prometheus metrics of the sensor (served by memtrail.metrics.serve_metrics, port 9101)."""
+"""Prometheus metrics of the sensor (served by memtrail.core.metrics.serve_metrics, port 9101)."""
 
 from __future__ import annotations
 

@@ -26,8 +26,8 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from memtrail.kafka import producer_config
-from memtrail.settings import Settings
+from memtrail.core.kafka import producer_config
+from memtrail.core.settings import Settings
 from schemas import wire
 from schemas.events import partition_key
 from schemas.wire import WIRE_VERSION
@@ -138,7 +138,7 @@ class Publisher:
         self._to_spool(msg.key() or b"", msg.value() or b"", n)
 
     def _probe_loop(self) -> None:
-        from memtrail.kafka import BrokerUnreachable, check_reachable
+        from memtrail.core.kafka import BrokerUnreachable, check_reachable
 
         while not self._stop.wait(1.0):
             if not self.spooling or self._broker_up.is_set():

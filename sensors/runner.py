@@ -7,9 +7,9 @@ import threading
 import time
 from typing import Any
 
-from memtrail.kafka import BrokerUnreachable, check_reachable, ensure_topics
-from memtrail.metrics import serve_metrics
-from memtrail.settings import Settings
+from memtrail.core.kafka import BrokerUnreachable, check_reachable, ensure_topics
+from memtrail.core.metrics import serve_metrics
+from memtrail.core.settings import Settings
 from sensors import metrics as M
 from sensors.cgroups import CgroupResolver
 from sensors.config import SensorSettings

@@ -28,8 +28,8 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from pydantic import ValidationError
 
-from memtrail.kafka import consumer_config, producer_config
-from memtrail.settings import Settings
+from memtrail.core.kafka import consumer_config, producer_config
+from memtrail.core.settings import Settings
 from schemas.alerts import Alert
 from schemas.deadletter import build_dead_letter
 from sinks.metrics import BATCH_SECONDS, DELIVERIES, FAILURES

@@ -23,7 +23,7 @@ import faust
 import orjson
 from faust.types import TP
 
-from memtrail.settings import Settings
+from memtrail.core.settings import Settings
 from schemas.alerts import Alert
 from sensors.k8s_audit.sessions import PodSessions, SessionStamper
 from sensors.trails.loader import TrailSettings, TrailStore

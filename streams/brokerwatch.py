@@ -32,8 +32,8 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client import Counter, Gauge
 
-from memtrail.kafka import consumer_config, ensure_topics
-from memtrail.settings import Settings
+from memtrail.core.kafka import consumer_config, ensure_topics
+from memtrail.core.settings import Settings
 from streams.health import Health
 
 log = logging.getLogger(__name__)

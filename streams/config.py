@@ -1,4 +1,4 @@
-"""Stream-tier settings (environment prefix ``MEMTRAIL_STREAM_``); shared ones are in memtrail.settings."""
+"""Stream-tier settings (environment prefix ``MEMTRAIL_STREAM_``); shared ones are in memtrail.core.settings."""
 
 from __future__ import annotations
 

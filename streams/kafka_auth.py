@@ -1,6 +1,6 @@
 """Kafka TLS/SASL for the Faust worker: ``KafkaSettings.security`` as Faust credentials.
 
-The librdkafka clients get the same settings from :func:`memtrail.kafka.security_config`;
+The librdkafka clients get the same settings from :func:`memtrail.core.kafka.security_config`;
 both read one settings block, so the worker joins any cluster the sensor and sinks can.
 """
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import faust
 
-from memtrail.kafka import ssl_context
-from memtrail.settings import KafkaSecurity
+from memtrail.core.kafka import ssl_context
+from memtrail.core.settings import KafkaSecurity
 
 
 def faust_credentials(sec: KafkaSecurity) -> Any:

@@ -27,8 +27,8 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from memtrail.kafka import consumer_config
-from memtrail.settings import KafkaSettings
+from memtrail.core.kafka import consumer_config
+from memtrail.core.settings import KafkaSettings
 from schemas.alerts import publication_version
 
 log = logging.getLogger(__name__)

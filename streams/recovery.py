@@ -21,8 +21,8 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
-from memtrail.kafka import consumer_config
-from memtrail.settings import KafkaSettings
+from memtrail.core.kafka import consumer_config
+from memtrail.core.settings import KafkaSettings
 from schemas.wire import WireError
 from streams.fastpath import enriched_events
 

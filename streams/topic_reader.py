@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from memtrail.kafka import consumer_config
-from memtrail.settings import KafkaSettings
+from memtrail.core.kafka import consumer_config
+from memtrail.core.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
 

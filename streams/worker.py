@@ -6,9 +6,9 @@ import gc
 import importlib
 import logging
 
-from memtrail.kafka import check_reachable, ensure_topics
-from memtrail.metrics import serve_metrics
-from memtrail.settings import Settings
+from memtrail.core.kafka import check_reachable, ensure_topics
+from memtrail.core.metrics import serve_metrics
+from memtrail.core.settings import Settings
 from streams.config import StreamOptions
 from streams.correlate import EngineFactory, default_engine_factory
 from streams.guard import ContainedCorrelator

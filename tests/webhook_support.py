@@ -8,8 +8,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from memtrail.broker import free_port
-from memtrail.settings import Settings
+from memtrail.core.broker import free_port
+from memtrail.core.settings import Settings
 from sensors.k8s_audit.server import build_server
 from sensors.k8s_audit.settings import AuditWebhookSettings
 from sensors.k8s_audit.tls import self_signed

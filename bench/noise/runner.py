@@ -28,8 +28,8 @@ import orjson
 from bench.noise import assets, images
 from bench.noise.attribution import WARN, Identity, Row, table, warn_or_above
 from bench.noise.workloads import WORKLOADS, Workload, by_name, recipe
-from memtrail.broker import free_port
-from memtrail.children import stop_process
+from memtrail.core.broker import free_port
+from memtrail.core.children import stop_process
 from schemas.alerts import SEVERITY_ORDER
 from sensors.cgroups import cgroup2_root
 

@@ -12,7 +12,7 @@ import typer
 from pydantic import ValidationError
 
 from memtrail.commands.common import settings_with_broker
-from memtrail.kafka import BrokerUnreachable
+from memtrail.core.kafka import BrokerUnreachable
 
 
 def register(app: typer.Typer) -> None:

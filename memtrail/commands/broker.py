@@ -7,7 +7,7 @@ import threading
 
 import typer
 
-from memtrail.broker import BrokerError, LocalBroker
+from memtrail.core.broker import BrokerError, LocalBroker
 
 
 def register(app: typer.Typer) -> None:

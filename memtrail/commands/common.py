@@ -6,7 +6,7 @@ from typing import NoReturn
 
 import typer
 
-from memtrail.settings import Settings, load_settings
+from memtrail.core.settings import Settings, load_settings
 
 
 def fail(command: str, message: str) -> NoReturn:

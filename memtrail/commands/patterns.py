@@ -17,7 +17,7 @@ DirsOpt = typer.Option(
 def _dirs(dirs: list[Path] | None) -> list[Path]:
     if dirs:
         return list(dirs)
-    from memtrail.settings import load_settings
+    from memtrail.core.settings import load_settings
 
     return list(load_settings().patterns_dirs)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
-from memtrail.settings import load_settings
+from memtrail.core.settings import load_settings
 
 
 def register(app: typer.Typer) -> None:

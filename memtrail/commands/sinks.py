@@ -11,9 +11,9 @@ from typing import Any
 import typer
 
 from memtrail.commands.common import settings_with_broker
-from memtrail.kafka import BrokerUnreachable, check_reachable, ensure_topics
-from memtrail.metrics import DEFAULT_PORTS, serve_metrics
-from memtrail.settings import Settings, load_settings
+from memtrail.core.kafka import BrokerUnreachable, check_reachable, ensure_topics
+from memtrail.core.metrics import DEFAULT_PORTS, serve_metrics
+from memtrail.core.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 

@@ -33,9 +33,9 @@ from typing import IO
 import typer
 from pydantic import ValidationError
 
-from memtrail.children import detach_and_die_with_parent, stop_process
-from memtrail.podman_api import PodmanApiService
-from memtrail.settings import Settings, SettingsError, load_settings
+from memtrail.core.children import detach_and_die_with_parent, stop_process
+from memtrail.core.podman_api import PodmanApiService
+from memtrail.core.settings import Settings, SettingsError, load_settings
 from sinks.jsonl import JsonlSink
 
 EXIT_PREFLIGHT = 2
@@ -156,8 +156,8 @@ def run_up(
     shim_host: str = "127.0.0.1",
     broker_restarts: int = 3,
 ) -> int:
-    from memtrail.broker import BrokerError, LocalBroker
-    from memtrail.kafka import BrokerUnreachable, check_reachable, ensure_topics
+    from memtrail.core.broker import BrokerError, LocalBroker
+    from memtrail.core.kafka import BrokerUnreachable, check_reachable, ensure_topics
     from memtrail.upwatch import BrokerWatch, leftover_spools, release_spool
 
     try:

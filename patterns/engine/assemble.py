@@ -69,7 +69,7 @@ _DEFAULT_CTX: tuple[dict[str, float], Context, list[CompiledAllow]] | None = Non
 def _default_ctx() -> tuple[Context, list[CompiledAllow]]:
     """The shipped library's lists, macros and allow-lists, re-read only when a file changed."""
     global _DEFAULT_CTX
-    from memtrail.settings import DEFAULT_PATTERNS_DIR
+    from memtrail.core.settings import DEFAULT_PATTERNS_DIR
 
     snap = snapshot([DEFAULT_PATTERNS_DIR])
     if _DEFAULT_CTX is not None and _DEFAULT_CTX[0] == snap:

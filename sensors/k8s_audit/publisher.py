@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from memtrail.kafka import producer_config
-from memtrail.settings import Settings
+from memtrail.core.kafka import producer_config
+from memtrail.core.settings import Settings
 from sensors.k8s_audit.normalize import message_key
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import uvicorn
 
-from memtrail.kafka import ensure_topics
-from memtrail.settings import Settings
+from memtrail.core.kafka import ensure_topics
+from memtrail.core.settings import Settings
 from sensors.k8s_audit.app import create_app
 from sensors.k8s_audit.publisher import AuditPublisher
 from sensors.k8s_audit.settings import AuditWebhookSettings

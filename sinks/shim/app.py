@@ -21,7 +21,7 @@ from prometheus_client import (
 )
 
 from memtrail import __version__
-from memtrail.settings import Settings
+from memtrail.core.settings import Settings
 from sinks.shim.auth import require_read
 from sinks.shim.config import ShimSettings
 from sinks.shim.consumer import ShimConsumer

@@ -17,7 +17,7 @@ import orjson
 from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 
-from memtrail.settings import Settings
+from memtrail.core.settings import Settings
 from schemas.alerts import Alert
 from schemas.heartbeat import SensorHeartbeat
 from sinks.base import Incoming, Rejected, SinkBackpressure, SinkRunner

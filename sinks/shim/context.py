@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from prometheus_client import CollectorRegistry
 
-from memtrail.settings import Settings
+from memtrail.core.settings import Settings
 from sinks.shim.config import ShimSettings
 from sinks.shim.consumer import ShimConsumer
 from sinks.shim.limits import RateLimiter

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaException, Producer
 
-from memtrail.kafka import BrokerUnreachable, producer_config
-from memtrail.settings import Settings
+from memtrail.core.kafka import BrokerUnreachable, producer_config
+from memtrail.core.settings import Settings
 from schemas.events import Event, EventBatch, ProcessInfo, partition_key
 
 SELFTEST_HOST = "memtrail-selftest"

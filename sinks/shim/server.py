@@ -8,8 +8,8 @@ import threading
 
 import uvicorn
 
-from memtrail.kafka import BrokerUnreachable, check_reachable, ensure_topics
-from memtrail.settings import Settings
+from memtrail.core.kafka import BrokerUnreachable, check_reachable, ensure_topics
+from memtrail.core.settings import Settings
 from sinks.shim.app import build_context, create_app
 from sinks.shim.config import ShimSettings
 

@@ -10,8 +10,14 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 
-from memtrail.kafka import BrokerUnreachable, check_reachable, consumer_config, ensure_topics, producer_config
-from memtrail.settings import KafkaSettings, Settings
+from memtrail.core.kafka import (
+    BrokerUnreachable,
+    check_reachable,
+    consumer_config,
+    ensure_topics,
+    producer_config,
+)
+from memtrail.core.settings import KafkaSettings, Settings
 
 pytestmark = pytest.mark.broker
 
@@ -51,7 +57,7 @@ def test_unreachable_broker_is_a_clear_error() -> None:
 
 
 def test_broker_command_runs_and_stops() -> None:
-    from memtrail.broker import free_port, wait_for_port
+    from memtrail.core.broker import free_port, wait_for_port
 
     port = free_port()
     proc = subprocess.Popen(

@@ -24,8 +24,8 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from memtrail.children import stop_process
-from memtrail.kafka import (
+from memtrail.core.children import stop_process
+from memtrail.core.kafka import (
     BrokerUnreachable,
     KafkaSecurityError,
     check_reachable,
@@ -34,7 +34,7 @@ from memtrail.kafka import (
     producer_config,
     security_config,
 )
-from memtrail.settings import KafkaSecurity, Settings, SettingsError, load_settings
+from memtrail.core.settings import KafkaSecurity, Settings, SettingsError, load_settings
 from streams.kafka_auth import faust_credentials
 from tests.core.tls_endpoint import TlsBroker
 from tests.e2e.helpers import REPO, UpProc, port_args, read_jsonl

@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from memtrail.broker import free_port
-from memtrail.children import stop_process
+from memtrail.core.broker import free_port
+from memtrail.core.children import stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -98,7 +98,7 @@ def test_every_runtime_file_is_read_from_the_installed_package(
     venv, env = installed
     code = """
 import json
-from memtrail.settings import DEFAULT_PATTERNS_DIR
+from memtrail.core.settings import DEFAULT_PATTERNS_DIR
 from patterns.mitre.catalog import load_catalog
 from sinks.opensearch.sink import index_template, ism_policy
 from sinks.opensearch.dashboards import SAVED_OBJECTS

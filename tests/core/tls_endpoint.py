@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from memtrail.broker import LocalBroker, free_port, wait_for_port
-from memtrail.children import stop_process
+from memtrail.core.broker import LocalBroker, free_port, wait_for_port
+from memtrail.core.children import stop_process
 
 
 def _name(cn: str) -> x509.Name:

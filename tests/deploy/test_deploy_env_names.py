@@ -35,7 +35,7 @@ def _settings_class(prefix: str) -> Any:
 
 
 def _shared_names() -> set[str]:
-    from memtrail.settings import KafkaSecurity, KafkaSettings, Settings, Topics
+    from memtrail.core.settings import KafkaSecurity, KafkaSettings, Settings, Topics
 
     names = {f"MEMTRAIL_{f.upper()}" for f in Settings.model_fields}
     names |= {f"MEMTRAIL_KAFKA__{f.upper()}" for f in KafkaSettings.model_fields}
@@ -90,7 +90,7 @@ def environ(env: dict[str, str]) -> Iterator[None]:
 
 def check_parses(where: str, env: dict[str, str]) -> list[str]:
     """Build the shared Settings and each owning component's settings from this environment."""
-    from memtrail.settings import Settings
+    from memtrail.core.settings import Settings
 
     errors = []
     with environ(env):

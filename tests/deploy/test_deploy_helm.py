@@ -468,7 +468,7 @@ def test_audit_policy_is_a_valid_policy_that_records_what_the_patterns_read() ->
 @pytest.mark.slow
 def test_helm_test_pod_passes_against_a_running_shim(tmp_path: Path) -> None:
     """The `helm test` Pod's script, run against a real `memtrail shim` with a token."""
-    from memtrail.broker import free_port
+    from memtrail.core.broker import free_port
 
     port = free_port()
     docs = manifests(render({"shim": {"service": {"port": port}}}))

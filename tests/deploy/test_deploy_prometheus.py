@@ -16,7 +16,7 @@ import httpx
 import pytest
 from deploy_support import MEMTRAIL, PROMETHEUS_DIR, process, wait_http
 
-from memtrail.broker import LocalBroker, free_port, wait_for_port
+from memtrail.core.broker import LocalBroker, free_port, wait_for_port
 
 
 def _tool(name: str) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from memtrail.broker import free_port
+from memtrail.core.broker import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"

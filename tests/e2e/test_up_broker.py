@@ -74,8 +74,8 @@ def test_shim_on_loopback_and_a_killed_broker_is_restarted() -> None:
         assert any("exited with code -9" in x for x in up.stderr), up.tail()
         new = broker_pid(up)
         assert new != old and listeners(port)
-        from memtrail.kafka import check_reachable
-        from memtrail.settings import KafkaSettings
+        from memtrail.core.kafka import check_reachable
+        from memtrail.core.settings import KafkaSettings
 
         check_reachable(KafkaSettings(bootstrap=bootstrap), timeout=10)
         time.sleep(3)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from memtrail.podman_api import KNOWN_SOCKETS, answers
+from memtrail.core.podman_api import KNOWN_SOCKETS, answers
 from tests.e2e.helpers import UpProc, port_args, read_jsonl
 from tests.sensor.rootfs import OPTS, PODMAN, busybox_image
 

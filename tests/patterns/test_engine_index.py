@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from memtrail.settings import DEFAULT_PATTERNS_DIR
+from memtrail.core.settings import DEFAULT_PATTERNS_DIR
 from patterns.engine import index as core
 from patterns.engine.assemble import assemble, build_engine
 from patterns.engine.core import PatternEngine

@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from memtrail.settings import DEFAULT_PATTERNS_DIR
+from memtrail.core.settings import DEFAULT_PATTERNS_DIR
 from patterns.engine.assemble import build_engine
 from patterns.engine.core import PatternEngine
 from patterns.engine.examples import check_examples

@@ -28,7 +28,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from memtrail.children import stop_process
+from memtrail.core.children import stop_process
 from sensors.cri_api import api_pb2 as pb
 from sensors.cri_api import api_pb2_grpc as pb_grpc
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from memtrail.broker import free_port
-from memtrail.settings import Settings
+from memtrail.core.broker import free_port
+from memtrail.core.settings import Settings
 
 from .test_pipeline import consume_all, events_of
 
@@ -151,7 +151,7 @@ def _wait_status(url: str, want: int, timeout: float) -> bool:
 def test_readiness_follows_the_broker_and_liveness_the_loop(tmp_path: Path) -> None:
     """/readyz is 503 while the sensor spools through a broker outage and 200 again after it;
     /healthz stays 200 (the drain loop keeps turning)."""
-    from memtrail.broker import LocalBroker
+    from memtrail.core.broker import LocalBroker
 
     broker = LocalBroker(log_path=tmp_path / "tansu.log").start()
     port = free_port()

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from memtrail.children import stop_process
-from memtrail.settings import Settings
+from memtrail.core.children import stop_process
+from memtrail.core.settings import Settings
 from sensors.containers import ContainerWatcher, meta_from_inspect
 
 from .test_pipeline import consume_all

@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import pytest
 
-from memtrail.settings import Settings
+from memtrail.core.settings import Settings
 from sensors.config import SensorSettings
 from sensors.cri import CriError, CriWatcher, connect, image_name, meta_from_cri, runtime_name
 from sensors.cri_api import api_pb2 as pb

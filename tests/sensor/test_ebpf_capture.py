@@ -290,7 +290,7 @@ def _reverse_shell(collector: Collector, argv: list[str]) -> tuple[int, list[dic
 
 
 def test_reverse_shell_stdio_is_a_socket(collector: Collector) -> None:
-    from memtrail.settings import DEFAULT_PATTERNS_DIR
+    from memtrail.core.settings import DEFAULT_PATTERNS_DIR
     from patterns.engine.api import load_engine
 
     _, ev = _reverse_shell(collector, ["/bin/sh", "-c", "exit 0"])
@@ -320,7 +320,7 @@ def test_reverse_shell_stdio_is_a_socket(collector: Collector) -> None:
 
 
 def test_interpreter_on_a_socket_and_plain_exec(collector: Collector) -> None:
-    from memtrail.settings import DEFAULT_PATTERNS_DIR
+    from memtrail.core.settings import DEFAULT_PATTERNS_DIR
     from patterns.engine.api import load_engine
 
     _, ev = _reverse_shell(collector, [sys.executable, "-c", "pass"])

@@ -20,7 +20,7 @@ import pytest
 from lightkube import Client, KubeConfig
 from lightkube.config.models import Cluster, User
 
-from memtrail.settings import Settings
+from memtrail.core.settings import Settings
 from sensors.k8s import PodWatcher, metas_from_pod, split_container_id
 
 from .test_pipeline import consume_all

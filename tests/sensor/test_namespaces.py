@@ -27,7 +27,7 @@ def one(events: list[dict[str, Any]], syscall: str) -> dict[str, Any]:
 
 
 def alerts(events: list[dict[str, Any]]) -> dict[str, Any]:
-    from memtrail.settings import DEFAULT_PATTERNS_DIR
+    from memtrail.core.settings import DEFAULT_PATTERNS_DIR
     from patterns.engine.api import load_engine
 
     engine = load_engine([DEFAULT_PATTERNS_DIR])

@@ -60,7 +60,7 @@ def run_in_container(collector: Collector, image: str, mode: str) -> list[dict[s
 
 
 def alerts(events: list[dict[str, Any]]) -> dict[str, Any]:
-    from memtrail.settings import DEFAULT_PATTERNS_DIR
+    from memtrail.core.settings import DEFAULT_PATTERNS_DIR
     from patterns.engine.api import load_engine
 
     engine = load_engine([DEFAULT_PATTERNS_DIR])

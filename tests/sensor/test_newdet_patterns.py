@@ -39,7 +39,7 @@ def run_tree(collector: Collector, script: str) -> list[dict[str, Any]]:
 
 
 def alerts(events: list[dict[str, Any]]) -> set[str]:
-    from memtrail.settings import DEFAULT_PATTERNS_DIR
+    from memtrail.core.settings import DEFAULT_PATTERNS_DIR
     from patterns.engine.api import load_engine
 
     engine = load_engine([DEFAULT_PATTERNS_DIR])

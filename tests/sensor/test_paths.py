@@ -166,7 +166,7 @@ def test_walk_deeper_than_the_bound_is_flagged_not_wrong(collector: Collector, t
 
 def alerts_for(events: list[dict[str, Any]]) -> dict[str, set[str]]:
     """Pattern id -> ATT&CK technique ids, for the events run through the shipped library."""
-    from memtrail.settings import DEFAULT_PATTERNS_DIR
+    from memtrail.core.settings import DEFAULT_PATTERNS_DIR
     from patterns.engine.api import load_engine
 
     engine = load_engine([DEFAULT_PATTERNS_DIR])

@@ -13,8 +13,8 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from memtrail.broker import LocalBroker
-from memtrail.settings import KafkaSettings, Settings
+from memtrail.core.broker import LocalBroker
+from memtrail.core.settings import KafkaSettings, Settings
 from schemas import wire
 from sensors.config import SensorSettings
 from sensors.runner import Sensor

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from memtrail.broker import free_port
-from memtrail.settings import KafkaSettings, Settings
+from memtrail.core.broker import free_port
+from memtrail.core.settings import KafkaSettings, Settings
 from sensors.publisher import Publisher
 
 from .test_pipeline import consume_all, events_of

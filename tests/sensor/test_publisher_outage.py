@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from memtrail.broker import LocalBroker
-from memtrail.settings import KafkaSettings, Settings
+from memtrail.core.broker import LocalBroker
+from memtrail.core.settings import KafkaSettings, Settings
 from schemas import wire
 from sensors.publisher import Publisher
 

@@ -48,7 +48,7 @@ def polling(collector: Collector) -> Iterator[None]:
 
 
 def _engine() -> Any:
-    from memtrail.settings import DEFAULT_PATTERNS_DIR
+    from memtrail.core.settings import DEFAULT_PATTERNS_DIR
     from patterns.engine.assemble import build_engine
 
     return build_engine([DEFAULT_PATTERNS_DIR], [])

@@ -43,7 +43,7 @@ def covers(args: dict[str, Any], start: int, length: int) -> bool:
 
 
 def alerts(events: list[dict[str, Any]]) -> dict[str, Any]:
-    from memtrail.settings import DEFAULT_PATTERNS_DIR
+    from memtrail.core.settings import DEFAULT_PATTERNS_DIR
     from patterns.engine.api import load_engine
 
     engine = load_engine([DEFAULT_PATTERNS_DIR])

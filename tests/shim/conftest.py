@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from shimkit import heartbeat, make_alert, make_client, sample_alerts
 
-from memtrail.broker import free_port
+from memtrail.core.broker import free_port
 from schemas.alerts import Alert
 from sinks.shim.store import Store
 

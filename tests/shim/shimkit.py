@@ -17,7 +17,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
-from memtrail.settings import Settings
+from memtrail.core.settings import Settings
 from schemas.alerts import Alert
 from schemas.heartbeat import SensorHeartbeat
 from sinks.shim.app import create_app

@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from memtrail.broker import free_port
-from memtrail.children import stop_process
+from memtrail.core.broker import free_port
+from memtrail.core.children import stop_process
 
 MEMTRAIL = Path(sys.executable).with_name("memtrail")
 

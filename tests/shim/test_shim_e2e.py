@@ -18,7 +18,7 @@ import httpx
 import pytest
 from shimkit import chromium
 
-from memtrail.broker import free_port
+from memtrail.core.broker import free_port
 
 pytestmark = [pytest.mark.ebpf, pytest.mark.slow, pytest.mark.browser]
 

@@ -15,8 +15,8 @@ import uvicorn
 from prometheus_client import CollectorRegistry
 from shimkit import TOKEN, chromium, make_alert, make_client
 
-from memtrail.broker import free_port
-from memtrail.settings import Settings
+from memtrail.core.broker import free_port
+from memtrail.core.settings import Settings
 from schemas.alerts import Alert
 from sinks.shim.app import create_app
 from sinks.shim.config import ShimSettings

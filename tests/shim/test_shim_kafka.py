@@ -12,8 +12,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from shimkit import heartbeat, make_alert, make_client
 
-from memtrail.kafka import consumer_config, ensure_topics, producer_config
-from memtrail.settings import Settings
+from memtrail.core.kafka import consumer_config, ensure_topics, producer_config
+from memtrail.core.settings import Settings
 from patterns.engine.api import load_engine
 from schemas.events import EventBatch
 from sinks.shim.consumer import ShimConsumer

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from shimkit import ADMIN_TOKEN, TOKEN, make_client, sample_alerts
 
-from memtrail.kafka import consumer_config, ensure_topics
-from memtrail.settings import Settings
+from memtrail.core.kafka import consumer_config, ensure_topics
+from memtrail.core.settings import Settings
 from patterns.engine.api import load_engine
 from sinks.shim.config import ShimSettings
 from sinks.shim.limits import RateLimiter

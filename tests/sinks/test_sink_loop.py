@@ -12,8 +12,8 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from sinkfakes import make_alert
 
-from memtrail.kafka import consumer_config, ensure_topics, producer_config
-from memtrail.settings import Settings
+from memtrail.core.kafka import consumer_config, ensure_topics, producer_config
+from memtrail.core.settings import Settings
 from sinks.base import Incoming, Rejected, SinkBackpressure, SinkRunner
 
 pytestmark = pytest.mark.broker

@@ -22,9 +22,9 @@ import pytest
 from confluent_kafka import Producer
 from sinkfakes import make_alert
 
-from memtrail.broker import free_port
-from memtrail.kafka import ensure_topics, producer_config
-from memtrail.settings import Settings
+from memtrail.core.broker import free_port
+from memtrail.core.kafka import ensure_topics, producer_config
+from memtrail.core.settings import Settings
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from memtrail.cli import app
-from memtrail.settings import Settings
+from memtrail.core.settings import Settings
 from patterns.engine.api import PatternInfo
 from sinks.wazuh.content import DATA_DIR, DECODERS_FILE, IDS_FILE, RULES_FILE, generate
 from sinks.wazuh.rules import BASE_JSON_RULE, BASE_SYSLOG_RULE, LEVELS, assign_ids, render_rules

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sources_helpers import Webhook
 
-from memtrail.settings import Settings
+from memtrail.core.settings import Settings
 from tests.webhook_support import running_webhook
 
 

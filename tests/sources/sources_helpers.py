@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from memtrail.kafka import consumer_config
-from memtrail.settings import Settings
+from memtrail.core.kafka import consumer_config
+from memtrail.core.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from memtrail.settings import DEFAULT_PATTERNS_DIR
+from memtrail.core.settings import DEFAULT_PATTERNS_DIR
 from patterns.engine.api import load_engine
 from sensors.k8s_audit.models import AuditEvent
 from sensors.k8s_audit.normalize import normalize

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from sources_helpers import consume, load_fixture
 
-from memtrail.settings import DEFAULT_PATTERNS_DIR, Settings
+from memtrail.core.settings import DEFAULT_PATTERNS_DIR, Settings
 from patterns.engine.api import load_engine
 from tests.webhook_support import AUTH
 

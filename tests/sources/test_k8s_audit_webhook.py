@@ -10,8 +10,8 @@ import orjson
 import pytest
 from sources_helpers import consume, load_fixture
 
-from memtrail.children import stop_process
-from memtrail.settings import Settings
+from memtrail.core.children import stop_process
+from memtrail.core.settings import Settings
 from schemas.events import Event
 from tests.webhook_support import AUTH
 
@@ -118,7 +118,7 @@ def test_cli_self_signed_serves_and_publishes(settings: Settings) -> None:
     import sys
     import time
 
-    from memtrail.broker import free_port
+    from memtrail.core.broker import free_port
 
     port = free_port()
     env = {**os.environ, "MEMTRAIL_TOPICS__K8S_AUDIT": settings.topics.k8s_audit}
@@ -171,8 +171,8 @@ def test_kafka_down_answers_503_so_the_api_server_retries() -> None:
     """A real producer aimed at a port where no broker listens: nothing is acknowledged."""
     from fastapi.testclient import TestClient
 
-    from memtrail.broker import free_port
-    from memtrail.settings import KafkaSettings
+    from memtrail.core.broker import free_port
+    from memtrail.core.settings import KafkaSettings
     from sensors.k8s_audit.app import create_app
     from sensors.k8s_audit.publisher import AuditPublisher
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from memtrail.settings import DEFAULT_PATTERNS_DIR
+from memtrail.core.settings import DEFAULT_PATTERNS_DIR
 from patterns.engine.api import load_engine
 from sensors.trails import SHIPPED_LISTS_DIR, TrailMatcher, TrailStore, annotate, parse_trail_list
 

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from memtrail.broker import LocalBroker
-from memtrail.kafka import ensure_topics
-from memtrail.settings import KafkaSettings, Settings
+from memtrail.core.broker import LocalBroker
+from memtrail.core.kafka import ensure_topics
+from memtrail.core.settings import KafkaSettings, Settings
 from tests.stream.helpers import ARTIFACTS, WorkerProc
 
 

@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from memtrail.broker import free_port
-from memtrail.children import stop_process
-from memtrail.kafka import consumer_config, producer_config
-from memtrail.settings import Settings
+from memtrail.core.broker import free_port
+from memtrail.core.children import stop_process
+from memtrail.core.kafka import consumer_config, producer_config
+from memtrail.core.settings import Settings
 from schemas.events import synthetic_event
 
 REPO = Path(__file__).resolve().parents[2]

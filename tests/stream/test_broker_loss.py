@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from memtrail.broker import LocalBroker, free_port
+from memtrail.core.broker import LocalBroker, free_port
 from streams.pause import read_published
 from tests.stream.conftest import module_settings
 from tests.stream.helpers import ARTIFACTS, WorkerProc, batch, memfd_pair, metric, produce

@@ -19,8 +19,8 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from memtrail.broker import LocalBroker
-from memtrail.kafka import producer_config
+from memtrail.core.broker import LocalBroker
+from memtrail.core.kafka import producer_config
 from streams.pause import read_published
 from tests.stream.conftest import module_settings
 from tests.stream.helpers import ARTIFACTS, WorkerProc, consume, event, is_memfd_sequence

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memtrail.settings import Settings
+from memtrail.core.settings import Settings
 from streams.batches import check_event, decode_batch
 from streams.correlate import default_engine_factory
 from streams.deadletter import VALUE_MAX, dead_letter, reason_label

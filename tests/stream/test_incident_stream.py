@@ -9,8 +9,8 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from memtrail.kafka import producer_config
-from memtrail.settings import Settings
+from memtrail.core.kafka import producer_config
+from memtrail.core.settings import Settings
 from tests.stream.helpers import WorkerProc, batch, consume, memfd_exec, memfd_pair, produce
 
 pytestmark = pytest.mark.broker

@@ -6,7 +6,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from memtrail.settings import Settings
+from memtrail.core.settings import Settings
 from schemas.alerts import Alert, HostRef, ProcessRef, Rule, Severity, Tactic, Technique, Threat
 from streams.correlate import Correlator, default_engine_factory
 from streams.grouping import Grouper

@@ -17,8 +17,8 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from memtrail.kafka import producer_config
-from memtrail.settings import Settings
+from memtrail.core.kafka import producer_config
+from memtrail.core.settings import Settings
 from sensors.k8s_audit.models import AuditEvent
 from sensors.k8s_audit.normalize import message_key, normalize
 from tests.stream.helpers import (

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from memtrail.settings import Settings
+from memtrail.core.settings import Settings
 from schemas.alerts import Alert, HostRef, KubernetesRef, ProcessRef, Rule, Technique, Threat
 from schemas.deadletter import DeadLetter
 from sensors.k8s_audit.sessions import session_event

@@ -21,8 +21,8 @@ import httpx
 import orjson
 import pytest
 
-from memtrail.broker import LocalBroker
-from memtrail.settings import Settings
+from memtrail.core.broker import LocalBroker
+from memtrail.core.settings import Settings
 from tests.stream.conftest import module_settings
 from tests.stream.helpers import (
     ARTIFACTS,

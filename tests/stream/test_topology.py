@@ -12,8 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from memtrail.kafka import ensure_topics
-from memtrail.settings import Settings
+from memtrail.core.kafka import ensure_topics
+from memtrail.core.settings import Settings
 from streams.batches import attach_containers
 from tests.stream.helpers import (
     ARTIFACTS,

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 
-from memtrail.kafka import ensure_topics
-from memtrail.settings import Settings
+from memtrail.core.kafka import ensure_topics
+from memtrail.core.settings import Settings
 from schemas import wire
 from tests.stream.helpers import (
     WorkerProc,

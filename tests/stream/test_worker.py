@@ -8,7 +8,7 @@ import time
 import orjson
 import pytest
 
-from memtrail.settings import Settings
+from memtrail.core.settings import Settings
 from streams.batches import decode_batch
 from tests.stream.helpers import (
     WorkerProc,
@@ -46,7 +46,7 @@ def _alerts_for(
 
 
 def test_kafka_round_trip_through_local_broker(settings: Settings) -> None:
-    from memtrail.kafka import ensure_topics
+    from memtrail.core.kafka import ensure_topics
 
     ensure_topics(settings)
     evs = [event("memfd_create", pid=11), event("execve", pid=11)]

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from memtrail.settings import Settings
+from memtrail.core.settings import Settings
 from streams.correlate import EngineFactory, default_engine_factory
 
 

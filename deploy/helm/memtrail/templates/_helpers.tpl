@@ -242,7 +242,7 @@ affinity:
       {{- end }}
 {{- end -}}
 
-{{/* Liveness and readiness on a metrics server port (memtrail.metrics.serve_metrics). */}}
+{{/* Liveness and readiness on a metrics server port (memtrail.core.metrics.serve_metrics). */}}
 {{- define "memtrail.probes" -}}
 livenessProbe:
   httpGet:

@@ -16,7 +16,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from memtrail.settings import KafkaSecurity, KafkaSettings, Settings
+from memtrail.core.settings import KafkaSecurity, KafkaSettings, Settings
 
 log = logging.getLogger(__name__)
 _rdkafka_log = logging.getLogger("librdkafka")

@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from memtrail.children import detach_and_die_with_parent, stop_process
+from memtrail.core.children import detach_and_die_with_parent, stop_process
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from memtrail.children import detach_and_die_with_parent, stop_process
+from memtrail.core.children import detach_and_die_with_parent, stop_process
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ class Topics(BaseModel):
 class KafkaSecurity(BaseModel):
     """TLS and SASL for every Kafka client, declared once.
 
-    Translated for librdkafka (sensor, sinks, shim, webhook: ``memtrail.kafka.security_config``)
+    Translated for librdkafka (sensor, sinks, shim, webhook: ``memtrail.core.kafka.security_config``)
     and for the Faust worker's aiokafka (``streams.kafka_auth.faust_credentials``), so one
     ``MEMTRAIL_KAFKA__SECURITY__*`` block secures the whole pipeline (Strimzi, MSK, Confluent Cloud).
     """
