@@ -25,8 +25,6 @@ from faust.types import TP
 
 from memtrail.core.settings import Settings
 from schemas.alerts import Alert
-from sensors.k8s_audit.sessions import PodSessions, SessionStamper
-from sensors.trails.loader import TrailSettings, TrailStore
 from streams import metrics as m
 from streams.batches import (
     check_event,
@@ -46,7 +44,9 @@ from streams.health import Health
 from streams.kafka_auth import faust_credentials
 from streams.pause import AlertLedger, PartitionGate, read_published
 from streams.recovery import replay_batches
+from streams.sessions import PodSessions, SessionStamper
 from streams.topic_reader import TopicReader
+from streams.trails.loader import TrailSettings, TrailStore
 
 log = logging.getLogger(__name__)
 

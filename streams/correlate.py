@@ -46,7 +46,7 @@ def default_engine_factory(dirs: list[Path]) -> EngineFactory:
 #: An engine state: an enriched-topic partition (int), or ("k8s_audit", partition).
 PartKey = Hashable
 
-#: Session events (sensors.k8s_audit.sessions.session_event) already fed, per partition.
+#: Session events (streams.sessions.session_event) already fed, per partition.
 _SESSION_SYSCALL = "k8s_session"
 _MAX_SESSION_IDS = 20_000
 

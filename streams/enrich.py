@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sensors.trails.matcher import CONNECT_SYSCALLS, TrailMatcher, annotate
+from streams.trails.matcher import CONNECT_SYSCALLS, TrailMatcher, annotate
 
 
 def enrich_events(events: list[dict[str, Any]], containers: Mapping[str, Mapping[str, Any]]) -> int:

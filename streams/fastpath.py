@@ -22,8 +22,8 @@ import orjson
 
 from schemas import wire
 from schemas.wire import WIRE_VERSION
-from sensors.trails.matcher import CONNECT_SYSCALLS
 from streams.batches import Rejected, attach_containers, check_event, splice_containers
+from streams.trails.matcher import CONNECT_SYSCALLS
 
 #: How ``schemas.wire.encode`` + orjson start a message (other spellings take the decoding path).
 V2_PREFIX = b'{"v":2,'

@@ -85,7 +85,7 @@ def register(app: typer.Typer) -> None:
         match: list[str] = typer.Option([], "--match", help="An IP address or domain to look up, repeatable"),
     ) -> None:
         """Load trail lists, print each with its source and size, report bad lines (exit 1)."""
-        from sensors.trails import TrailSettings, TrailStore
+        from streams.trails import TrailSettings, TrailStore
 
         store = TrailStore(directory or TrailSettings().all_dirs())
         for tl in store.lists:

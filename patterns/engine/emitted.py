@@ -11,7 +11,7 @@ Derived from the producers themselves, not written by hand per pattern:
   every kind it derives facts from; the dotted paths under ``ka`` it produced are the set
   (``ka.event`` is the raw audit event, ``ka.req.role.rules`` raw RBAC rules and
   ``ka.uri_params`` the request's query parameters: free).
-- trail hits: the keys of ``sensors.trails.matcher.TrailHit.as_dict`` (``args.trail``).
+- trail hits: the keys of ``streams.trails.matcher.TrailHit.as_dict`` (``args.trail``).
 
 Pure: builds the tables in memory on first use, no I/O.
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 #: args keys the user-space enrichment adds after decoding, per syscall
 #: (``sensors.context``: ``target`` from ``sensors.targets``; ``stdio_peer_of`` from ``sensors.peers``;
-#: ``trail`` from ``sensors.trails.matcher`` on connects to a listed destination; ``loader`` from
+#: ``trail`` from ``streams.trails.matcher`` on connects to a listed destination; ``loader`` from
 #: ``sensors.loader`` on the mappings of a loader run as a program)
 ENRICHED_ARGS: dict[str, frozenset[str]] = {
     "ptrace": frozenset({"target"}),
@@ -39,7 +39,7 @@ ENRICHED_ARGS: dict[str, frozenset[str]] = {
 }
 #: top-level event keys the pipeline adds to a decoded syscall event (``sensors.context``
 #: fills ``process`` and ``container_id``; the enrichment agent ``container``; the sensor's
-#: Kubernetes lookup ``kubernetes``; the stream worker ``k8s_session``, ``sensors.k8s_audit.sessions``)
+#: Kubernetes lookup ``kubernetes``; the stream worker ``k8s_session``, ``streams.sessions``)
 ENRICHED_TOP = frozenset({"container", "kubernetes", "cgroup_name", "k8s_session"})
 #: paths under ``ka`` whose content is raw, as the API server sent it
 K8S_RAW = ("ka.event", "ka.req.role.rules", "ka.uri_params")
@@ -77,7 +77,7 @@ def syscall_args() -> dict[str, frozenset[str]]:
         for hflags, aux in ((0, 0), (0xFFFFFFFF, 3)):
             keys.update(dec._decode(_record(size, t, hflags, aux))["args"])
         out[name] = frozenset(keys | ENRICHED_ARGS.get(name, frozenset()))
-    from sensors.k8s_audit.sessions import SESSION_SYSCALL
+    from streams.sessions import SESSION_SYSCALL
 
     out[SESSION_SYSCALL] = frozenset()  # a pod's session as an event (``session_event``): no args
     return out
@@ -108,8 +108,8 @@ def container_keys() -> frozenset[str]:
 @functools.cache
 def trail_keys() -> frozenset[str]:
     """Keys of ``args.trail`` (a trail hit)."""
-    from sensors.trails.format import TrailEntry
-    from sensors.trails.matcher import TrailHit
+    from streams.trails.format import TrailEntry
+    from streams.trails.matcher import TrailHit
 
     entry = TrailEntry("192.0.2.1", "ip", "", "l", 1)
     return frozenset(TrailHit("192.0.2.1", entry, "l", "s", "c", "warning").as_dict())

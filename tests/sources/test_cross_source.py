@@ -10,7 +10,7 @@ from sources_helpers import consume, load_fixture
 
 from memtrail.core.settings import DEFAULT_PATTERNS_DIR, Settings
 from patterns.engine.api import load_engine
-from sensors.k8s_audit.sessions import PodSessions, SessionStamper, annotate_session
+from streams.sessions import PodSessions, SessionStamper, annotate_session
 from tests.webhook_support import AUTH
 
 pytestmark = pytest.mark.broker

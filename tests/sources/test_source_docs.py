@@ -11,7 +11,7 @@ import pytest
 import yaml
 from sources_helpers import load_fixture
 
-from sensors.trails import parse_trail_list
+from streams.trails import parse_trail_list
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = (REPO / "docs" / "sources.md").read_text()

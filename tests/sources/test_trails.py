@@ -9,7 +9,7 @@ import pytest
 
 from memtrail.core.settings import DEFAULT_PATTERNS_DIR
 from patterns.engine.api import load_engine
-from sensors.trails import SHIPPED_LISTS_DIR, TrailMatcher, TrailStore, annotate, parse_trail_list
+from streams.trails import SHIPPED_LISTS_DIR, TrailMatcher, TrailStore, annotate, parse_trail_list
 
 CUSTOM = """\
 # name: acme-c2

@@ -176,7 +176,7 @@ def test_each_contained_keeps_the_good_events_in_order() -> None:
 
 
 def test_nul_in_a_connect_address_is_no_match_not_a_crash() -> None:
-    from sensors.trails.matcher import TrailMatcher
+    from streams.trails.matcher import TrailMatcher
 
     assert TrailMatcher([]).match_ip("10.0.0.1\x00.evil") is None
 

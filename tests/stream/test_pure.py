@@ -13,7 +13,6 @@ import pytest
 from memtrail.core.settings import Settings
 from schemas.alerts import Alert, HostRef, KubernetesRef, ProcessRef, Rule, Technique, Threat
 from schemas.deadletter import DeadLetter
-from sensors.k8s_audit.sessions import session_event
 from sinks.console import format_alert
 from sinks.jsonl import JsonlSink
 from streams.batches import attach_containers, check_event, decode_batch, encode_batch, splice_containers
@@ -21,6 +20,7 @@ from streams.correlate import Correlator, default_engine_factory
 from streams.deadletter import dead_letter, reason_label
 from streams.enrich import detach_containers, enrich_events, join_containers
 from streams.grouping import Grouper
+from streams.sessions import session_event
 from tests.stream.helpers import batch, event, memfd_pair
 
 

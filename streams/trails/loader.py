@@ -15,8 +15,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sensors.trails.format import TrailFormatError, TrailList, parse_trail_list
-from sensors.trails.matcher import TrailMatcher
+from streams.trails.format import TrailFormatError, TrailList, parse_trail_list
+from streams.trails.matcher import TrailMatcher
 
 log = logging.getLogger(__name__)
 

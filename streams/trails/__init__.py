@@ -4,9 +4,9 @@
 reads directories and reloads on change. See docs/sources.md.
 """
 
-from sensors.trails.format import TrailEntry, TrailFormatError, TrailList, parse_trail_list
-from sensors.trails.loader import SHIPPED_LISTS_DIR, TrailSettings, TrailStore
-from sensors.trails.matcher import TrailHit, TrailMatcher, annotate
+from streams.trails.format import TrailEntry, TrailFormatError, TrailList, parse_trail_list
+from streams.trails.loader import SHIPPED_LISTS_DIR, TrailSettings, TrailStore
+from streams.trails.matcher import TrailHit, TrailMatcher, annotate
 
 __all__ = [
     "SHIPPED_LISTS_DIR",

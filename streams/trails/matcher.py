@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sensors.trails.format import TrailEntry, TrailList
+from streams.trails.format import TrailEntry, TrailList
 
 #: syscalls whose ``args.addr`` is a destination address.
 CONNECT_SYSCALLS = frozenset({"connect"})
