@@ -1,7 +1,7 @@
 """Ring-buffer records (``ebpf/sensor.h``) → event dicts shaped like ``schemas.events.Event``.
 
 Pure: bytes in, dicts out; no bcc, no Kafka. The ``struct.Struct`` formats below are
-pinned to the C header by ``tests/sensor/test_layout.py`` (gcc compiles the header
+pinned to the C header by ``tests/ebpf/test_layout.py`` (gcc compiles the header
 and prints sizes and offsets). Context the kernel does not give (exe, cmdline,
 ancestors, container id) is added by :mod:`sensors.context`.
 """

@@ -1,7 +1,7 @@
 """Every change Memtrail makes to Faust's and aiokafka's internals, in one place.
 
 Each one works around a behaviour the libraries offer no option for; each relies on a
-private name, so tests/stream/test_faust_patches.py checks that the name still exists and
+private name, so tests/streams/test_faust_patches.py checks that the name still exists and
 still does what the patch assumes, and fails on a library upgrade that moves it.
 """
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import subprocess
-from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "nearest-headers.py"
+from tests.paths import REPO
+
+SCRIPT = REPO / "scripts" / "nearest-headers.py"
 CANDIDATES = (
     "\n".join(
         [

@@ -8,7 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
+ROOT = REPO
 RUNTIME = ("memtrail", "sensors", "streams", "sinks", "schemas", "patterns", "ebpf")
 # A path into the checkout: "deploy/...", Path(...) / "deploy", or climbing out of the package.
 REPO_PATH = re.compile(r"""["'](deploy|docs|tests|bench)(/|["'])|\.parents\[\d\]|\.parent\.parent\.parent""")
@@ -61,4 +63,19 @@ def test_settings_are_declared_once() -> None:
         for n, line in enumerate(path.read_text().splitlines(), 1)
         if "envvar=" in line.split("#", 1)[0]
     ]
+    assert not offenders, offenders
+
+
+def test_tests_mirror_the_packages() -> None:
+    """tests/<name> is a runtime package (``core`` for memtrail/core) or one of the cross-cutting
+    suites; shared helpers are imported as ``tests.<dir>.<module>`` (every test dir is a package)."""
+    cross_cutting = {"e2e", "corpus", "deploy"}
+    packages = {"core", *(p for p in RUNTIME if p != "memtrail")}
+    dirs = {p.name for p in (ROOT / "tests").iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert dirs <= packages | cross_cutting, dirs - packages - cross_cutting
+    for d in (ROOT / "tests").rglob("*"):
+        if d.is_dir() and "__pycache__" not in d.parts and list(d.glob("*.py")):
+            assert (d / "__init__.py").exists(), f"{d.relative_to(ROOT)} is not a package"
+    bare = re.compile(r"^from (?!tests\.|__future__)[a-z_]+(support|helpers|kit|fakes|fields|endpoint) import", re.M)
+    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("*.py") if bare.search(p.read_text())]
     assert not offenders, offenders

@@ -22,8 +22,8 @@ import pytest
 
 from memtrail.core.broker import free_port
 from memtrail.core.children import stop_process
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 

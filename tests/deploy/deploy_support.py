@@ -26,7 +26,8 @@ import jsonschema
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 CHART = REPO / "deploy" / "helm" / "memtrail"
 FULL_VALUES = CHART / "ci" / "full-values.yaml"
 COMPOSE = REPO / "deploy" / "compose" / "docker-compose.yml"

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import COMPOSE, PROMETHEUS_DIR, REPO
+
+from tests.deploy.deploy_support import COMPOSE, PROMETHEUS_DIR, REPO
 
 ENV_EXAMPLE = COMPOSE.parent / ".env.example"
 

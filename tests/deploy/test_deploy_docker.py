@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from deploy_support import DOCKER_DIR, REPO
+
+from tests.deploy.deploy_support import DOCKER_DIR, REPO
 
 DOCKERFILES = sorted(DOCKER_DIR.glob("*.Dockerfile"))
 KNOWN = {

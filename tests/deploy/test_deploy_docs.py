@@ -8,8 +8,9 @@ import shlex
 from typing import Any
 
 import yaml
-from deploy_support import CHART, REPO, manifests, render
-from test_deploy_env_names import known
+
+from tests.deploy.deploy_support import CHART, REPO, manifests, render
+from tests.deploy.test_deploy_env_names import known
 
 DOC = (REPO / "docs" / "deploy.md").read_text()
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 import typer
-from deploy_support import COMPOSE, containers, env_of, full_values, manifests, render
 from pydantic import ValidationError
+
+from tests.deploy.deploy_support import COMPOSE, containers, env_of, full_values, manifests, render
 
 #: env prefix → (module, settings class) of the component that owns it.
 COMPONENT_SETTINGS = {

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy_support import (
+
+from tests.deploy.deploy_support import (
     CHART,
     KUBE_VERSIONS,
     MEMTRAIL,

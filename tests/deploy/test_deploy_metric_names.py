@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy_support import CHART, PROMETHEUS_DIR
 from prometheus_client import REGISTRY
+
+from tests.deploy.deploy_support import CHART, PROMETHEUS_DIR
 
 #: Modules holding the process-wide collectors of the sensor, stream workers and sinks
 #: (the shim and the audit webhook build per-app registries, checked by their own tests).

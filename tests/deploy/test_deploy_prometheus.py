@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from deploy_support import MEMTRAIL, PROMETHEUS_DIR, process, wait_http
 
 from memtrail.core.broker import LocalBroker, free_port, wait_for_port
+from tests.deploy.deploy_support import MEMTRAIL, PROMETHEUS_DIR, process, wait_http
 
 
 def _tool(name: str) -> str:

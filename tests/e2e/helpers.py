@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from memtrail.core.broker import free_port
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 MEMTRAIL = [sys.executable, "-c", "from memtrail.cli import main; main()"]
 

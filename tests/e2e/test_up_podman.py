@@ -13,7 +13,7 @@ import pytest
 
 from memtrail.core.podman_api import KNOWN_SOCKETS, answers
 from tests.e2e.helpers import UpProc, port_args, read_jsonl
-from tests.sensor.rootfs import OPTS, PODMAN, busybox_image
+from tests.sensors.rootfs import OPTS, PODMAN, busybox_image
 
 pytestmark = [pytest.mark.ebpf, pytest.mark.broker, pytest.mark.podman, pytest.mark.slow]
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from patterns.engine.assemble import build_engine
 from patterns.engine.examples import check_examples
+from tests.paths import REPO
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "patterns.md"
+DOC = REPO / "docs" / "patterns.md"
 
 
 def test_doc_pattern_file_is_valid(tmp_path: Path) -> None:

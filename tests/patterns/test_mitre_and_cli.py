@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from memtrail.cli import app
 from patterns.mitre.catalog import load_catalog
+from tests.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 

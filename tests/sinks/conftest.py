@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sinkfakes import OpenSearchStandIn, Recorder, WazuhStandIn
+
+from tests.sinks.sinkfakes import OpenSearchStandIn, Recorder, WazuhStandIn
 
 
 @pytest.fixture

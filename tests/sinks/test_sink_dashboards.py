@@ -9,11 +9,11 @@ import base64
 
 import orjson
 import pytest
-from sinkfakes import Recorder, json_reply
 from typer.testing import CliRunner
 
 from memtrail.cli import app
 from sinks.opensearch.dashboards import SAVED_OBJECTS, ImportFailed, import_saved_objects
+from tests.sinks.sinkfakes import Recorder, json_reply
 
 
 def _objects() -> list[dict]:

@@ -13,10 +13,10 @@ from typing import Any
 
 import orjson
 import pytest
-from ecs_fields import ECS_PACKAGE, fetch, fields
 
 from sinks.opensearch.documents import ECS_VERSION, from_document, to_document
 from sinks.opensearch.sink import index_template
+from tests.sinks.ecs_fields import ECS_PACKAGE, fetch, fields
 
 #: TypeScript type (as the package spells it) → OpenSearch mapping types that hold it.
 COMPATIBLE = {

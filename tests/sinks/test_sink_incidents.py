@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sinkfakes import incoming, make_alert
 
 from sinks.console import format_alert, rule_label
 from sinks.jsonl import JsonlSink
@@ -13,6 +12,7 @@ from sinks.opensearch.config import OpenSearchSettings
 from sinks.opensearch.documents import bulk_body, to_document
 from sinks.opensearch.sink import OpenSearchSink
 from sinks.wazuh.payload import event_json, socket_message
+from tests.sinks.sinkfakes import incoming, make_alert
 
 PATTERNS = [
     {

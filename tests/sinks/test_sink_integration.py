@@ -15,12 +15,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sinkfakes import incoming, make_alert
 
 from sinks.opensearch.config import OpenSearchSettings
 from sinks.opensearch.sink import OpenSearchSink
 from sinks.wazuh.api import WazuhApiSink
 from sinks.wazuh.config import WazuhSettings
+from tests.sinks.sinkfakes import incoming, make_alert
 
 pytestmark = pytest.mark.slow
 

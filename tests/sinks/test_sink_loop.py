@@ -10,11 +10,11 @@ from typing import Any
 import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
-from sinkfakes import make_alert
 
 from memtrail.core.kafka import consumer_config, ensure_topics, producer_config
 from memtrail.core.settings import Settings
 from sinks.base import Incoming, Rejected, SinkBackpressure, SinkRunner
+from tests.sinks.sinkfakes import make_alert
 
 pytestmark = pytest.mark.broker
 

@@ -11,13 +11,13 @@ import base64
 
 import orjson
 import pytest
-from sinkfakes import incoming, json_reply, make_alert
 
 from sinks.base import SinkBackpressure
 from sinks.metrics import RETRIES
 from sinks.opensearch.config import OpenSearchSettings
 from sinks.opensearch.documents import bulk_body, index_name
 from sinks.opensearch.sink import ISM_POLICY_ID, TEMPLATE_NAME, OpenSearchSink
+from tests.sinks.sinkfakes import incoming, json_reply, make_alert
 
 
 def _sink(url: str, **kw: object) -> OpenSearchSink:

@@ -20,11 +20,11 @@ import httpx
 import orjson
 import pytest
 from confluent_kafka import Producer
-from sinkfakes import make_alert
 
 from memtrail.core.broker import free_port
 from memtrail.core.kafka import ensure_topics, producer_config
 from memtrail.core.settings import Settings
+from tests.sinks.sinkfakes import make_alert
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
 

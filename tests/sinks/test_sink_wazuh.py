@@ -15,7 +15,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sinkfakes import incoming, json_reply, make_alert
 
 from sinks.base import SinkBackpressure
 from sinks.wazuh.api import TokenBucket, WazuhApiSink
@@ -23,6 +22,7 @@ from sinks.wazuh.config import WazuhSettings
 from sinks.wazuh.file_sink import WazuhFileSink
 from sinks.wazuh.payload import MAX_MESSAGE_BYTES, event_json, incident_fields
 from sinks.wazuh.socket_sink import WazuhSocketSink
+from tests.sinks.sinkfakes import incoming, json_reply, make_alert
 
 
 def _api(url: str, **kw: object) -> WazuhApiSink:

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sinkfakes import Recorder, Request, json_reply
 from typer.testing import CliRunner
 
 from memtrail.cli import app
 from patterns.mitre.catalog import Catalog, Technique, load_catalog
 from sinks.wazuh.content import DATA_DIR, DECODERS_FILE, RULES_FILE
 from sinks.wazuh.rules import WAZUH_ATTACK_RELEASED, wazuh_mitre_ids
+from tests.sinks.sinkfakes import Recorder, Request, json_reply
 
 
 def test_shipped_rules_name_only_techniques_of_wazuh_s_attack_release() -> None:
