@@ -211,3 +211,35 @@ def serve(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, s
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+@contextlib.contextmanager
+def serve_page(
+    db: Path, alerts: list[Alert], heartbeats: list[SensorHeartbeat] | None = None
+) -> Iterator[str]:
+    """The real shim app (uvicorn, read token ``TOKEN``) over a store holding ``alerts``; yields its URL."""
+    import uvicorn
+
+    from memtrail.core.broker import free_port
+
+    store = Store(str(db))
+    store.upsert_alerts(alerts)
+    if heartbeats:
+        store.upsert_heartbeats(list(heartbeats))
+    ctx = ShimContext(
+        cfg=ShimSettings(token=TOKEN), settings=Settings(), store=store, registry=CollectorRegistry()
+    )
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "shim did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        store.close()

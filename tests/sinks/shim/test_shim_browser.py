@@ -5,22 +5,12 @@ Screenshots go to test-artifacts/screenshots/ (shim-*.png).
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
-from prometheus_client import CollectorRegistry
 
-from memtrail.core.broker import free_port
-from memtrail.core.settings import Settings
-from sinks.shim.app import create_app
-from sinks.shim.config import ShimSettings
-from sinks.shim.context import ShimContext
-from sinks.shim.store import Store
 from tests.paths import REPO
-from tests.sinks.shim.shimkit import CID_WEB, TOKEN, chromium, heartbeat, sample_alerts
+from tests.sinks.shim.shimkit import CID_WEB, TOKEN, chromium, heartbeat, sample_alerts, serve_page
 
 pytestmark = pytest.mark.browser
 
@@ -29,26 +19,9 @@ SHOTS = REPO / "test-artifacts" / "screenshots"
 
 @pytest.fixture(scope="module")
 def shim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    store = Store(str(tmp_path_factory.mktemp("shim") / "page.sqlite3"))
-    store.upsert_alerts(sample_alerts())
-    store.upsert_heartbeats([heartbeat("node-1", age_s=2), heartbeat("node-2", age_s=120)])
-    ctx = ShimContext(
-        cfg=ShimSettings(token=TOKEN), settings=Settings(), store=store, registry=CollectorRegistry()
-    )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "shim did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        store.close()
+    alerts, beats = sample_alerts(), [heartbeat("node-1", age_s=2), heartbeat("node-2", age_s=120)]
+    with serve_page(tmp_path_factory.mktemp("shim") / "page.sqlite3", alerts, beats) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

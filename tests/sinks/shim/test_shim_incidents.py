@@ -4,25 +4,16 @@ id and technique with hostile strings escaped."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
-from prometheus_client import CollectorRegistry
 
-from memtrail.core.broker import free_port
-from memtrail.core.settings import Settings
 from schemas.alerts import Alert
-from sinks.shim.app import create_app
-from sinks.shim.config import ShimSettings
-from sinks.shim.context import ShimContext
 from sinks.shim.filters import EventFilter, Page
 from sinks.shim.store import Store
 from tests.paths import REPO
-from tests.sinks.shim.shimkit import TOKEN, chromium, make_alert, make_client
+from tests.sinks.shim.shimkit import TOKEN, chromium, make_alert, make_client, serve_page
 
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
 SHOTS = REPO / "test-artifacts" / "screenshots"
@@ -121,25 +112,9 @@ def test_api_returns_every_pattern_and_filters_by_a_secondary_one(store: Store) 
 
 @pytest.fixture(scope="module")
 def page_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    store = Store(str(tmp_path_factory.mktemp("shim") / "incidents.sqlite3"))
-    store.upsert_alerts([incident(name2=HOSTILE), make_alert("single", "MT-INJECT-PTRACE", minutes_ago=2)])
-    ctx = ShimContext(
-        cfg=ShimSettings(token=TOKEN), settings=Settings(), store=store, registry=CollectorRegistry()
-    )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "shim did not start"
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        store.close()
+    alerts = [incident(name2=HOSTILE), make_alert("single", "MT-INJECT-PTRACE", minutes_ago=2)]
+    with serve_page(tmp_path_factory.mktemp("shim") / "incidents.sqlite3", alerts) as url:
+        yield url
 
 
 @pytest.mark.browser

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
-from prometheus_client import CollectorRegistry
 
-from memtrail.core.broker import free_port
-from memtrail.core.settings import Settings
 from schemas.alerts import Alert
-from sinks.shim.app import create_app
-from sinks.shim.config import ShimSettings
-from sinks.shim.context import ShimContext
 from sinks.shim.mitre import details, safe_url
-from sinks.shim.store import Store
-from tests.sinks.shim.shimkit import TOKEN, chromium, make_alert
+from tests.sinks.shim.shimkit import TOKEN, chromium, make_alert, serve_page
 
 HOSTILE_URLS = [
     "javascript:window.__pwned=1",
@@ -53,25 +43,8 @@ def test_safe_url_keeps_http_only() -> None:
 
 @pytest.fixture(scope="module")
 def shim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    store = Store(str(tmp_path_factory.mktemp("shim") / "links.sqlite3"))
-    store.upsert_alerts([hostile_alert()])
-    ctx = ShimContext(
-        cfg=ShimSettings(token=TOKEN), settings=Settings(), store=store, registry=CollectorRegistry()
-    )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        store.close()
+    with serve_page(tmp_path_factory.mktemp("shim") / "links.sqlite3", [hostile_alert()]) as url:
+        yield url
 
 
 def _hrefs(d: Any) -> list[str]:
