@@ -76,6 +76,10 @@ def test_tests_mirror_the_packages() -> None:
     for d in (ROOT / "tests").rglob("*"):
         if d.is_dir() and "__pycache__" not in d.parts and list(d.glob("*.py")):
             assert (d / "__init__.py").exists(), f"{d.relative_to(ROOT)} is not a package"
-    bare = re.compile(r"^from (?!tests\.|__future__)[a-z_]+(support|helpers|kit|fakes|fields|endpoint) import", re.M)
-    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("*.py") if bare.search(p.read_text())]
+    bare = re.compile(
+        r"^from (?!tests\.|__future__)[a-z_]+(support|helpers|kit|fakes|fields|endpoint) import", re.M
+    )
+    offenders = [
+        str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("*.py") if bare.search(p.read_text())
+    ]
     assert not offenders, offenders

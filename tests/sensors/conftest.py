@@ -64,6 +64,14 @@ class Collector:
 
 
 @pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A busybox image imported into podman (built once per module from the test rootfs)."""
+    from tests.sensors.rootfs import busybox_image
+
+    return busybox_image(tmp_path_factory.mktemp("rootfs"))
+
+
+@pytest.fixture(scope="module")
 def collector() -> Iterator[Collector]:
     c = Collector()
     yield c

@@ -43,6 +43,7 @@ def write_rootfs(t: tarfile.TarFile) -> None:
 IMAGE = "localhost/memtrail-test-busybox:1"
 PODMAN = ["podman", "--runtime", "/usr/sbin/runc", "--cgroup-manager=cgroupfs"]
 OPTS = ["--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
+RUN = [*PODMAN, "run", "--rm", *OPTS]
 
 
 def busybox_image(workdir: Path) -> str:

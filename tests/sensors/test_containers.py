@@ -14,8 +14,8 @@ import pytest
 from memtrail.core.children import stop_process
 from memtrail.core.settings import Settings
 from sensors.containers import ContainerWatcher, meta_from_inspect
+from tests.sensors.rootfs import OPTS, PODMAN
 from tests.sensors.test_pipeline import consume_all
-from tests.sensors.test_podman import OPTS, PODMAN, image  # noqa: F401 - the image fixture
 
 CID = "c" * 64
 
@@ -75,7 +75,7 @@ def podman_socket(tmp_path: Path) -> Iterator[Path]:
 @pytest.mark.podman
 @pytest.mark.broker
 @pytest.mark.slow
-def test_watcher_publishes_snapshot_and_changes(settings: Settings, podman_socket: Path, image: str) -> None:  # noqa: F811
+def test_watcher_publishes_snapshot_and_changes(settings: Settings, podman_socket: Path, image: str) -> None:
     name = f"memtrail-watch-{uuid.uuid4().hex[:8]}"
     run = subprocess.run(
         [*PODMAN, "run", "-d", *OPTS, "--name", name, "--label", "app=demo", image, "/bin/sleep", "30"],

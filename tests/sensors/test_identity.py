@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.sensors.conftest import Collector
-from tests.sensors.test_podman import RUN, image  # noqa: F401  (the busybox image fixture)
+from tests.sensors.rootfs import RUN
 from tests.sensors.test_stdio_peers import polling
 
 pytestmark = pytest.mark.ebpf
@@ -252,7 +252,7 @@ def test_debugger_tracing_its_own_child_stays_quiet(collector: Collector, inject
 def test_injection_inside_a_container_resolves_the_namespaced_target(
     collector: Collector,
     tmp_path: Path,
-    image: str,  # noqa: F811
+    image: str,
 ) -> None:
     """A tracer in a container names its target by the container's pid: the sensor maps it
     to the host process, same container, not a descendant; a debugger's own child is."""

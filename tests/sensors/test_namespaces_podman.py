@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import tarfile
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,13 +31,6 @@ def image(tmp_path_factory: pytest.TempPathFactory) -> str:
         write_rootfs(t)
     subprocess.run([*PODMAN, "import", str(tar), IMAGE], check=True, capture_output=True)
     return IMAGE
-
-
-@pytest.fixture(scope="module")
-def collector() -> Iterator[Collector]:
-    c = Collector()
-    yield c
-    c.close()
 
 
 def run_in_container(collector: Collector, image: str, mode: str) -> list[dict[str, Any]]:

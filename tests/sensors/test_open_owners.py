@@ -34,13 +34,6 @@ NOBODY = 65534
 RULE = "MT-PRIVESC-WRITE-001"
 
 
-@pytest.fixture(scope="module")
-def collector() -> Iterator[Collector]:
-    c = Collector()
-    yield c
-    c.close()
-
-
 def alerts(events: list[dict[str, Any]]) -> set[str]:
     from memtrail.core.settings import DEFAULT_PATTERNS_DIR
     from patterns.engine.api import load_engine

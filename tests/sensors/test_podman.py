@@ -4,28 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from tests.sensors.conftest import Collector
-from tests.sensors.rootfs import OPTS, PODMAN, busybox_image
+from tests.sensors.rootfs import RUN
 
 pytestmark = [pytest.mark.ebpf, pytest.mark.podman, pytest.mark.slow]
-
-RUN = [*PODMAN, "run", "--rm", *OPTS]
-
-
-@pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return busybox_image(tmp_path_factory.mktemp("rootfs"))
-
-
-@pytest.fixture(scope="module")
-def collector() -> Iterator[Collector]:
-    c = Collector()
-    yield c
-    c.close()
 
 
 def test_container_id_inside_and_null_on_host(image: str, collector: Collector) -> None:
