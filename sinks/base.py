@@ -32,7 +32,7 @@ from memtrail.core.kafka import consumer_config, producer_config
 from memtrail.core.settings import Settings
 from schemas.alerts import Alert
 from schemas.deadletter import build_dead_letter
-from sinks.metrics import BATCH_SECONDS, DELIVERIES, FAILURES
+from sinks.metrics import BATCH_SECONDS, BROKER_UP, DELIVERIES, FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +127,44 @@ class SinkRunner:
     #: Set once partitions are assigned; ``last_error`` says why delivery is held, if it is.
     assigned: threading.Event = field(default_factory=threading.Event, init=False)
     last_error: str | None = field(default=None, init=False)
+    #: Seconds between broker probes (a metadata request); readiness is false while one fails.
+    probe_interval: float = 5.0
+    _broker_error: str | None = field(default=None, init=False)
+    _next_probe: float = field(default=0.0, init=False)
     _consumer: Consumer | None = field(default=None, init=False, repr=False)
     _producer: Producer | None = field(default=None, init=False, repr=False)
     _ready: bool = field(default=False, init=False)
 
     @property
     def ready(self) -> bool:
-        return self._ready
+        """Subscribed, and the broker answered the last probe."""
+        return self._ready and self._broker_error is None
+
+    @property
+    def broker_error(self) -> str | None:
+        return self._broker_error
+
+    def _probe_broker(self) -> None:
+        """Ask the broker for the alerts topic's metadata every ``probe_interval`` seconds: a
+        consumer that cannot reach it keeps polling quietly, so readiness would never say so."""
+        now = time.monotonic()
+        if now < self._next_probe or self._consumer is None:
+            return
+        self._next_probe = now + self.probe_interval
+        try:
+            self._consumer.list_topics(self.settings.topics.alerts, timeout=min(2.0, self.probe_interval))
+        except KafkaException as exc:
+            if self._broker_error is None:
+                log.warning(
+                    "sink %s: broker unreachable (%s); not ready until it answers", self.sink.name, exc
+                )
+            self._broker_error = str(exc)
+            BROKER_UP.labels(self.sink.name).set(0)
+            return
+        if self._broker_error is not None:
+            log.info("sink %s: broker reachable again", self.sink.name)
+        self._broker_error = None
+        BROKER_UP.labels(self.sink.name).set(1)
 
     def run(self, stop: threading.Event | None = None) -> None:
         stop = stop or threading.Event()
@@ -152,6 +183,7 @@ class SinkRunner:
             self._ready = True
             log.info("sink %s consuming %s as group %s", self.sink.name, ",".join(topics), group)
             while not stop.is_set():
+                self._probe_broker()
                 msgs = self._consumer.consume(self.batch_size, self.batch_timeout)
                 batch = [m for m in msgs if self._keep(m)]
                 if batch:

@@ -124,8 +124,12 @@ def create_app(ctx: ShimContext) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     def readyz() -> PlainTextResponse:
-        ok = ctx.store.ping()
-        return PlainTextResponse("ready\n" if ok else "store unavailable\n", status_code=200 if ok else 503)
+        if not ctx.store.ping():
+            return PlainTextResponse("store unavailable\n", status_code=503)
+        consumer = ctx.consumer
+        if consumer is not None and consumer.runner.broker_error is not None:
+            return PlainTextResponse(f"broker unreachable: {consumer.runner.broker_error}\n", status_code=503)
+        return PlainTextResponse("ready\n")
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

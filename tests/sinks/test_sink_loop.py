@@ -208,3 +208,30 @@ def test_up_local_sinks_run_in_the_same_loop(settings: Settings, tmp_path: Any) 
     with Running(LocalSink(None, out=again), settings, group_id="up-local"):  # type: ignore[arg-type]
         time.sleep(2)
     assert again.getvalue() == ""
+
+
+def test_readiness_follows_the_broker(tmp_path: Any) -> None:
+    """A broker that stops answering turns the sink loop (and so every sink's /readyz) not
+    ready, with the reason; when a broker answers on that address again, ready again and
+    delivering. A real Tansu, killed and started anew (it comes back empty)."""
+    from memtrail.core.broker import LocalBroker
+    from memtrail.core.settings import KafkaSettings
+
+    broker = LocalBroker(log_path=tmp_path / "tansu.log").start()
+    settings = Settings(kafka=KafkaSettings(bootstrap=broker.bootstrap, partitions=1, local_broker=True))
+    ensure_topics(settings)
+    sink = ListSink()
+    runner = Running(sink, settings, group_id="g-outage", probe_interval=0.5)
+    try:
+        with runner:
+            assert _wait(lambda: runner.runner.ready)
+            broker.stop()
+            assert _wait(lambda: not runner.runner.ready, timeout=20)
+            assert runner.runner.broker_error
+            broker = LocalBroker(port=broker.port, log_path=tmp_path / "tansu2.log").start()
+            ensure_topics(settings)
+            assert _wait(lambda: runner.runner.ready, timeout=30)
+            _alerts(settings, range(3))
+            assert _wait(lambda: len(sink.delivered) == 3, timeout=60)
+    finally:
+        broker.stop()
