@@ -6,8 +6,9 @@
  * Kernel struct fields are read with explicit bpf_probe_read_kernel at offsets taken
  * from the running kernel's BTF (-DOFF_* from ebpf/btf.py), not from the installed
  * headers, which may belong to another kernel version.
- * Run-time configuration lives in maps (config, open_prefixes, path_prefixes);
- * nothing in this text is substituted by the loader.
+ * Run-time configuration lives in maps the loader writes (config, open_prefixes,
+ * path_prefixes, write_prefixes, comm_allow, host_ns); nothing in this text is substituted
+ * by the loader.
  */
 #include <uapi/linux/ptrace.h>
 #include <linux/sched.h>
@@ -1291,7 +1292,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_connect)
     return 0;
 }
 
-/* ---- file changes that persistence and fileless attacks leave (issue 9) ---- */
+/* ---- file changes that persistence and fileless attacks leave ---- */
 
 /* unlink/rename/chmod: the file may be gone at exit, so the kernel resolves the
  * directory the typed path is relative to (dirfd, cwd, or the root for an absolute
