@@ -62,7 +62,7 @@ def produce_big(settings: Settings, topic: str, messages: list[tuple[bytes, byte
 
 def audit_attack() -> dict[str, Any]:
     """A normalized audit event the library alerts on (MT-K8S-006 in the fixture's first item)."""
-    doc = orjson.loads((REPO / "tests" / "sources" / "fixtures" / "audit_attacks.json").read_bytes())
+    doc = orjson.loads((REPO / "tests" / "sensors" / "k8s_audit" / "fixtures" / "audit_attacks.json").read_bytes())
     return normalize(AuditEvent.model_validate(doc["items"][0]), "c1")
 
 
@@ -173,7 +173,7 @@ def test_readiness_follows_a_stuck_agent(stream_settings: Settings) -> None:
         s,
         ARTIFACTS / "worker-test_poison-wedge.log",
         "g-test_poison-wedge",
-        MEMTRAIL_STREAM_ENGINE_FACTORY="tests.stream.wedge_engine:factory",
+        MEMTRAIL_STREAM_ENGINE_FACTORY="tests.streams.wedge_engine:factory",
         MEMTRAIL_STREAM_STUCK_AFTER_S="3",
     ) as w:
         w.wait_ready(90)

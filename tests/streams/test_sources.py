@@ -41,7 +41,7 @@ from tests.webhook_support import AUTH, running_webhook
 
 pytestmark = pytest.mark.broker
 
-AUDIT_EXEC = REPO / "tests" / "sources" / "fixtures" / "audit_exec.json"
+AUDIT_EXEC = REPO / "tests" / "sensors" / "k8s_audit" / "fixtures" / "audit_exec.json"
 NS, POD, OTHER_POD = "shop", "web-7d9f8-abcde", "api-5c4b3-zzzzz"
 CID, OTHER_CID = "a1" * 32, "b2" * 32
 
