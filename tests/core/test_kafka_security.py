@@ -236,7 +236,9 @@ def test_the_audit_webhook_publishes_over_mutual_tls(tls_broker: TlsBroker, tmp_
 
     s = _load_with(tls_broker.env())
     s.topics.k8s_audit = f"memtrail.k8s.audit.tls.{uuid.uuid4().hex[:8]}"
-    body = orjson.loads((REPO / "tests" / "sensors" / "k8s_audit" / "fixtures" / "audit_exec.json").read_bytes())
+    body = orjson.loads(
+        (REPO / "tests" / "sensors" / "k8s_audit" / "fixtures" / "audit_exec.json").read_bytes()
+    )
     with running_webhook(s, tmp_path / "tls") as (base, path, cert):
         r = httpx.post(
             base + path,

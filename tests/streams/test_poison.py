@@ -62,7 +62,9 @@ def produce_big(settings: Settings, topic: str, messages: list[tuple[bytes, byte
 
 def audit_attack() -> dict[str, Any]:
     """A normalized audit event the library alerts on (MT-K8S-006 in the fixture's first item)."""
-    doc = orjson.loads((REPO / "tests" / "sensors" / "k8s_audit" / "fixtures" / "audit_attacks.json").read_bytes())
+    doc = orjson.loads(
+        (REPO / "tests" / "sensors" / "k8s_audit" / "fixtures" / "audit_attacks.json").read_bytes()
+    )
     return normalize(AuditEvent.model_validate(doc["items"][0]), "c1")
 
 
