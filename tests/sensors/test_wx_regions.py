@@ -14,9 +14,9 @@ pytestmark = pytest.mark.ebpf
 RX = ["PROT_READ", "PROT_EXEC"]
 
 
-def run(collector: Collector, mode: str) -> tuple[list[int], list[dict[str, Any]]]:
-    """Run ``wx_region MODE``; its printed numbers and the events of its pid and children."""
-    stdout = drained_run(collector, [str(build("wx_region")), mode])
+def run(collector: Collector, mode: str, *extra: str) -> tuple[list[int], list[dict[str, Any]]]:
+    """Run ``wx_region MODE [connect]``; its printed numbers and the events of its pid and children."""
+    stdout = drained_run(collector, [str(build("wx_region")), mode, *extra])
     nums = [int(x) for x in stdout.split()]
     pid = trigger_pid(collector, "wx_region", mode)
     kids = {
@@ -151,3 +151,26 @@ def test_wx_at_once_and_repeat_count(collector: Collector) -> None:
     rx = [e for e in xmem(ev, x) if e["syscall"] == "mprotect" and e["args"]["prot"] == RX]
     assert len(rx) == 20 and all(e["args"]["w_to_x"] for e in rx)
     assert [e["args"]["wx_count"] for e in rx] == list(range(20))
+
+
+@pytest.mark.parametrize("mode", ["exact", "interior", "fixed", "wx"])
+def test_w_to_x_then_a_connect_is_a_stager(collector: Collector, mode: str) -> None:
+    """MT-MEM-SEQ-001 on each route to executable memory (mprotect of the whole region, of an
+    interior page, a memfd mapped RX over its RW mapping, RWX at once), then a connect."""
+    _, ev = run(collector, mode, "connect")
+    assert any(e["syscall"] == "connect" for e in ev), "the trigger's connect was not seen"
+    got = alerts(ev)
+    assert "MT-MEM-SEQ-001" in got and "T1620" in got["MT-MEM-SEQ-001"].threat.technique.id, sorted(got)
+
+
+def test_the_loader_mapping_a_library_then_a_connect_is_not_a_stager(collector: Collector) -> None:
+    """dlopen of a system library then a connect stays quiet. (Here the loader's mapping is not
+    W->X; the W->X library mapping a Python test run produced is kept as the pattern's no_match
+    example, copied from that run's evidence, so `memtrail patterns test` guards that case.)"""
+    _, ev = run(collector, "dlopen", "connect")
+    libs = [
+        e for e in ev if e["syscall"] == "mmap" and str(e["args"].get("path", "")).startswith("/usr/lib/")
+    ]
+    assert libs, "the library's mappings were not seen"
+    assert any(e["syscall"] == "connect" for e in ev)
+    assert "MT-MEM-SEQ-001" not in alerts(ev)

@@ -8,6 +8,10 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <dlfcn.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #define PG 4096UL
 static const unsigned char code[] = {0xc3};
@@ -126,9 +130,22 @@ int main(int argc, char **argv) {
             run(p);
         }
         out(p, p);
+    } else if (!strcmp(m, "dlopen")) { /* the dynamic loader mapping a system library (benign) */
+        void *h = dlopen("libz.so.1", RTLD_NOW);
+        if (!h) h = dlopen("libbsd.so.0", RTLD_NOW);
+        if (!h) die("dlopen");
+        out(h, h);
     } else {
         fprintf(stderr, "unknown mode %s\n", m);
         return 2;
+    }
+    if (argc > 2 && !strcmp(argv[2], "connect")) { /* the stager's next step: call out */
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(9)};
+        inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+        if (s < 0) die("socket");
+        connect(s, (struct sockaddr *)&a, sizeof a); /* refused is fine: the attempt is the event */
+        close(s);
     }
     fflush(stdout);
     return 0;
