@@ -38,7 +38,12 @@ from streams.correlate import Correlator, PartKey
 from streams.deadletter import dead_letter, reason_label
 from streams.enrich import annotate_trails, detach_containers, join_containers
 from streams.fastpath import count_events, decode_enriched, forward_unread
-from streams.faust_patches import ExternalChangelogTable, patch_fetch_wait, patch_lz4_level
+from streams.faust_patches import (
+    ExternalChangelogTable,
+    leave_consumer_group,
+    patch_fetch_wait,
+    patch_lz4_level,
+)
 from streams.guard import Failure, alert_bytes, alert_doc, each_contained, fit_batches, reason_of
 from streams.health import Health
 from streams.kafka_auth import faust_credentials
@@ -641,6 +646,11 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
         rate_limit_logging(opts.log_repeat_interval_s)
         pipe.start_readers()
         if opts.broker_watch_interval_s > 0:
-            pipe.watch = BrokerWatch(settings, pipe.health, interval_s=opts.broker_watch_interval_s).start()
+            pipe.watch = BrokerWatch(
+                settings,
+                pipe.health,
+                interval_s=opts.broker_watch_interval_s,
+                before_exec=lambda: leave_consumer_group(app),
+            ).start()
 
     return app, pipe

@@ -11,8 +11,9 @@ cluster) cannot be followed by the running Faust consumer: its positions, commit
 offsets and table offsets point past the new logs' ends (Faust would skip the new records
 or stop with a ConsistencyError). The watch sees it as a log that went backwards (a
 partition's end offset below one seen before, or a topic gone) and then re-creates the
-topics and re-executes the worker in place (same pid, same command line): it rejoins with
-no committed offsets and reads the new logs from their beginning.
+topics, has the worker's consumer leave its group, and re-executes the worker in place (same
+pid, same command line): it rejoins with no committed offsets and reads the new logs from
+their beginning.
 
 ``RateLimitFilter`` keeps the log readable meanwhile: one line per distinct message per
 interval, then a count of the repeats.
@@ -67,12 +68,16 @@ class BrokerWatch:
         interval_s: float = 1.0,
         timeout_s: float = 3.0,
         on_lost: Callable[[], None] | None = None,
+        before_exec: Callable[[], object] | None = None,
     ) -> None:
         self.settings = settings
         self.health = health
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self.on_lost = on_lost or self.recreate_and_reexec
+        #: Run just before the re-exec: the worker's consumer leaves its group there, so the new
+        #: process does not wait for the old member's session to expire.
+        self.before_exec = before_exec
         self._topics = [settings.topics.raw, settings.topics.enriched, settings.topics.alerts]
         #: Highest end offset seen per partition: a log never goes backwards on a broker that kept it.
         self._high: dict[tuple[str, int], int] = {}
@@ -154,6 +159,11 @@ class BrokerWatch:
             ensure_topics(self.settings)
         except Exception as exc:  # the new process's preflight tries again
             log.warning("topics not re-created: %s", exc)
+        if self.before_exec is not None:
+            try:
+                self.before_exec()
+            except Exception as exc:  # the group then expires the old member by itself
+                log.warning("consumer did not leave its group: %s", exc)
         logging.shutdown()
         argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
         os.execv(sys.executable, [sys.executable, *argv[1:]])

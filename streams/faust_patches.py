@@ -7,6 +7,7 @@ still does what the patch assumes, and fails on a library upgrade that moves it.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import faust
@@ -49,3 +50,24 @@ class ExternalChangelogTable(faust.GlobalTable):
 
     def _changelog_topic_name(self) -> str:
         return self.changelog_topic.get_topic_name()
+
+
+def leave_consumer_group(app: faust.App, timeout_s: float = 5.0) -> bool:
+    """Stop the worker's aiokafka consumer so it sends LeaveGroup, before the process is replaced.
+
+    Faust runs that consumer on its own thread and loop and offers no call for this. Without
+    it, a member the old consumer registered stays in the group until its session times out,
+    and the new process's join waits for that (up to a minute against a real Kafka).
+    True when the consumer stopped within ``timeout_s``."""
+    thread = getattr(app.consumer, "_thread", None)
+    loop = getattr(thread, "thread_loop", None)
+    if thread is None or loop is None or not loop.is_running():
+        return False
+    consumer = thread._ensure_consumer()
+    future = asyncio.run_coroutine_threadsafe(consumer.stop(), loop)
+    try:
+        future.result(timeout_s)
+    except Exception:
+        future.cancel()
+        return False
+    return True

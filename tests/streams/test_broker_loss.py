@@ -62,10 +62,9 @@ def test_worker_rides_out_a_broker_outage_and_an_empty_broker(local: str) -> Non
 
         broker = LocalBroker(port=port, log_path=tansu_log).start()  # empty: memory storage
         t_back = time.monotonic()
-        # When the old consumer rejoined the new broker's group before the watch re-executed the
-        # worker, that member must expire first (Faust's broker_session_timeout: 60 s against an
-        # external broker), then the group rebalances: allow for both.
-        assert _until(worker.ready, 180), f"not ready again\n{worker.tail()}"
+        # The old consumer may have rejoined the new broker's group before the watch saw the lost
+        # logs; it leaves the group before the re-exec, so nothing waits for its session to expire.
+        assert _until(worker.ready, 90), f"not ready again\n{worker.tail()}"
         print(f"ready again {time.monotonic() - t_back:.0f} s after the broker came back")
         assert worker.proc.poll() is None and worker.proc.pid == pid
 

@@ -56,3 +56,23 @@ def test_changelog_name_override_is_the_one_the_assignor_reads() -> None:
         app, name="containers", partitions=1, changelog_topic=topic, is_global=True
     )
     assert table._changelog_topic_name() == "memtrail.containers"
+
+
+def test_leave_group_reaches_the_consumer_faust_runs() -> None:
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+
+    from streams.faust_patches import leave_consumer_group
+
+    app = faust.App("memtrail-patch-probe-leave", broker="kafka://127.0.0.1:1", store="memory://")
+    thread = app.consumer._thread
+    # Faust runs the aiokafka consumer on this thread's own loop ...
+    assert isinstance(thread, faust_aiokafka.AIOKafkaConsumerThread)
+    assert callable(thread._ensure_consumer)
+    assert "thread_loop" in inspect.signature(type(thread).__init__).parameters or hasattr(
+        thread, "thread_loop"
+    )
+    # ... and stopping that consumer closes its coordinator, which sends LeaveGroup.
+    assert "self._coordinator.close()" in inspect.getsource(AIOKafkaConsumer.stop)
+    assert "_maybe_leave_group" in inspect.getsource(GroupCoordinator.close)
+    # A worker whose consumer thread never started has nothing to leave.
+    assert leave_consumer_group(app, timeout_s=0.1) is False
