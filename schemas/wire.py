@@ -118,13 +118,15 @@ def _container_default(key: str) -> str | None:
 class _Encoder:
     """The tables of one batch being encoded."""
 
-    __slots__ = ("anc_refs", "lineage", "n", "procs", "seen")
+    __slots__ = ("anc_refs", "by_obj", "lineage", "n", "procs", "seen")
 
     def __init__(self) -> None:
         self.procs: dict[str, dict[str, Any]] = {}
         self.lineage: dict[str, dict[str, Any]] = {}
         #: id(ancestors list) -> its encoded form: events of one process share the list
         self.anc_refs: dict[int, tuple[Any, list[Any]]] = {}
+        #: id(process dict) -> (the dict, its result): events may share one process dict
+        self.by_obj: dict[int, tuple[Mapping[str, Any], tuple[str, dict[str, Any] | None]]] = {}
         self.n = 0
         #: entity id -> (keys, values, result) of the last process dict encoded for it: the
         #: events of one process mostly repeat it (tuple compares are identity-first, in C)
@@ -149,6 +151,14 @@ class _Encoder:
 
     def process(self, proc: Mapping[str, Any]) -> tuple[str, dict[str, Any] | None]:
         """(reference, overrides) of one event's process."""
+        same = self.by_obj.get(id(proc))
+        if same is not None and same[0] is proc:  # a process dict shared by events (the sensor's)
+            return same[1]
+        out = self._process_of(proc)
+        self.by_obj[id(proc)] = (proc, out)
+        return out
+
+    def _process_of(self, proc: Mapping[str, Any]) -> tuple[str, dict[str, Any] | None]:
         eid = proc.get("entity_id")
         vals = tuple(proc.values())
         hit = self.seen.get(eid if type(eid) is str else None)

@@ -40,6 +40,8 @@ class Context:
         self.cgroups = cgroups
         self.wire_lineage = wire_lineage
         self._proc_cache: dict[int, tuple[int, Any, dict[str, Any]]] = {}
+        #: tid -> (decoded process values, per-process part, the shared process dict)
+        self._shared: dict[Any, tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]]] = {}
         self.targets = TargetResolver(procs, procs.proc)
         self.peers = StdioPeers(procs, procs.proc)
         self.loader_runs = LoaderRuns()
@@ -80,9 +82,21 @@ class Context:
         ppid = proc["ppid"]
         pstart = proc.get("start_boottime_ns")
         if hit is not None and hit[0] == ppid and hit[1] == pstart:
-            proc.update(hit[2])
+            part = hit[2]
         else:
-            proc.update(self._process_part(pid, ppid, pstart))
+            part = self._process_part(pid, ppid, pstart)
+        # Consecutive events of one thread with the same kernel identity share one process
+        # dict: the wire encoder then recognises it by identity instead of comparing fields.
+        vals = tuple(proc.values())
+        tid = proc.get("tid")
+        last = self._shared.get(tid)
+        if last is not None and last[1] is part and last[0] == vals:
+            ev["process"] = last[2]
+        else:
+            proc.update(part)
+            if len(self._shared) > 8192:
+                self._shared.clear()
+            self._shared[tid] = (vals, part, proc)
         ev["container_id"] = self.cgroups.container_id(ev["cgroup_id"], pid)
         sc = ev["syscall"]
         if sc in _OPENS:

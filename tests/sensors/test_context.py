@@ -207,3 +207,20 @@ def test_container_tracer_already_gone_is_not_guessed(tmp_path: Path) -> None:
     assert r.resolve(ev_c, 1) == {"pid": 1, "resolved": False}
     ev_h = {"process": {"pid": 0x3FFFFFF1, "ppid": 0x3FFFFFF2}, "container_id": None}
     assert r.resolve(ev_h, 1)["pid"] == 1 and r.resolve(ev_h, 1)["is_descendant"] is False
+
+
+def test_events_of_one_thread_share_a_process_an_exec_does_not_rewrite_them(tmp_path: Path) -> None:
+    procs = ProcTable(proc=tmp_path)
+    ctx = Context(procs, CgroupResolver(root=tmp_path, rescan_interval=3600))
+    procs.on_exec(300, 1, "sh", "/usr/bin/dash", "sh -c x")
+    a = ctx.apply(ev("openat", 300, 1, {"path": "/etc/hostname"}))
+    b = ctx.apply(ev("openat", 300, 1, {"path": "/etc/hosts"}))
+    assert a["process"] is b["process"] and a["process"]["exe"] == "/usr/bin/dash"
+    other = ev("openat", 300, 1, {"path": "/etc/hosts"})
+    other["process"]["uid"] = 1000  # a setuid between events: a process dict of its own
+    c = ctx.apply(other)
+    assert c["process"] is not b["process"] and c["process"]["uid"] == 1000
+    ctx.apply(ev("execve", 300, 1, {"filename": "/usr/bin/python3", "argv": ["python3"], "exe_memfd": False}))
+    d = ctx.apply(ev("openat", 300, 1, {"path": "/etc/passwd"}))
+    assert d["process"]["exe"] == "/usr/bin/python3" and d["process"]["cmdline"] == "python3"
+    assert a["process"]["exe"] == "/usr/bin/dash" and a["process"]["cmdline"] == "sh -c x"
