@@ -1,6 +1,6 @@
 """Alert grouping (pure): identical alerts within a window become one alert.
 
-Identical = same rule id, container id, process executable (or, without one, command
+Identical = same rule id, container id (or host), process executable (or, without one, command
 line) and pod; for an incident, those of its primary pattern when it settled
 (``streams.incidents``: critical at once, else after a short hold). The first alert of a
 group keeps its id; each later one raises ``count`` and ``last_seen`` and the group is
@@ -24,13 +24,15 @@ GroupKey = tuple[str, str | None, str | None, tuple[str | None, str | None] | No
 
 
 def group_key(alert: Alert) -> GroupKey:
-    """Rule, container, executable; and the pod. Alerts without an executable (Kubernetes
-    audit: the actor is an API user) group by their command line (``user: verb URI``) so
-    different requests, users and pods stay apart."""
+    """Rule, container (the host for an alert outside containers: one node's attack must not
+    become a count on another's), executable; and the pod. Alerts without an executable
+    (Kubernetes audit: the actor is an API user) group by their command line
+    (``user: verb URI``) so different requests, users and pods stay apart."""
     k = alert.kubernetes
     pod = (k.namespace, k.pod_name) if k is not None else None
     who = alert.process.executable or alert.process.command_line
-    return (alert.rule.id, alert.container.id, who, pod)
+    where = alert.container.id or f"host:{alert.host.name}"
+    return (alert.rule.id, where, who, pod)
 
 
 @dataclass

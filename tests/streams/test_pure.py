@@ -253,6 +253,19 @@ def test_grouping_separates_rule_container_and_executable_and_windows() -> None:
     assert [(a.id, a.count) for a in ids if a] == [("a", 1), ("b", 1), ("c", 1), ("d", 1), ("e", 1)]
 
 
+def test_grouping_keeps_host_alerts_of_two_nodes_apart() -> None:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    g = Grouper(window_s=60)
+    a, b, c = _alert("a", t0), _alert("b", t0), _alert("c", t0 + timedelta(seconds=5))
+    b.host = HostRef(name="node-2")
+    out = [g.offer(a), g.offer(b), g.offer(c)]
+    assert [(x.id, x.count, x.host.name) for x in out if x] == [
+        ("a", 1, "h"),
+        ("b", 1, "node-2"),
+        ("a", 2, "h"),
+    ]
+
+
 def test_grouping_keeps_audit_alerts_of_other_requests_and_pods_apart() -> None:
     """Audit alerts have no container and no executable: they group by command line and pod."""
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
