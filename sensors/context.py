@@ -135,6 +135,7 @@ class Context:
             self.procs.learn_start(pid, pstart, proc["ppid"], proc["comm"])
         if syscall == "process_fork":
             self.procs.on_fork(pid, args["child_pid"], proc["comm"], ev["ts_ns"])
+            self.loader_runs.on_fork(pid, args["child_pid"])
         elif syscall != "process_exit" and ev["ret"] == 0:
             exe, source = exec_exe(args)
             self.procs.on_exec(pid, proc["ppid"], proc["comm"], exe, " ".join(args["argv"]) or None, source)
