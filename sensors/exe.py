@@ -13,6 +13,11 @@ spelling:
   really has no link left (the walk reports a deleted file by its last name, and
   ``exe_file.nlink`` tells it is gone).
 
+A file that is itself the root of a mount no longer attached anywhere has no name the
+kernel can give: runc 1.1 bind-mounts /proc/self/exe onto a temporary file, detaches it
+and re-executes it, and both the walk and /proc/PID/exe read ``/``. ``/`` is never taken
+for an executable's path: the exec's typed filename is used (``typed``), or none.
+
 ``process.exe_source`` says which: ``kernel`` (the exec's resolved path or memfd name),
 ``proc`` (/proc/PID/exe) or ``typed`` (the exec's filename as written: only when the
 kernel walk could not finish, ``exe_path_truncated``, or gave nothing). Patterns that
@@ -38,7 +43,7 @@ def exec_exe(args: Mapping[str, Any]) -> tuple[str | None, str | None]:
     if args.get("exe_memfd") and name:
         return f"memfd:{name[6:]}", KERNEL  # the kernel's dentry name, "memfd:<name>"
     path = args.get("exe_path")
-    if path and not args.get("exe_path_truncated"):
+    if path and path != "/" and not args.get("exe_path_truncated"):
         return path, KERNEL
     typed = args.get("filename")
     return (typed, TYPED) if typed else (None, None)
@@ -50,6 +55,8 @@ def proc_exe(base: Path) -> str | None:
         link = os.readlink(base / "exe")
     except OSError:
         return None
+    if link == "/":
+        return None  # a file that is the root of a detached mount: the kernel has no name for it
     if link.startswith("/memfd:"):
         link = link[1:]
         return link[: -len(_DELETED)] if link.endswith(_DELETED) else link

@@ -228,6 +228,9 @@ def test_exe_is_the_kernel_resolved_path(tmp_path: Path) -> None:
     assert c["process"]["ancestors"][0]["exe"] == "/tmp/t/dash"
     t = ctx.apply(_exec(201, 200, "//usr/./bin//" + "d" * 300, exe_path=None, exe_path_truncated=True))
     assert (t["process"]["exe"], t["process"]["exe_source"]) == ("//usr/./bin//" + "d" * 300, "typed")
+    # runc 1.1 re-executes a clone of itself bind-mounted on a detached file: the walk says "/"
+    r = ctx.apply(_exec(201, 200, "/proc/self/exe", exe_path="/", exe_path_truncated=False))
+    assert (r["process"]["exe"], r["process"]["exe_source"]) == ("/proc/self/exe", "typed")
     m = ctx.apply(_exec(201, 200, "/proc/self/fd/3", exe_memfd=True, exe_name="memfd:x", exe_path="memfd:x"))
     assert (m["process"]["exe"], m["process"]["exe_source"]) == ("memfd:x", "kernel")
 
