@@ -61,7 +61,19 @@ class ProcessInfo(BaseModel):
     uid: int
     gid: int
     comm: str = Field(description="Kernel task name (16 bytes max)")
-    exe: str | None = Field(default=None, description="Executable path, when known")
+    exe: str | None = Field(
+        default=None,
+        description="The file the kernel executed, when known: after an exec the sensor's resolved"
+        " args.exe_path (not the typed filename: './x', a symlink and '//usr/./bin//dash' all give the"
+        " real path; 'memfd:<name>' for a memfd image), for a process learned from /proc its"
+        " /proc/PID/exe; inherited by fork. A script's exe is its interpreter",
+    )
+    exe_source: str | None = Field(
+        default=None,
+        description="How exe was learned: 'kernel' (the exec's resolved path or memfd name), 'proc'"
+        " (/proc/PID/exe), 'typed' (the exec's filename as written, only when the kernel path walk was"
+        " truncated or empty: do not grant an exception on it); null when unknown",
+    )
     cmdline: str | None = Field(default=None, description="argv joined with spaces, when known")
     start_time_ns: int | None = Field(default=None, description="Process start, monotonic ns")
     start_boottime_ns: int | None = Field(

@@ -9,6 +9,10 @@ With ``wire_lineage`` (the sensor, whose events go only to orjson), the ancestor
 list is kept as its serialized JSON (``orjson.Fragment``): orjson copies those bytes
 instead of walking up to five dicts per event. The JSON on the wire is the same.
 
+Executable: ``exe`` is the file the kernel executed (``sensors.exe``: the exec's resolved
+``exe_path``, or /proc/PID/exe for a process learned from /proc), ``exe_source`` how it
+was learned; a fork inherits both, and ancestors carry the same ``exe``.
+
 Identity: the process and each ancestor carry ``entity_id`` (``sensors.proctable``),
 the event's own from the kernel's ``start_boottime_ns`` in the record. The per-process
 part is cached per (pid, ppid, kernel start time), so a new process that reuses a pid
@@ -22,6 +26,7 @@ from typing import Any
 import orjson
 
 from sensors.cgroups import CgroupResolver
+from sensors.exe import exec_exe
 from sensors.loader import LoaderRuns
 from sensors.peers import StdioPeers
 from sensors.proctable import TICK_NS, Proc, ProcTable, entity_id
@@ -63,6 +68,7 @@ class Context:
         part = {
             "entity_id": eid,
             "exe": p.exe if p else None,
+            "exe_source": p.exe_source if p else None,
             "cmdline": p.cmdline if p else None,
             "start_time_ns": p.start_time_ns if p else None,
             "ancestors": ancestors,
@@ -143,13 +149,10 @@ class Context:
             self.procs.learn_start(pid, pstart, proc["ppid"], proc["comm"])
         if syscall == "process_fork":
             self.procs.on_fork(pid, args["child_pid"], proc["comm"], ev["ts_ns"])
+            self.loader_runs.on_fork(pid, args["child_pid"])
         elif syscall != "process_exit" and ev["ret"] == 0:
-            exe = (
-                f"memfd:{args['exe_name'][6:]}"
-                if args["exe_memfd"] and args["exe_name"]
-                else args["filename"]
-            )
-            self.procs.on_exec(pid, proc["ppid"], proc["comm"], exe, " ".join(args["argv"]) or None)
+            exe, source = exec_exe(args)
+            self.procs.on_exec(pid, proc["ppid"], proc["comm"], exe, " ".join(args["argv"]) or None, source)
         proc.update(self._process_part(pid, proc["ppid"], pstart))
         if syscall == "process_exit":
             self.loader_runs.on_exit(pid)

@@ -15,7 +15,9 @@ file is an mmap event whose ``path`` the kernel resolved. This module marks thos
 preloads, audit modules and DT_NEEDED libraries) and ``library`` after it. ``trace``: the
 exec had LD_TRACE_LOADED_OBJECTS (``ldd``: ld.so maps and lists, runs nothing). A static
 program (also no interpreter) maps no executable file at start-up; if it does, it is
-loading code by itself, which the same facts show. Pure state, no I/O: bounded to
+loading code by itself, which the same facts show. A fork inherits the run (the child runs
+the same image): a child that maps the program or a library after its parent forked gets
+the same ``loader`` facts. Pure state, no I/O: bounded to
 ``MAX_PROCS`` processes (oldest dropped) and ``MAX_MAPS`` mappings each.
 """
 
@@ -54,6 +56,19 @@ class LoaderRuns:
         if not f or f.get("interp") is not False:
             return
         self._runs[pid] = _Run(args.get("exe_path") or args.get("filename"), bool(args.get("ld_trace")))
+        if len(self._runs) > MAX_PROCS:
+            self._runs.popitem(last=False)
+
+    def on_fork(self, parent: int, child: int) -> None:
+        """A child forked from a tracked process runs the same image: it inherits the run as
+        it stands (a fork before the program was mapped leaves the program to the first
+        executable mapping either of them makes; one after it makes the child's maps libraries)."""
+        run = self._runs.get(parent)
+        if run is None:
+            return
+        copy = _Run(run.loader, run.trace)
+        copy.program, copy.seen = run.program, run.seen
+        self._runs[child] = copy
         if len(self._runs) > MAX_PROCS:
             self._runs.popitem(last=False)
 

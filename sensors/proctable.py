@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sensors.exe import PROC, proc_exe
+
 MAX_ANCESTORS = 5
 CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 TICK_NS = 10_000_000  # entity-id time unit: 10 ms, /proc's starttime unit with USER_HZ 100
@@ -52,6 +54,8 @@ class Proc:
     #: start_boottime in 10 ms ticks (the entity-id time); None until an event or /proc says
     start_ticks: int | None = None
     entity_id: str | None = None
+    #: how ``exe`` was learned: kernel | proc | typed (sensors.exe); None when unknown
+    exe_source: str | None = None
 
 
 def read_proc(pid: int, proc: Path = Path("/proc")) -> Proc | None:
@@ -67,16 +71,13 @@ def read_proc(pid: int, proc: Path = Path("/proc")) -> Proc | None:
     ppid = int(rest[1])
     start_ns = int(rest[19]) * 1_000_000_000 // CLK_TCK
     ticks = int(rest[19]) * 100 // CLK_TCK
-    try:
-        exe: str | None = os.readlink(base / "exe")
-    except OSError:
-        exe = None
+    exe = proc_exe(base)
     try:
         raw = (base / "cmdline").read_bytes()
         cmdline: str | None = raw.rstrip(b"\0").replace(b"\0", b" ").decode("utf-8", "replace") or None
     except OSError:
         cmdline = None
-    return Proc(pid, ppid, comm, exe, cmdline, start_ns, ticks)
+    return Proc(pid, ppid, comm, exe, cmdline, start_ns, ticks, exe_source=PROC if exe else None)
 
 
 class ProcTable:
@@ -143,7 +144,7 @@ class ProcTable:
                 self._put(fresh)
                 p = fresh
             else:
-                p.exe = p.cmdline = None  # the old image's, not this process's
+                p.exe = p.cmdline = p.exe_source = None  # the old image's, not this process's
         elif p is None:
             p = self.get(pid)
             if p is None:
@@ -156,9 +157,27 @@ class ProcTable:
 
     def on_fork(self, parent: int, child: int, comm: str, ts_ns: int) -> None:
         par = self._procs.get(parent)
-        self._put(Proc(child, parent, comm, par.exe if par else None, par.cmdline if par else None, ts_ns))
+        self._put(
+            Proc(
+                child,
+                parent,
+                comm,
+                par.exe if par else None,
+                par.cmdline if par else None,
+                ts_ns,
+                exe_source=par.exe_source if par else None,
+            )
+        )
 
-    def on_exec(self, pid: int, ppid: int, comm: str, exe: str | None, cmdline: str | None) -> None:
+    def on_exec(
+        self,
+        pid: int,
+        ppid: int,
+        comm: str,
+        exe: str | None,
+        cmdline: str | None,
+        exe_source: str | None = None,
+    ) -> None:
         old = self._procs.get(pid)
         self._put(
             Proc(
@@ -170,6 +189,7 @@ class ProcTable:
                 old.start_time_ns if old else None,
                 old.start_ticks if old else None,  # exec keeps the process (and its identity)
                 old.entity_id if old else None,
+                exe_source,
             )
         )
 

@@ -4,7 +4,8 @@ An example is one event, or a list of events fed in order (sequences, thresholds
 event is written with only what matters to the pattern; the rest is filled from
 ``BASE_EVENT``: ``process.comm``/``cmdline`` follow ``exe``/``argv`` (an exec sketch giving
 only ``process.cmdline`` gets it split on spaces as ``args.argv``), an exec's
-``process.exe`` follows ``args.filename``, ``time`` is an offset in seconds from the
+``process.exe`` follows ``args.exe_path`` (the file the kernel executed), else
+``args.filename``, and its ``comm`` the invoked name, ``time`` is an offset in seconds from the
 example's start (default: 0.1 s after the previous event), a ``container`` gets a
 ``container_id``.
 """
@@ -33,9 +34,9 @@ BASE_EVENT: dict[str, Any] = {
         "uid": 1000,
         "gid": 1000,
         "comm": "sh",
-        "exe": "/bin/sh",
+        "exe": "/usr/bin/dash",
         "cmdline": "sh",
-        "ancestors": [{"pid": 4000, "exe": "/bin/bash", "comm": "bash", "cmdline": "bash"}],
+        "ancestors": [{"pid": 4000, "exe": "/usr/bin/bash", "comm": "bash", "cmdline": "bash"}],
     },
     "cgroup_id": 0,
     "container_id": None,
@@ -55,9 +56,10 @@ def fill_event(sketch: Mapping[str, Any], n: int, prev_time: float | None) -> di
     e["args"] = copy.deepcopy(args_in)
     p = e["process"]
     if e["syscall"] in EXEC_SYSCALLS and "exe" not in proc_in and isinstance(args_in.get("filename"), str):
-        p["exe"] = args_in["filename"]
+        # the sensor's process.exe is the file the kernel executed (exe_path), comm the invoked name
+        p["exe"] = args_in["exe_path"] if isinstance(args_in.get("exe_path"), str) else args_in["filename"]
         p["comm"] = args_in["filename"].rsplit("/", 1)[-1][:15]
-        p["cmdline"] = p["exe"]
+        p["cmdline"] = args_in["filename"]
     if e["syscall"] in EXEC_SYSCALLS and "argv" not in args_in and isinstance(proc_in.get("cmdline"), str):
         # the sensor's command line is the exec's argv joined: a sketch may give either
         e["args"]["argv"] = args_in["argv"] = proc_in["cmdline"].split(" ")

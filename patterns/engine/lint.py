@@ -334,10 +334,11 @@ _VIRTUAL_SOURCES: dict[str, tuple[str, ...]] = {
     "ancestors.comm": ("process.ancestors",),
     "ancestors.name": ("process.ancestors",),
 }
-#: what an exec sketch's ``args.filename``/``argv`` also sets (``examples.fill_event``): a
+#: what an exec sketch's ``args.filename``/``exe_path``/``argv`` also sets (``examples.fill_event``): a
 #: sketch changing them changes those fields too
 _DERIVED = {
     "args.filename": ("process.exe", "process.comm", "process.cmdline"),
+    "args.exe_path": ("process.exe",),
     "args.argv": ("process.cmdline", "process.comm"),
     "process.exe": ("process.comm", "process.cmdline"),
 }

@@ -185,7 +185,15 @@ def test_runc_init_container_setup_raises_nothing(engine: PatternEngine) -> None
     inside the new container's cgroup before the container's program starts."""
     from patterns.engine.examples import fill_example
 
-    runc_init = {"exe": "/dev/fd/6", "cmdline": "/usr/sbin/runc init", "comm": "runc:[2:INIT]"}
+    # runc 1.1 re-executes /proc/self/exe bind-mounted on a detached file: the kernel cannot
+    # name it, so exe is the typed /proc/self/exe (exe_source typed) and the parent is runc
+    runc_init = {
+        "exe": "/proc/self/exe",
+        "exe_source": "typed",
+        "cmdline": "/usr/sbin/runc init",
+        "comm": "runc:[2:INIT]",
+        "ancestors": [{"pid": 4000, "exe": "/usr/sbin/runc", "comm": "runc", "cmdline": "runc create"}],
+    }
     cont = {"name": "c", "image": "localhost/busybox:1"}
     events = fill_example(
         [
@@ -223,3 +231,9 @@ def test_runc_init_container_setup_raises_nothing(engine: PatternEngine) -> None
         "process": {**events[1]["process"], "exe": "/bin/busybox", "cmdline": "mount -t proc proc /proc"},
     }
     assert "MT-ESCAPE-MOUNT-001" in [a.rule.id for a in engine.fork().process(other)]
+    # and so does the same typed exe and command line under a parent that is not the packaged runtime
+    forged = {
+        **events[1],
+        "process": {**events[1]["process"], "ancestors": [{"pid": 9, "exe": "/tmp/runc", "comm": "runc"}]},
+    }
+    assert "MT-ESCAPE-MOUNT-001" in [a.rule.id for a in engine.fork().process(forged)]

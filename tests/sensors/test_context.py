@@ -224,3 +224,45 @@ def test_events_of_one_thread_share_a_process_an_exec_does_not_rewrite_them(tmp_
     d = ctx.apply(ev("openat", 300, 1, {"path": "/etc/passwd"}))
     assert d["process"]["exe"] == "/usr/bin/python3" and d["process"]["cmdline"] == "python3"
     assert a["process"]["exe"] == "/usr/bin/dash" and a["process"]["cmdline"] == "sh -c x"
+
+
+def _exec(pid: int, ppid: int, filename: str, **args: Any) -> dict[str, Any]:
+    a = {"filename": filename, "argv": [filename], "exe_memfd": False, "exe_name": None, **args}
+    return ev("execve", pid, ppid, a)
+
+
+def test_exe_is_the_kernel_resolved_path(tmp_path: Path) -> None:
+    """process.exe after an exec is args.exe_path, not the spelling the exec was given;
+    the typed filename only when the kernel walk was truncated (and then says so)."""
+    procs = ProcTable(proc=tmp_path)
+    ctx = Context(procs, CgroupResolver(root=tmp_path, rescan_interval=3600))
+    x = ctx.apply(_exec(200, 100, "./nginx", exe_path="/tmp/t/dash", exe_path_truncated=False))
+    assert (x["process"]["exe"], x["process"]["exe_source"]) == ("/tmp/t/dash", "kernel")
+    assert x["args"]["filename"] == "./nginx"  # the typed spelling stays on the exec event
+    ctx.apply(ev("process_fork", 200, 100, {"child_pid": 201}))
+    c = ctx.apply(ev("openat", 201, 200, {"path": "/etc/passwd"}))
+    assert (c["process"]["exe"], c["process"]["exe_source"]) == ("/tmp/t/dash", "kernel")  # inherited
+    assert c["process"]["ancestors"][0]["exe"] == "/tmp/t/dash"
+    t = ctx.apply(_exec(201, 200, "//usr/./bin//" + "d" * 300, exe_path=None, exe_path_truncated=True))
+    assert (t["process"]["exe"], t["process"]["exe_source"]) == ("//usr/./bin//" + "d" * 300, "typed")
+    # runc 1.1 re-executes a clone of itself bind-mounted on a detached file: the walk says "/"
+    r = ctx.apply(_exec(201, 200, "/proc/self/exe", exe_path="/", exe_path_truncated=False))
+    assert (r["process"]["exe"], r["process"]["exe_source"]) == ("/proc/self/exe", "typed")
+    m = ctx.apply(_exec(201, 200, "/proc/self/fd/3", exe_memfd=True, exe_name="memfd:x", exe_path="memfd:x"))
+    assert (m["process"]["exe"], m["process"]["exe_source"]) == ("memfd:x", "kernel")
+
+
+def test_proc_route_spells_exe_like_the_kernel_walk(tmp_path: Path) -> None:
+    """A process learned from /proc gets readlink(/proc/PID/exe), normalised to the walk's
+    spelling (a memfd as memfd:<name>)."""
+    base = tmp_path / "321"
+    base.mkdir()
+    (base / "stat").write_text("321 (x) S 1 321 321 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 4200 0 0\n")
+    (base / "cmdline").write_bytes(b"x\0")
+    (base / "exe").symlink_to("/memfd:stage (deleted)")
+    p = read_proc(321, tmp_path)
+    assert p is not None and (p.exe, p.exe_source) == ("memfd:stage", "proc")
+    (base / "exe").unlink()
+    (base / "exe").symlink_to("/usr/bin/dash")
+    p = read_proc(321, tmp_path)
+    assert p is not None and (p.exe, p.exe_source) == ("/usr/bin/dash", "proc")

@@ -70,3 +70,29 @@ def test_bounded_per_process() -> None:
     for e in evs:
         lr.on_mmap(e)
     assert sum("loader" in e["args"] for e in evs) == MAX_MAPS
+
+
+def test_fork_inherits_the_run() -> None:
+    """A process exec'd without an interpreter that forks before (or after) the program is
+    mapped: the child's executable mappings carry the same loader facts."""
+    lr = LoaderRuns()
+    lr.on_exec(exec_ev(20, interp=False))
+    lr.on_fork(20, 21)  # forked before anything was mapped
+    first = mmap_ev(21, "/dev/shm/x")
+    lr.on_mmap(first)
+    assert first["args"]["loader"]["role"] == "program" and first["args"]["loader"]["loader"] == "/tmp/helper"
+    lib = mmap_ev(21, "/tmp/evil.so")
+    lr.on_mmap(lib)
+    assert lib["args"]["loader"]["role"] == "library" and lib["args"]["loader"]["program"] == "/dev/shm/x"
+    # the parent's own state is its own
+    par = mmap_ev(20, "/dev/shm/y")
+    lr.on_mmap(par)
+    assert par["args"]["loader"]["role"] == "program" and par["args"]["loader"]["program"] == "/dev/shm/y"
+    lr.on_fork(20, 22)  # forked after: the program is known, the child's maps are libraries
+    late = mmap_ev(22, "/tmp/other.so")
+    lr.on_mmap(late)
+    assert late["args"]["loader"]["role"] == "library" and late["args"]["loader"]["program"] == "/dev/shm/y"
+    lr.on_fork(99, 100)  # an untracked parent: nothing
+    e = mmap_ev(100, "/tmp/x.so")
+    lr.on_mmap(e)
+    assert "loader" not in e["args"]
