@@ -1,4 +1,4 @@
-"""Trigger programs for the end-to-end test: each issue-2 detection with real syscalls.
+"""Trigger programs for the end-to-end test: each core detection with real syscalls.
 
 ``python -m tests.e2e.triggers NAME`` runs one; the process's own pid is what the alert
 names (the tracer/writer, or the memfd exec which keeps its pid). Only harmless targets:
