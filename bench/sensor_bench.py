@@ -276,6 +276,10 @@ def userspace_rate(
             b"/usr/bin/true",  # exe_path
             *(1234, 0xEF53, 8 << 20, 0, 1, 0o100755, 0),  # file facts: ino, ext4, dev, uid, nlink, mode, pad
             *(5001, 5002, 3, 0),  # fd_ino
+            b"",  # ld_audit
+            b"",  # glibc_tunables
+            *(0, 0, 0, 0),  # env_vlen: none of the loader variables
+            *(2048, 2048, 24, 0),  # env_size, env_scanned, env_count, pad
         ),
     ]
     settings = Settings(kafka=KafkaSettings(bootstrap=bootstrap, local_broker=True))
