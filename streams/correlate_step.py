@@ -58,16 +58,25 @@ def take_failures(correlator: Correlator) -> list[Failure]:
 
 
 def _run(
-    ctx: CorrelateContext, by_part: dict[PartKey, list[dict[str, Any]]], topic: str
+    ctx: CorrelateContext,
+    agent: str,
+    by_part: dict[PartKey, list[dict[str, Any]]],
+    topic: str,
+    dead: list[Dead],
 ) -> tuple[list[Outbound], list[Dead]]:
+    """The engine over each partition's events: the alerts to publish, and ``dead`` with what
+    the correlator could not handle added."""
     out: list[Outbound] = []
-    dead: list[Dead] = []
+    n = 0
     for part, events in by_part.items():
+        n += len(events)
         o, d = publish_alerts(ctx.correlator.process(part, events), ctx.ledger, ctx.limit, ctx.alerts_topic)
         out += o
         dead += d
         number: Any = part[1] if isinstance(part, tuple) else part
         dead += dead_failures(take_failures(ctx.correlator), topic, int(number))
+    m.EVENTS.labels(agent, "in").inc(n)
+    m.BATCH_SIZE.labels(agent).observe(n)
     return out, dead
 
 
@@ -84,11 +93,7 @@ def correlate_step(ctx: CorrelateContext, batch: list[Inbound]) -> tuple[list[Ou
             continue
         dead += [dead_of(msg, rej.reason, rej.value) for rej in rejected]  # v2 forwarded unread
         by_part[msg.partition].extend(events)
-    n = sum(len(events) for events in by_part.values())
-    out, more = _run(ctx, by_part, ctx.enriched_topic)
-    m.EVENTS.labels("correlate", "in").inc(n)
-    m.BATCH_SIZE.labels("correlate").observe(n)
-    return out, dead + more
+    return _run(ctx, "correlate", by_part, ctx.enriched_topic, dead)
 
 
 def audit_step(ctx: CorrelateContext, batch: list[Inbound]) -> tuple[list[Outbound], list[Dead]]:
@@ -109,11 +114,7 @@ def audit_step(ctx: CorrelateContext, batch: list[Inbound]) -> tuple[list[Outbou
         assert isinstance(doc, dict)
         doc.setdefault("args", {})
         by_part[(AUDIT, msg.partition)].append(doc)
-    n = sum(len(events) for events in by_part.values())
-    out, more = _run(ctx, by_part, ctx.audit_topic)
-    m.EVENTS.labels("audit", "in").inc(n)
-    m.BATCH_SIZE.labels("audit").observe(n)
-    return out, dead + more
+    return _run(ctx, "audit", by_part, ctx.audit_topic, dead)
 
 
 def _timer_out(ctx: CorrelateContext, alerts: list[Alert]) -> tuple[list[Outbound], list[Dead]]:
