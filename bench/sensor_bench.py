@@ -278,8 +278,8 @@ def userspace_rate(
             *(5001, 5002, 3, 0),  # fd_ino
             b"",  # ld_audit
             b"",  # glibc_tunables
-            *(0, 0, 0, 0),  # env_vlen
-            *(900, 900, 12, 0),  # env_size, env_scanned, env_count, pad
+            *(0, 0, 0, 0),  # env_vlen: none of the loader variables
+            *(2048, 2048, 24, 0),  # env_size, env_scanned, env_count, pad
         ),
     ]
     settings = Settings(kafka=KafkaSettings(bootstrap=bootstrap, local_broker=True))

@@ -679,16 +679,6 @@ TRACEPOINT_PROBE(syscalls, sys_exit_openat2) { return open_exit(args->ret); }
 #define MT_MAP_SHARED 0x01
 #define MT_MAP_FIXED 0x10
 
-/* region kinds (hdr.flags >> 16 & 0xf on a W->X event) */
-#define MT_WK_ANON 1    /* anonymous mmap */
-#define MT_WK_FILE 2    /* file-backed mmap (private or shared) */
-#define MT_WK_STACK 3   /* the main thread's stack (seeded at exec) */
-#define MT_WK_DATA 4    /* the executable's data segment (seeded at exec) */
-#define MT_WK_HEAP 5    /* the brk heap */
-#define MT_WK_UNKNOWN 6 /* made writable by mprotect, its mapping not seen */
-
-#define MT_F_WREG_SHIFT 16
-#define MT_F_WREG_OVERFLOW 0x100000 /* this process's table evicted a region */
 
 struct mt_wregs {
     __u64 start[MT_WREG_SLOTS];
@@ -1202,10 +1192,6 @@ TRACEPOINT_PROBE(syscalls, sys_exit_unshare) { return emit_exit(args->ret, -1); 
  * MT_F_NS_HOST: the joined namespace is one of PID 1's (the loader fills host_ns). */
 #define MT_NSFS_MAGIC 0x6e736673
 #define MT_PIDFS_MAGIC 0x50494446
-#define MT_FD_NSFS 1
-#define MT_FD_PIDFD 2
-#define MT_FD_OTHER 3
-#define MT_F_NS_HOST 0x200000
 BPF_HASH(host_ns, __u32, __u8, 64);
 
 TRACEPOINT_PROBE(syscalls, sys_enter_setns)
@@ -1455,7 +1441,6 @@ TRACEPOINT_PROBE(syscalls, sys_exit_mount)
  * fsconfig "source", or the last open_tree(OPEN_TREE_CLONE) path (a bind mount), are kept;
  * move_mount, which attaches the mount, is reported as a mount event with them
  * (hdr.flags MT_F_MOUNT_API). */
-#define MT_F_MOUNT_API 0x400000
 #define MT_STASH_FSOPEN 0x1001
 #define MT_STASH_FSCONFIG 0x1002
 #define MT_STASH_OPEN_TREE 0x1003
@@ -1725,7 +1710,7 @@ static __always_inline void env_scan(struct mt_exec *e, __u64 start, __u64 end)
         }
         /* "NAME=" alone has an empty value: length 0 still means present */
         e->env_vlen[k] = got > off ? got - off : 0;
-        e->env_vlen[k] |= 0x80000000; /* present */
+        e->env_vlen[k] |= MT_ENV_PRESENT;
         if (n >= MT_ENVSCAN_LEN)
             cont = k + 1;
     }

@@ -1,6 +1,7 @@
 /* Memtrail sensor: the records shared by sensor.bpf.c and the Python decoder
- * (sensors/decoder.py pins its struct.Struct formats to these; tests/sensor/test_layout.py
- * compiles this header with gcc and compares sizes and offsets). */
+ * (sensors/decoder.py pins its struct.Struct formats to these; tests/ebpf/test_layout.py
+ * compiles this header with gcc and compares sizes and offsets, and parses every type, flag,
+ * kind and config/counter slot below against the Python side). */
 #ifndef MEMTRAIL_SENSOR_H
 #define MEMTRAIL_SENSOR_H
 
@@ -18,6 +19,7 @@
 #define MT_ENV_AUDIT 2
 #define MT_ENV_TUNABLES 3
 #define MT_ENV_VARS 4
+#define MT_ENV_PRESENT 0x80000000 /* mt_exec.env_vlen: the variable was seen (its value may be empty) */
 
 /* event types (sensors/decoder.py EVENT_TYPES) */
 enum mt_type {
@@ -51,6 +53,25 @@ enum mt_type {
 /* exec (exe_file) and executable mmap (the mapped file) on overlayfs */
 #define MT_F_OVL_UPPER      0x4000   /* the file is in the upper (container-writable) layer: created or copied up */
 #define MT_F_OVL_LOWER      0x8000   /* the file has a lower (image) layer copy */
+/* W->X (mmap/mprotect): the kind of the writable region hit, in bits 16..19 (MT_WK_*) */
+#define MT_F_WREG_SHIFT     16
+#define MT_F_WREG_KIND_MASK 0xF0000
+#define MT_F_WREG_OVERFLOW  0x100000 /* this process's region table evicted a region */
+#define MT_F_NS_HOST        0x200000 /* setns: the joined namespace is one of PID 1's */
+#define MT_F_MOUNT_API      0x400000 /* mount: made by the new mount API (move_mount) */
+
+/* region kinds (MT_F_WREG_KIND_MASK on a W->X event) */
+#define MT_WK_ANON 1    /* anonymous mmap */
+#define MT_WK_FILE 2    /* file-backed mmap (private or shared) */
+#define MT_WK_STACK 3   /* the main thread's stack (seeded at exec) */
+#define MT_WK_DATA 4    /* the executable's data segment (seeded at exec) */
+#define MT_WK_HEAP 5    /* the brk heap */
+#define MT_WK_UNKNOWN 6 /* made writable by mprotect, its mapping not seen */
+
+/* setns: the kind of the fd (hdr.a[3]) */
+#define MT_FD_NSFS 1
+#define MT_FD_PIDFD 2
+#define MT_FD_OTHER 3
 #define MT_PATH_DEPTH 40           /* dentries + mount crossings walked at most */
 #define MT_PATH_DEPTH_POW2 64      /* array bound for the verifier */
 

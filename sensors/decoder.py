@@ -40,10 +40,11 @@ EXE_FACTS_LEN = 32  # bytes of the file facts at the end of struct mt_exec
 STDIO_LEN = 32  # bytes of the stdio facts before exe_path (and the file facts) in struct mt_exec
 TYPE_OFFSET = 72  # offsetof(struct mt_hdr, type)
 
+# hdr.flags: MT_F_<NAME> in ebpf/sensor.h is F_<NAME> here (pinned by tests/ebpf/test_layout.py).
 F_EXE_MEMFD, F_EXE_DELETED, F_ARGV_TRUNC, F_WX, F_W_TO_X, F_PREV_KNOWN = 0x1, 0x2, 0x4, 0x8, 0x10, 0x20
-#: W->X region facts (mmap/mprotect): region kind in bits 16..19, table overflow (sensor.bpf.c)
+#: W->X region facts (mmap/mprotect): region kind in bits 16..19, table overflow
 F_WREG_SHIFT, F_WREG_KIND_MASK, F_WREG_OVERFLOW = 16, 0xF0000, 0x100000
-#: kind of the writable region a W->X overlapped → ``args.region_kind``
+#: MT_WK_* (kind of the writable region a W->X overlapped) → ``args.region_kind``
 REGION_KINDS = {1: "anon", 2: "file", 3: "stack", 4: "data", 5: "heap", 6: "unknown"}
 F_PATH_RESOLVED, F_PATH_TRUNC, F_PATH2_RESOLVED, F_PATH2_TRUNC = 0x40, 0x80, 0x100, 0x200
 F_MAP_SHMEM, F_MAP_NLINK0 = 0x400, 0x800
@@ -54,33 +55,54 @@ F_ENV_LDTRACE = 0x800000  # exec: LD_TRACE_LOADED_OBJECTS in the environment (ld
 F_OVL_UPPER, F_OVL_LOWER = 0x4000, 0x8000
 ENV_PRESENT = 0x80000000  # env_vlen: the variable was seen (its value may be empty)
 
+# enum mt_type (ebpf/sensor.h): MT_<NAME> is T_<NAME>; tests/ebpf/test_layout.py parses the header.
+T_EXECVE, T_EXECVEAT, T_MEMFD_CREATE, T_PTRACE, T_PROCESS_VM_WRITEV, T_PROCESS_VM_READV = 1, 2, 3, 4, 5, 6
+T_MPROTECT, T_MMAP, T_OPEN, T_OPENAT, T_OPENAT2, T_UNSHARE, T_SETNS, T_CONNECT = 7, 8, 9, 10, 11, 12, 13, 14
+T_FORK, T_EXIT, T_RENAME, T_UNLINK, T_CHMOD, T_MOUNT = 15, 16, 17, 18, 19, 20
+
 #: enum mt_type → syscall name in events
 EVENT_TYPES: dict[int, str] = {
-    1: "execve",
-    2: "execveat",
-    3: "memfd_create",
-    4: "ptrace",
-    5: "process_vm_writev",
-    6: "process_vm_readv",
-    7: "mprotect",
-    8: "mmap",
-    9: "open",
-    10: "openat",
-    11: "openat2",
-    12: "unshare",
-    13: "setns",
-    14: "connect",
-    15: "process_fork",
-    16: "process_exit",
-    17: "rename",
-    18: "unlink",
-    19: "chmod",
-    20: "mount",
+    T_EXECVE: "execve",
+    T_EXECVEAT: "execveat",
+    T_MEMFD_CREATE: "memfd_create",
+    T_PTRACE: "ptrace",
+    T_PROCESS_VM_WRITEV: "process_vm_writev",
+    T_PROCESS_VM_READV: "process_vm_readv",
+    T_MPROTECT: "mprotect",
+    T_MMAP: "mmap",
+    T_OPEN: "open",
+    T_OPENAT: "openat",
+    T_OPENAT2: "openat2",
+    T_UNSHARE: "unshare",
+    T_SETNS: "setns",
+    T_CONNECT: "connect",
+    T_FORK: "process_fork",
+    T_EXIT: "process_exit",
+    T_RENAME: "rename",
+    T_UNLINK: "unlink",
+    T_CHMOD: "chmod",
+    T_MOUNT: "mount",
 }
-EXEC_TYPES = {1, 2}
-OPEN_TYPES = frozenset({9, 10, 11})
-EVENT2_TYPES = {9, 10, 11, 20}  # opens (resolved, typed) and mount (source, target)
-EVENT4_TYPES = {17, 18, 19}  # unlink, rename, chmod: typed paths + resolved base directories
+EXEC_TYPES = frozenset({T_EXECVE, T_EXECVEAT})
+OPEN_TYPES = frozenset({T_OPEN, T_OPENAT, T_OPENAT2})
+EVENT2_TYPES = OPEN_TYPES | {T_MOUNT}  # opens (resolved, typed) and mount (source, target)
+EVENT4_TYPES = frozenset({T_RENAME, T_UNLINK, T_CHMOD})  # typed paths + resolved base directories
+
+# Positions in an unpacked record: struct mt_hdr, then the type's strings (S1, S2: s, s2;
+# event4 adds BASE, BASE2; an exec record's fields follow in EXEC's order from X_FILENAME).
+I_TS, I_CGROUP, I_RET, I_A, I_TYPE, I_PID, I_TID, I_PPID, I_UID, I_GID = 0, 1, 2, 3, 9, 10, 11, 12, 13, 14
+I_FLAGS, I_AUX, I_PSTART, I_COMM, I_S1, I_S2, I_BASE, I_BASE2 = 15, 16, 17, 18, 19, 20, 21, 22
+X_FILENAME, X_ARGV, X_PRELOAD, X_LIBPATH, X_EXE_NAME, X_CG_LEAF, X_CG_PARENT = 19, 20, 21, 22, 23, 24, 25
+X_STDIO, X_EXE_PATH, X_EXE_FACTS, X_FD_INO, X_AUDIT, X_TUNABLES, X_VLEN, X_SIZES = (
+    26,
+    42,
+    43,
+    50,
+    54,
+    55,
+    56,
+    60,
+)
 
 
 STDIO_NAMES = ("stdin", "stdout", "stderr")
@@ -178,11 +200,6 @@ def resolved_path(raw: bytes, hflags: int, typed: str) -> tuple[str, bool, bool]
         return typed, False, True
     p = _cstr(raw)
     return (p, True, False) if p else (typed, False, False)
-
-
-def _path_args(typed: str, s: bytes, hflags: int) -> dict[str, Any]:
-    path, _, trunc = resolved_path(s, hflags, typed)
-    return {"path": path, "path_typed": typed, "path_truncated": trunc}
 
 
 def exe_facts(
@@ -311,75 +328,27 @@ def _setns(a: tuple[int, ...], h_flags: int) -> dict[str, Any]:
     }
 
 
-def _args_simple(t: int, a: tuple[int, ...], s: bytes, h_aux: int, h_flags: int) -> dict[str, Any]:
-    if t == 8:  # mmap
-        out = {
-            "addr": a[0],
-            "len": a[1],
-            "prot": F.prot_flags(a[2]),
-            "flags": F.map_flags(a[3]),
-            "fd": F.s32(a[4]),
-            "offset": a[5],
-            "wx": bool(h_flags & F_WX),
-            **_mmap_wregion(h_flags, h_aux),
-        }
-        if h_flags & F_PATH_RESOLVED:  # a file-backed executable mapping
-            path, _, trunc = resolved_path(s, h_flags, "")
-            out["path"], out["path_truncated"] = path or None, trunc
-            out["file_shmem"], out["file_nlink0"] = bool(h_flags & F_MAP_SHMEM), bool(h_flags & F_MAP_NLINK0)
-            out["file_upper_layer"] = bool(h_flags & F_OVL_UPPER)
-            out["file_in_image"] = bool(h_flags & F_OVL_LOWER) if h_flags & F_OVL_UPPER else None
-        return out
-    if t == 7:  # mprotect
-        return {
-            "addr": a[0],
-            "len": a[1],
-            "prot": F.prot_flags(a[2]),
-            "prev_prot": F.prot_flags(h_aux) if h_flags & F_PREV_KNOWN else None,
-            "wx": bool(h_flags & F_WX),
-            **_mprotect_wregion(h_flags, a),
-        }
-    if t == 3:
-        return {"name": _cstr(s), "flags": F.bits(a[1], F.MFD_FLAGS)}
-    if t == 4:
-        return {"request": F.ptrace_request(a[0]), "target_pid": F.s32(a[1]), "addr": a[2], "data": a[3]}
-    if t in (5, 6):
-        return {"target_pid": F.s32(a[0]), "liovcnt": a[2], "riovcnt": a[4], "flags": a[5]}
-    if t == 12:
-        return {"flags": F.bits(a[0], F.CLONE_FLAGS)}
-    if t == 13:
-        return _setns(a, h_flags)
-    if t == 14:
-        return {"fd": F.s32(a[0]), **_sockaddr(s)}
-    if t == 15:
-        return {"child_pid": a[0]}
-    if t == 16:
-        code = a[0]
-        return {"exit_code": (code >> 8) & 0xFF, "signal": code & 0x7F or None}
-    return {}
-
-
-#: Types carried by ``struct mt_event`` (one string): the ones a wide-open node emits most.
-SIMPLE_TYPES = frozenset(EVENT_TYPES) - EXEC_TYPES - EVENT2_TYPES - EVENT4_TYPES
 _CACHE_MAX = 4096
+
+
+def _s32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - 0x100000000 if v & 0x80000000 else v
 
 
 class Decoder:
     """Decodes raw records; ``clock_offset`` = wall − monotonic seconds at start-up.
 
-    :meth:`decode` is the sensor's per-event hot path: a record of exactly
-    ``struct mt_event``'s size (every one-string type, what a busy node emits most) is
-    decoded inline with cached comm and flag names; everything else takes the general
-    path, which also reports malformed records.
+    One path for every type: the type in the header picks its row of ``_ROWS`` (the
+    struct to unpack, the function that builds ``args``); sizes and types are checked
+    for every record. Comm and flag names are cached (flag lists are shared between
+    events: read-only).
     """
 
     def __init__(self, host: str, clock_offset: float) -> None:
         self.host = host
         self.clock_offset = clock_offset
-        self._unpack_event: Callable[[bytes], tuple[Any, ...]] = EVENT.unpack_from
-        self._unpack_event2: Callable[[bytes], tuple[Any, ...]] = EVENT2.unpack_from
-        self._unpack_exec: Callable[[bytes], tuple[Any, ...]] = EXEC.unpack_from
-        # value -> decoded name(s); bounded. Flag lists are shared between events: read-only.
+        # value -> decoded name(s); bounded.
         self._comms: dict[bytes, str] = {}
         self._open_flags: dict[int, list[str]] = {}
         self._prot_flags: dict[int, list[str]] = {}
@@ -391,236 +360,254 @@ class Decoder:
         value = cache[key] = fn(key)
         return value
 
+    def _prot(self, v: int) -> list[str]:
+        return self._prot_flags.get(v) or self._cached(self._prot_flags, v, F.prot_flags)
+
     def decode(self, raw: bytes) -> dict[str, Any]:
         n = len(raw)
-        if n == EVENT2.size:
-            f = self._unpack_event2(raw)
-            t = f[9]
-            if t not in OPEN_TYPES:
-                return self._decode(raw)
-            hflags = f[15]
-            d = f[3] & 0xFFFFFFFF
-            v = f[5]
-            typed = f[20].split(b"\0", 1)[0].decode("utf-8", "replace")
-            if hflags & F_PATH_RESOLVED and not hflags & F_PATH_TRUNC and f[19][:1] == b"/":
-                path, trunc = f[19].split(b"\0", 1)[0].decode("utf-8", "replace"), False
-            else:
-                path, _, trunc = resolved_path(f[19], hflags, typed)
-            args = {
-                "dirfd": d - 0x100000000 if d & 0x80000000 else d,
-                "path": path,
-                "path_typed": typed,
-                "path_truncated": trunc,
-                "flags": self._open_flags.get(v) or self._cached(self._open_flags, v, F.open_flags),
-                "mode": oct(f[6] & 0o7777),
-            }
-            if t == 11:
-                args["resolve"] = F.bits(f[7], F.RESOLVE_FLAGS)
-            if f[16]:
-                args.update(open_owners(f[8], f[16]))
-            return self._event(f, t, args)
-        if n != EVENT.size:
-            return self._decode(raw)
-        f = self._unpack_event(raw)
-        t = f[9]
-        if t not in SIMPLE_TYPES:
-            return self._decode(raw)
-        hflags = f[15]
-        if t == 7:  # mprotect
-            v = f[5]
-            prot = self._prot_flags.get(v) or self._cached(self._prot_flags, v, F.prot_flags)
-            if hflags & F_PREV_KNOWN:
-                v = f[16]
-                prev = self._prot_flags.get(v) or self._cached(self._prot_flags, v, F.prot_flags)
-            else:
-                prev = None
-            args = {
-                "addr": f[3],
-                "len": f[4],
-                "prot": prot,
-                "prev_prot": prev,
-                "wx": bool(hflags & F_WX),
-                **_mprotect_wregion(hflags, f[3:9]),
-            }
-        elif t == 8:  # mmap
-            v = f[5]
-            prot = self._prot_flags.get(v) or self._cached(self._prot_flags, v, F.prot_flags)
-            v = f[6]
-            d = f[7] & 0xFFFFFFFF
-            args = {
-                "addr": f[3],
-                "len": f[4],
-                "prot": prot,
-                "flags": self._map_flags.get(v) or self._cached(self._map_flags, v, F.map_flags),
-                "fd": d - 0x100000000 if d & 0x80000000 else d,
-                "offset": f[8],
-                "wx": bool(hflags & F_WX),
-                **_mmap_wregion(hflags, f[16]),
-            }
-            if hflags & F_PATH_RESOLVED:  # a file-backed executable mapping
-                path, _, trunc = resolved_path(f[19], hflags, "")
-                args["path"], args["path_truncated"] = path or None, trunc
-                args["file_shmem"] = bool(hflags & F_MAP_SHMEM)
-                args["file_nlink0"] = bool(hflags & F_MAP_NLINK0)
-                args["file_upper_layer"] = bool(hflags & F_OVL_UPPER)
-                args["file_in_image"] = bool(hflags & F_OVL_LOWER) if hflags & F_OVL_UPPER else None
-        else:
-            args = _args_simple(t, f[3:9], f[19], f[16], hflags)
-        return self._event(f, t, args)
-
-    def _event(self, f: tuple[Any, ...], t: int, args: dict[str, Any]) -> dict[str, Any]:
-        ts_ns, tid = f[0], f[11]
-        c = f[18]
-        return {
-            "v": 1,
-            "id": f"{self.host}:{ts_ns}:{tid}",
-            "ts_ns": ts_ns,
-            "time": ts_ns / 1e9 + self.clock_offset,
-            "host": self.host,
-            "syscall": EVENT_TYPES[t],
-            "ret": f[2],
-            "args": args,
-            "process": {
-                "pid": f[10],
-                "tid": tid,
-                "ppid": f[12],
-                "uid": f[13],
-                "gid": f[14],
-                "comm": self._comms.get(c) or self._cached(self._comms, c, _cstr),
-                "start_boottime_ns": f[17],
-            },
-            "cgroup_id": f[1],
-            "container_id": None,
-            "source": "syscall",
-        }
-
-    def _decode(self, raw: bytes) -> dict[str, Any]:
-        """The general path: every record type, with size and type checks."""
-        if len(raw) < HDR.size:
-            raise DecodeError(f"record of {len(raw)} bytes is shorter than the header ({HDR.size})")
-        t = int.from_bytes(raw[TYPE_OFFSET : TYPE_OFFSET + 4], "little")
-        name = EVENT_TYPES.get(t)
-        if name is None:
+        if n < HDR.size:
+            raise DecodeError(f"record of {n} bytes is shorter than the header ({HDR.size})")
+        t = _type_of(raw, TYPE_OFFSET)[0]
+        row = _ROWS.get(t)
+        if row is None:
             raise DecodeError(f"unknown event type {t}")
-        expected = (
-            EXEC.size
-            if t in EXEC_TYPES
-            else EVENT2.size
-            if t in EVENT2_TYPES
-            else EVENT4.size
-            if t in EVENT4_TYPES
-            else EVENT.size
-        )
-        if len(raw) < expected:
-            raise DecodeError(f"{name} record of {len(raw)} bytes, expected {expected}")
-        if t in EXEC_TYPES:
-            f = self._unpack_exec(raw)
-        elif t in EVENT2_TYPES:
-            f = self._unpack_event2(raw)
-        elif t in EVENT4_TYPES:
-            f = EVENT4.unpack_from(raw)
-        else:
-            f = self._unpack_event(raw)
-        ts_ns, cgroup_id, ret = f[0], f[1], f[2]
-        a = f[3:9]
-        _, pid, tid, ppid, uid, gid, hflags, aux = f[9:17]
-        pstart = f[17]
-        comm = _cstr(f[18])
-        cgroup_name: str | None = None
-        if t in EXEC_TYPES:
-            filename, argv_raw, ldp, ldlp, exe_name, cg_leaf, cg_parent = f[19:26]
-            stdio = _stdio(f[26:42], f[50:54]) if ret == 0 else None
-            exe_path, _, exe_trunc = resolved_path(f[42], hflags, "")
-            if cg_leaf[0]:  # the kernel's name for the cgroup directory: "<parent>/<leaf>"
-                cgroup_name = f"{_cstr(cg_parent)}/{_cstr(cg_leaf)}"
-            args: dict[str, Any] = {
-                "filename": _cstr(filename),
-                "argv": _argv(argv_raw, aux),
-                "argv_truncated": bool(hflags & F_ARGV_TRUNC),
-                "dirfd": F.s32(a[1]),
-                "flags": F.bits(a[2], F.AT_FLAGS),
-                "exe_memfd": bool(hflags & F_EXE_MEMFD),
-                "exe_deleted": bool(hflags & F_EXE_DELETED),
-                "exe_name": _cstr(exe_name) or None,
-                **env_facts(ldp, ldlp, f[54], f[55], f[56:60], f[60:63], hflags),
-                "exe_path": exe_path or None,
-                "exe_path_truncated": exe_trunc,
-                **exe_facts(f[43], f[44], f[45], f[46], f[47], f[48], hflags),
-            }
-            if stdio is not None:  # a failed exec has no new image to describe
-                args["stdio"] = stdio
-        elif t in OPEN_TYPES:
-            typed = _cstr(f[20])
-            args = {
-                "dirfd": F.s32(a[0]),
-                **_path_args(typed, f[19], hflags),
-                "flags": F.open_flags(a[2]),
-                "mode": oct(a[3] & 0o7777),
-            }
-            if t == 11:
-                args["resolve"] = F.bits(a[4], F.RESOLVE_FLAGS)
-            if aux:
-                args.update(open_owners(a[5], aux))
-        elif t in EVENT4_TYPES:
-            s1, s2, b1, b2 = _cstr(f[19]), _cstr(f[20]), _cstr(f[21]), _cstr(f[22])
-            p1, r1 = joined(b1, s1, bool(hflags & F_PATH_RESOLVED), bool(hflags & F_PATH_TRUNC))
-            side: dict[str, Any] = {
-                "path_typed": s1,
-                "path_resolved": r1,
-                "path_truncated": bool(hflags & F_PATH_TRUNC),
-            }
-            if t == 17:
-                p2, r2 = joined(b2, s2, bool(hflags & F_PATH2_RESOLVED), bool(hflags & F_PATH2_TRUNC))
-                args = {
-                    "olddirfd": F.s32(a[0]),
-                    "oldpath": p1,
-                    "oldpath_typed": s1,
-                    "newdirfd": F.s32(a[2]),
-                    "newpath": p2,
-                    "newpath_typed": s2,
-                    "path_resolved": r1 and r2,
-                    "path_truncated": bool(hflags & (F_PATH_TRUNC | F_PATH2_TRUNC)),
-                    "flags": F.bits(a[4], F.RENAME_FLAGS),
-                }
-            elif t == 18:
-                args = {"dirfd": F.s32(a[0]), "path": p1, **side, "flags": F.bits(a[2], F.AT_FLAGS)}
-            else:
-                args = {"dirfd": F.s32(a[0]), "path": p1, **side, **_mode(a[2])}
-        elif t in EVENT2_TYPES:  # mount
-            s1, s2 = _cstr(f[19]), _cstr(f[20])
-            fstype = struct.pack("<QQ", a[4], a[5])
-            args = {
-                "source": s1,
-                "target": s2,
-                "fstype": _cstr(fstype),
-                "flags": F.bits(a[2], F.MS_FLAGS),
-                # mount(2), or the new mount API's move_mount (fsopen/fsmount, open_tree)
-                "api": "move_mount" if hflags & F_MOUNT_API else "mount",
-            }
-        else:
-            args = _args_simple(t, a, f[19], aux, hflags)
+        size, unpack, build = row
+        if n < size:
+            raise DecodeError(f"{EVENT_TYPES[t]} record of {n} bytes, expected {size}")
+        f = unpack(raw)
+        ts_ns, tid = f[I_TS], f[I_TID]
+        c = f[I_COMM]
         out = {
             "v": 1,
             "id": f"{self.host}:{ts_ns}:{tid}",
             "ts_ns": ts_ns,
             "time": ts_ns / 1e9 + self.clock_offset,
             "host": self.host,
-            "syscall": name,
-            "ret": ret,
-            "args": args,
+            "syscall": EVENT_TYPES[t],
+            "ret": f[I_RET],
+            "args": build(self, f, f[I_A:I_TYPE], f[I_FLAGS], f[I_AUX]),
             "process": {
-                "pid": pid,
+                "pid": f[I_PID],
                 "tid": tid,
-                "ppid": ppid,
-                "uid": uid,
-                "gid": gid,
-                "comm": comm,
-                "start_boottime_ns": pstart,
+                "ppid": f[I_PPID],
+                "uid": f[I_UID],
+                "gid": f[I_GID],
+                "comm": self._comms.get(c) or self._cached(self._comms, c, _cstr),
+                "start_boottime_ns": f[I_PSTART],
             },
-            "cgroup_id": cgroup_id,
+            "cgroup_id": f[I_CGROUP],
             "container_id": None,
             "source": "syscall",
         }
-        if cgroup_name:
-            out["cgroup_name"] = cgroup_name
+        if t in EXEC_TYPES and f[X_CG_LEAF][0]:
+            # the kernel's name for the cgroup directory: "<parent>/<leaf>"
+            out["cgroup_name"] = f"{_cstr(f[X_CG_PARENT])}/{_cstr(f[X_CG_LEAF])}"
         return out
+
+
+#: (decoder, the unpacked record, its hdr.a[6], hdr.flags, hdr.aux) -> ``args``
+Build = Callable[["Decoder", tuple[Any, ...], tuple[int, ...], int, int], dict[str, Any]]
+
+
+def _exec(d: Decoder, f: tuple[Any, ...], a: tuple[int, ...], hflags: int, aux: int) -> dict[str, Any]:
+    exe_path, _, exe_trunc = resolved_path(f[X_EXE_PATH], hflags, "")
+    args: dict[str, Any] = {
+        "filename": _cstr(f[X_FILENAME]),
+        "argv": _argv(f[X_ARGV], aux),
+        "argv_truncated": bool(hflags & F_ARGV_TRUNC),
+        "dirfd": F.s32(a[1]),
+        "flags": F.bits(a[2], F.AT_FLAGS),
+        "exe_memfd": bool(hflags & F_EXE_MEMFD),
+        "exe_deleted": bool(hflags & F_EXE_DELETED),
+        "exe_name": _cstr(f[X_EXE_NAME]) or None,
+        **env_facts(
+            f[X_PRELOAD],
+            f[X_LIBPATH],
+            f[X_AUDIT],
+            f[X_TUNABLES],
+            f[X_VLEN : X_VLEN + 4],
+            f[X_SIZES : X_SIZES + 3],
+            hflags,
+        ),
+        "exe_path": exe_path or None,
+        "exe_path_truncated": exe_trunc,
+        **exe_facts(
+            f[X_EXE_FACTS],
+            f[X_EXE_FACTS + 1],
+            f[X_EXE_FACTS + 2],
+            f[X_EXE_FACTS + 3],
+            f[X_EXE_FACTS + 4],
+            f[X_EXE_FACTS + 5],
+            hflags,
+        ),
+    }
+    if f[I_RET] == 0:  # a failed exec has no new image to describe
+        args["stdio"] = _stdio(f[X_STDIO:X_EXE_PATH], f[X_FD_INO : X_FD_INO + 4])
+    return args
+
+
+def _open(d: Decoder, f: tuple[Any, ...], a: tuple[int, ...], hflags: int, aux: int) -> dict[str, Any]:
+    typed = _cstr(f[I_S2])
+    s = f[I_S1]
+    if hflags & F_PATH_RESOLVED and not hflags & F_PATH_TRUNC and s[:1] == b"/":
+        path, trunc = _cstr(s), False  # the common case: a whole resolved path
+    else:
+        path, _, trunc = resolved_path(s, hflags, typed)
+    v = a[2]
+    args = {
+        "dirfd": _s32(a[0]),
+        "path": path,
+        "path_typed": typed,
+        "path_truncated": trunc,
+        "flags": d._open_flags.get(v) or d._cached(d._open_flags, v, F.open_flags),
+        "mode": oct(a[3] & 0o7777),
+    }
+    if f[I_TYPE] == T_OPENAT2:
+        args["resolve"] = F.bits(a[4], F.RESOLVE_FLAGS)
+    if aux:
+        args.update(open_owners(a[5], aux))
+    return args
+
+
+def _mount(d: Decoder, f: tuple[Any, ...], a: tuple[int, ...], hflags: int, aux: int) -> dict[str, Any]:
+    return {
+        "source": _cstr(f[I_S1]),
+        "target": _cstr(f[I_S2]),
+        "fstype": _cstr(struct.pack("<QQ", a[4], a[5])),
+        "flags": F.bits(a[2], F.MS_FLAGS),
+        # mount(2), or the new mount API's move_mount (fsopen/fsmount, open_tree)
+        "api": "move_mount" if f[I_FLAGS] & F_MOUNT_API else "mount",
+    }
+
+
+def _path_side(f: tuple[Any, ...], hflags: int) -> tuple[str, str, bool, dict[str, Any]]:
+    """(typed path, joined path, resolved, common args) of an unlink/rename/chmod record."""
+    s1 = _cstr(f[I_S1])
+    p1, r1 = joined(_cstr(f[I_BASE]), s1, bool(hflags & F_PATH_RESOLVED), bool(hflags & F_PATH_TRUNC))
+    side = {"path_typed": s1, "path_resolved": r1, "path_truncated": bool(hflags & F_PATH_TRUNC)}
+    return s1, p1, r1, side
+
+
+def _rename(d: Decoder, f: tuple[Any, ...], a: tuple[int, ...], hflags: int, aux: int) -> dict[str, Any]:
+    s1, p1, r1, _ = _path_side(f, hflags)
+    s2 = _cstr(f[I_S2])
+    p2, r2 = joined(_cstr(f[I_BASE2]), s2, bool(hflags & F_PATH2_RESOLVED), bool(hflags & F_PATH2_TRUNC))
+    return {
+        "olddirfd": F.s32(a[0]),
+        "oldpath": p1,
+        "oldpath_typed": s1,
+        "newdirfd": F.s32(a[2]),
+        "newpath": p2,
+        "newpath_typed": s2,
+        "path_resolved": r1 and r2,
+        "path_truncated": bool(hflags & (F_PATH_TRUNC | F_PATH2_TRUNC)),
+        "flags": F.bits(a[4], F.RENAME_FLAGS),
+    }
+
+
+def _unlink(d: Decoder, f: tuple[Any, ...], a: tuple[int, ...], hflags: int, aux: int) -> dict[str, Any]:
+    _, p1, _, side = _path_side(f, hflags)
+    return {"dirfd": F.s32(a[0]), "path": p1, **side, "flags": F.bits(a[2], F.AT_FLAGS)}
+
+
+def _chmod(d: Decoder, f: tuple[Any, ...], a: tuple[int, ...], hflags: int, aux: int) -> dict[str, Any]:
+    _, p1, _, side = _path_side(f, hflags)
+    return {"dirfd": F.s32(a[0]), "path": p1, **side, **_mode(a[2])}
+
+
+def _mmap(d: Decoder, f: tuple[Any, ...], a: tuple[int, ...], hflags: int, aux: int) -> dict[str, Any]:
+    v = a[3]
+    args = {
+        "addr": a[0],
+        "len": a[1],
+        "prot": d._prot(a[2]),
+        "flags": d._map_flags.get(v) or d._cached(d._map_flags, v, F.map_flags),
+        "fd": _s32(a[4]),
+        "offset": a[5],
+        "wx": bool(hflags & F_WX),
+        **_mmap_wregion(hflags, aux),
+    }
+    if hflags & F_PATH_RESOLVED:  # a file-backed executable mapping
+        path, _, trunc = resolved_path(f[I_S1], hflags, "")
+        args["path"], args["path_truncated"] = path or None, trunc
+        args["file_shmem"] = bool(hflags & F_MAP_SHMEM)
+        args["file_nlink0"] = bool(hflags & F_MAP_NLINK0)
+        args["file_upper_layer"] = bool(hflags & F_OVL_UPPER)
+        args["file_in_image"] = bool(hflags & F_OVL_LOWER) if hflags & F_OVL_UPPER else None
+    return args
+
+
+def _mprotect(d: Decoder, f: tuple[Any, ...], a: tuple[int, ...], hflags: int, aux: int) -> dict[str, Any]:
+    return {
+        "addr": a[0],
+        "len": a[1],
+        "prot": d._prot(a[2]),
+        "prev_prot": d._prot(aux) if hflags & F_PREV_KNOWN else None,
+        "wx": bool(hflags & F_WX),
+        **_mprotect_wregion(hflags, a),
+    }
+
+
+def _memfd(d: Decoder, f: tuple[Any, ...], a: tuple[int, ...], hflags: int, aux: int) -> dict[str, Any]:
+    return {"name": _cstr(f[I_S1]), "flags": F.bits(a[1], F.MFD_FLAGS)}
+
+
+def _ptrace(d: Decoder, f: tuple[Any, ...], a: tuple[int, ...], hflags: int, aux: int) -> dict[str, Any]:
+    return {"request": F.ptrace_request(a[0]), "target_pid": F.s32(a[1]), "addr": a[2], "data": a[3]}
+
+
+def _process_vm(d: Decoder, f: tuple[Any, ...], a: tuple[int, ...], hflags: int, aux: int) -> dict[str, Any]:
+    return {"target_pid": F.s32(a[0]), "liovcnt": a[2], "riovcnt": a[4], "flags": a[5]}
+
+
+def _unshare(d: Decoder, f: tuple[Any, ...], a: tuple[int, ...], hflags: int, aux: int) -> dict[str, Any]:
+    return {"flags": F.bits(a[0], F.CLONE_FLAGS)}
+
+
+def _setns_args(d: Decoder, f: tuple[Any, ...], a: tuple[int, ...], hflags: int, aux: int) -> dict[str, Any]:
+    return _setns(a, f[I_FLAGS])
+
+
+def _connect(d: Decoder, f: tuple[Any, ...], a: tuple[int, ...], hflags: int, aux: int) -> dict[str, Any]:
+    return {"fd": F.s32(a[0]), **_sockaddr(f[I_S1])}
+
+
+def _fork(d: Decoder, f: tuple[Any, ...], a: tuple[int, ...], hflags: int, aux: int) -> dict[str, Any]:
+    return {"child_pid": a[0]}
+
+
+def _exit(d: Decoder, f: tuple[Any, ...], a: tuple[int, ...], hflags: int, aux: int) -> dict[str, Any]:
+    code = a[0]
+    return {"exit_code": (code >> 8) & 0xFF, "signal": code & 0x7F or None}
+
+
+#: enum mt_type → (the record's struct, the builder of its ``args``): the one decoding table.
+LAYOUTS: dict[int, tuple[struct.Struct, Build]] = {
+    T_EXECVE: (EXEC, _exec),
+    T_EXECVEAT: (EXEC, _exec),
+    T_MEMFD_CREATE: (EVENT, _memfd),
+    T_PTRACE: (EVENT, _ptrace),
+    T_PROCESS_VM_WRITEV: (EVENT, _process_vm),
+    T_PROCESS_VM_READV: (EVENT, _process_vm),
+    T_MPROTECT: (EVENT, _mprotect),
+    T_MMAP: (EVENT, _mmap),
+    T_OPEN: (EVENT2, _open),
+    T_OPENAT: (EVENT2, _open),
+    T_OPENAT2: (EVENT2, _open),
+    T_UNSHARE: (EVENT, _unshare),
+    T_SETNS: (EVENT, _setns_args),
+    T_CONNECT: (EVENT, _connect),
+    T_FORK: (EVENT, _fork),
+    T_EXIT: (EVENT, _exit),
+    T_RENAME: (EVENT4, _rename),
+    T_UNLINK: (EVENT4, _unlink),
+    T_CHMOD: (EVENT4, _chmod),
+    T_MOUNT: (EVENT2, _mount),
+}
+#: The table as decode reads it: (size, unpack, build) per type.
+_ROWS: dict[int, tuple[int, Callable[[bytes], tuple[Any, ...]], Build]] = {
+    t: (layout.size, layout.unpack_from, build) for t, (layout, build) in LAYOUTS.items()
+}
+_type_of = struct.Struct("<I").unpack_from
+#: Types carried by ``struct mt_event`` (one string): the ones a wide-open node emits most.
+SIMPLE_TYPES = frozenset(t for t, (layout, _) in LAYOUTS.items() if layout is EVENT)

@@ -1,7 +1,10 @@
 """The Faust app: raw → enrichment agent → enriched → correlation agent → alerts.
 
-Agents are thin: they move bytes between topics and call the pure helpers
-(``batches``, ``enrich``, ``correlate``). Messages are EventBatch JSON read with the raw
+Agents are thin shells: they turn a batch of stream events into ``streams.step.Inbound``
+messages, call a pure step (``enrich.enrich_step``, ``correlate_step.correlate_step`` /
+``audit_step``; the timers ``flush_step`` / ``release_step``), send its ``out`` to their
+output topic and its ``dead`` to the dead letters, and confirm the sends before the next
+batch. Messages are EventBatch JSON read with the raw
 serializer and decoded with orjson: no Faust Record per event.
 """
 
@@ -13,7 +16,6 @@ import logging
 import tempfile
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,32 +26,35 @@ import orjson
 from faust.types import TP
 
 from memtrail.core.settings import Settings
-from schemas.alerts import Alert
 from streams import metrics as m
-from streams.batches import (
-    check_event,
-    decode_batch,
-    splice_containers,
-)
 from streams.brokerwatch import BrokerWatch, rate_limit_logging
 from streams.config import StreamOptions
 from streams.containers import ContainerView
 from streams.correlate import Correlator, PartKey
-from streams.deadletter import dead_letter, reason_label
-from streams.enrich import annotate_trails, detach_containers, join_containers
-from streams.fastpath import count_events, decode_enriched, forward_unread
+from streams.correlate_step import (
+    AUDIT,
+    CorrelateContext,
+    assignment,
+    audit_step,
+    correlate_step,
+    flush_step,
+    release_step,
+)
+from streams.deadletter import reason_label
+from streams.enrich import EnrichContext, annotate_trails, enrich_step
 from streams.faust_patches import (
     ExternalChangelogTable,
     leave_consumer_group,
     patch_fetch_wait,
     patch_lz4_level,
 )
-from streams.guard import Failure, alert_bytes, alert_doc, each_contained, fit_batches, reason_of
+from streams.guard import reason_of
 from streams.health import Health
 from streams.kafka_auth import faust_credentials
 from streams.pause import AlertLedger, PartitionGate, read_published
 from streams.recovery import replay_batches
 from streams.sessions import PodSessions, SessionStamper
+from streams.step import Dead, Inbound, Outbound
 from streams.topic_reader import TopicReader
 from streams.trails.loader import TrailSettings, TrailStore
 
@@ -158,6 +163,16 @@ class Pipeline:
                 return out, True
         return events, changed
 
+    def enrich_context(self) -> EnrichContext:
+        """What the enrichment step reads for the next batch."""
+        return EnrichContext(
+            containers=self.containers,
+            annotate=self.annotate,
+            trails=self.trails is not None and len(self.trails.matcher) > 0,
+            sessions=self.stamper is not None and len(self.sessions) > 0,
+            limit=self.opts.max_message_bytes,
+        )
+
     def apply_pattern_ops(self) -> None:
         while self.pattern_ops:
             op, spec = self.pattern_ops.pop(0)
@@ -168,6 +183,14 @@ class Pipeline:
                 continue
             for err in errors or ():
                 log.warning("custom pattern not applied: %s", err)
+
+
+def inbound(batch: list[Any]) -> list[Inbound]:
+    """Faust stream events as the steps' messages."""
+    return [
+        Inbound(ev.message.tp.topic, ev.message.tp.partition, ev.message.offset, ev.message.key, ev.value)
+        for ev in batch
+    ]
 
 
 def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -> tuple[faust.App, Pipeline]:
@@ -279,28 +302,14 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
                 m.PUBLISH_FAILED.labels(type(res).__name__).inc()
                 log.warning("a produced message was not confirmed: %s", res)
 
-    async def send_dead(
-        reason: str, topic: str, tp: TP | None, offset: int | None, key: Any, value: Any
-    ) -> None:
-        m.DEADLETTER.labels(reason_label(reason)).inc()
-        rec = dead_letter(reason, topic, tp.partition if tp else None, offset, key, value)
-        inflight.append(await dead_t.send(key=key if isinstance(key, bytes) else None, value=rec))
-
-    async def send_failures(
-        failures: list[Failure], topic: str, tp: TP | None, offset: int | None, key: Any
-    ) -> None:
-        for f in failures:
-            await send_dead(f.reason, topic, tp, offset, key, f.value)
-
-    async def send_correlator_failures(topic: str, part: PartKey) -> None:
-        failures = take_failures()
-        if failures:
-            number: Any = part[1] if isinstance(part, tuple) else part
-            await send_failures(failures, topic, TP(topic, int(number)), None, None)
-
-    def take_failures() -> list[Failure]:
-        take = getattr(correlator, "take_failures", None)
-        return list(take()) if take is not None else []
+    async def send(topic: Any, step: tuple[list[Outbound], list[Dead]]) -> None:
+        """What a step returned: ``out`` to ``topic``, ``dead`` to the dead letters."""
+        out, dead = step
+        for o in out:
+            inflight.append(await topic.send(key=o.key, value=o.value))
+        for d in dead:
+            m.DEADLETTER.labels(reason_label(d.reason)).inc()
+            inflight.append(await dead_t.send(key=d.record_key, value=d.record()))
 
     async def wait_gates(agent: str, parts: set[PartKey]) -> None:
         """Hold until the state of ``parts`` is rebuilt (streams.pause)."""
@@ -314,203 +323,75 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
                     opts.gate_timeout_s,
                 )
 
-    def update_lag(tp: TP, offset: int) -> None:
-        hw = app.consumer.highwater(tp)
-        if hw is not None:
-            m.LAG.labels(tp.topic, str(tp.partition)).set(max(0, hw - offset - 1))
+    def update_lag(batch: list[Inbound]) -> None:
+        last = {(msg.topic, msg.partition): msg.offset for msg in batch}
+        for (topic, partition), offset in last.items():
+            hw = app.consumer.highwater(TP(topic, partition))
+            if hw is not None:
+                m.LAG.labels(topic, str(partition)).set(max(0, hw - offset - 1))
 
-    async def enrich_one(raw: bytes, msg: Any) -> tuple[int, int]:
-        """One raw message to the enriched topic; returns events in and out."""
-        limit = opts.max_message_bytes
-        fast = forward_unread(
-            raw,
-            msg.key,
-            pipe.containers,
-            trails=pipe.trails is not None and len(pipe.trails.matcher) > 0,
-            sessions=pipe.stamper is not None and len(pipe.sessions) > 0,
+    def correlate_context() -> CorrelateContext:
+        return CorrelateContext(
+            correlator,
+            topics.enriched,
+            topics.k8s_audit,
+            topics.alerts,
+            ledger=pipe.ledger,
+            limit=opts.max_message_bytes,
         )
-        if fast is not None and len(fast) <= limit:
-            # v2 with nothing per event to add: forwarded without being decoded (streams.fastpath)
-            inflight.append(await enriched_t.send(key=msg.key, value=fast))
-            n = count_events(fast)
-            (m.FORWARDED if fast is raw else m.SPLICED).inc()
-            m.UNREAD.inc()
-            update_lag(msg.tp, msg.offset)
-            return n, n
-        dec = decode_batch(raw, msg.key)
-        n_in = len(dec.events) + len(dec.rejected)
-        for rej in dec.rejected:
-            await send_dead(rej.reason, topics.raw, msg.tp, msg.offset, msg.key, rej.value)
-        if not dec.events:
-            return n_in, 0
-        key = dec.key or f"host:{dec.host or dec.events[0].get('host', '')}"
-        joined = join_containers(dec.events, pipe.containers)
-        events, annotated, afail = annotate_contained(dec.events)
-        await send_failures(afail, topics.raw, msg.tp, msg.offset, msg.key)
-        values: list[bytes] = []
-        efail: list[Failure] = []
-        if dec.pristine and not annotated and not joined and not afail and len(raw) <= limit:
-            # Nothing to add (host events, containers not yet known): the original
-            # bytes say the same; re-encoding would cost ~1 µs/event for nothing.
-            values = [raw]
-            m.FORWARDED.inc()
-        elif joined and dec.pristine and not annotated and not dec.has_containers and not afail:
-            # Only the container table is new: put it in front of the original bytes.
-            value = splice_containers(raw, joined)
-            if len(value) <= limit:
-                values = [value]
-                m.SPLICED.inc()
-        if not values and events:
-            # Re-encoded; split when over the limit, an event that cannot go alone dead-lettered.
-            values, efail = fit_batches(key, dec.host, events, detach_containers(events), limit)
-            await send_failures(efail, topics.raw, msg.tp, msg.offset, msg.key)
-            if len(values) > 1:
-                m.SPLIT.inc()
-        for value in values:
-            inflight.append(await enriched_t.send(key=key.encode(), value=value))
-        n_out = len(events) - len(efail)
-        if events:
-            t = events[0].get("time")
-            if isinstance(t, int | float):
-                m.LATENCY.labels("enriched").observe(max(0.0, time.time() - t))
-        update_lag(msg.tp, msg.offset)
-        return n_in, n_out
-
-    def annotate_contained(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool, list[Failure]]:
-        changed = False
-
-        def run(evs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-            nonlocal changed
-            out, ch = pipe.annotate(evs)
-            changed = changed or ch
-            return out
-
-        out, failures = each_contained(run, events, "annotation failed")
-        return out, changed or bool(failures), failures
 
     @app.agent(raw_t, name="enrich")
     async def enrich_agent(stream: Any) -> None:
         try:
-            await enrich_loop(stream)
+            async for batch in stream.take_events(opts.take_max, within=opts.take_within_s):
+                if pipe.table_tps:
+                    await container_table_caught_up()
+                    pipe.table_tps = []  # once: the table keeps following the topic afterwards
+                t_start = time.perf_counter()
+                pipe.health.begin("enrich")
+                msgs = inbound(batch)
+                await send(enriched_t, enrich_step(pipe.enrich_context(), msgs))
+                await confirm_sent()
+                update_lag(msgs)
+                pipe.health.end("enrich")
+                m.PROCESSING.labels("enrich", "batch").observe(time.perf_counter() - t_start)
         finally:
             pipe.health.stopped("enrich")
-
-    async def enrich_loop(stream: Any) -> None:
-        async for batch in stream.take_events(opts.take_max, within=opts.take_within_s):
-            if pipe.table_tps:
-                await container_table_caught_up()
-                pipe.table_tps = []  # once: the table keeps following the topic afterwards
-            t_start = time.perf_counter()
-            pipe.health.begin("enrich")
-            n_in = n_out = 0
-            for ev in batch:
-                msg = ev.message
-                try:
-                    n_in_msg, n_out_msg = await enrich_one(ev.value, msg)
-                except Exception as exc:  # one message's failure is that message's
-                    await send_dead(
-                        reason_of("enrichment failed", exc), topics.raw, msg.tp, msg.offset, msg.key, ev.value
-                    )
-                    n_in_msg, n_out_msg = 1, 0
-                n_in += n_in_msg
-                n_out += n_out_msg
-            await confirm_sent()
-            pipe.health.end("enrich")
-            m.PROCESSING.labels("enrich", "batch").observe(time.perf_counter() - t_start)
-            m.EVENTS.labels("enrich", "in").inc(n_in)
-            m.EVENTS.labels("enrich", "out").inc(n_out)
-            m.BATCH_SIZE.labels("enrich").observe(n_in)
 
     @app.agent(enriched_t, name="correlate")
     async def correlate_agent(stream: Any) -> None:
         try:
-            await correlate_loop(stream)
+            async for batch in stream.take_events(opts.take_max, within=opts.take_within_s):
+                await wait_gates("correlate", {ev.message.tp.partition for ev in batch})
+                pipe.health.begin("correlate")
+                pipe.apply_pattern_ops()
+                t_start = time.perf_counter()
+                msgs = inbound(batch)
+                await send(alerts_t, correlate_step(correlate_context(), msgs))
+                await confirm_sent()
+                pipe.health.end("correlate")
+                m.PROCESSING.labels("correlate", "batch").observe(time.perf_counter() - t_start)
+                update_lag(msgs)
         finally:
             pipe.health.stopped("correlate")
-
-    async def correlate_loop(stream: Any) -> None:
-        async for batch in stream.take_events(opts.take_max, within=opts.take_within_s):
-            await wait_gates("correlate", {ev.message.tp.partition for ev in batch})
-            pipe.health.begin("correlate")
-            pipe.apply_pattern_ops()
-            by_part: dict[int, list[dict[str, Any]]] = defaultdict(list)
-            last: dict[TP, int] = {}
-            for ev in batch:
-                msg = ev.message
-                try:
-                    events, rejected = decode_enriched(ev.value)
-                except Exception as exc:
-                    await send_dead(
-                        reason_of("bad enriched batch", exc),
-                        topics.enriched,
-                        msg.tp,
-                        msg.offset,
-                        msg.key,
-                        ev.value,
-                    )
-                    continue
-                for rej in rejected:  # a v2 message the enrichment forwarded unread
-                    await send_dead(rej.reason, topics.enriched, msg.tp, msg.offset, msg.key, rej.value)
-                by_part[msg.tp.partition].extend(events)
-                last[msg.tp] = msg.offset
-            n = 0
-            t_start = time.perf_counter()
-            for part, events in by_part.items():
-                n += len(events)
-                for alert in correlator.process(part, events):
-                    await publish_alert(alert)
-                await send_correlator_failures(topics.enriched, part)
-            await confirm_sent()
-            pipe.health.end("correlate")
-            m.PROCESSING.labels("correlate", "batch").observe(time.perf_counter() - t_start)
-            for tp, off in last.items():
-                update_lag(tp, off)
-            m.EVENTS.labels("correlate", "in").inc(n)
-            m.BATCH_SIZE.labels("correlate").observe(n)
 
     @app.agent(audit_t, name="audit")
     async def audit_agent(stream: Any) -> None:
         """Kubernetes audit events (one per message): validated, no container join, own engines."""
         try:
-            await audit_loop(stream)
+            async for batch in stream.take_events(opts.take_max, within=opts.take_within_s):
+                await wait_gates("audit", {(AUDIT, ev.message.tp.partition) for ev in batch})
+                pipe.health.begin("audit")
+                pipe.apply_pattern_ops()
+                t_start = time.perf_counter()
+                msgs = inbound(batch)
+                await send(alerts_t, audit_step(correlate_context(), msgs))
+                update_lag(msgs)
+                await confirm_sent()
+                pipe.health.end("audit")
+                m.PROCESSING.labels("audit", "batch").observe(time.perf_counter() - t_start)
         finally:
             pipe.health.stopped("audit")
-
-    async def audit_loop(stream: Any) -> None:
-        async for batch in stream.take_events(opts.take_max, within=opts.take_within_s):
-            await wait_gates("audit", {("k8s_audit", ev.message.tp.partition) for ev in batch})
-            pipe.health.begin("audit")
-            pipe.apply_pattern_ops()
-            t_start = time.perf_counter()
-            by_part: dict[PartKey, list[dict[str, Any]]] = defaultdict(list)
-            for ev in batch:
-                msg = ev.message
-                try:
-                    doc = orjson.loads(ev.value) if ev.value else None
-                except orjson.JSONDecodeError as exc:
-                    await send_dead(
-                        f"not JSON: {exc}", topics.k8s_audit, msg.tp, msg.offset, msg.key, ev.value
-                    )
-                    continue
-                why = "empty message" if doc is None else check_event(doc)
-                if why is not None:
-                    await send_dead(why, topics.k8s_audit, msg.tp, msg.offset, msg.key, ev.value or b"")
-                    continue
-                assert isinstance(doc, dict)
-                doc.setdefault("args", {})
-                by_part[("k8s_audit", msg.tp.partition)].append(doc)
-                update_lag(msg.tp, msg.offset)
-            n = 0
-            for part, events in by_part.items():
-                n += len(events)
-                for alert in correlator.process(part, events):
-                    await publish_alert(alert)
-                await send_correlator_failures(topics.k8s_audit, part)
-            await confirm_sent()
-            pipe.health.end("audit")
-            m.PROCESSING.labels("audit", "batch").observe(time.perf_counter() - t_start)
-            m.EVENTS.labels("audit", "in").inc(n)
-            m.BATCH_SIZE.labels("audit").observe(n)
 
     def contained(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
         """A timer whose failure is logged and counted: Faust would stop the worker on it."""
@@ -530,10 +411,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
     async def flush_timer() -> None:
         """Expire window state and publish absence alerts that came due without a new event."""
         now = time.time()
-        for alert in correlator.flush(now, skip=set(pipe.replaying) | pipe.gate.closed):
-            await publish_alert(alert)
-        for f in take_failures():
-            await send_dead(f.reason, topics.enriched, None, None, None, f.value)
+        await send(alerts_t, flush_step(correlate_context(), now, set(pipe.replaying) | pipe.gate.closed))
         with pipe.sessions_lock:
             pipe.sessions.expire(now)
         m.PROCESSING.labels("correlate", "expire").observe(time.time() - now)
@@ -542,10 +420,8 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
     @contained
     async def release_incidents() -> None:
         """Publish the incidents whose hold ran out (below critical, no pattern joined)."""
-        for alert in correlator.release(time.time(), skip=set(pipe.replaying) | pipe.gate.closed):
-            await publish_alert(alert)
-        for f in take_failures():
-            await send_dead(f.reason, topics.enriched, None, None, None, f.value)
+        now = time.time()
+        await send(alerts_t, release_step(correlate_context(), now, set(pipe.replaying) | pipe.gate.closed))
 
     @app.timer(interval=pipe.trail_settings.reload_interval_s)
     @contained
@@ -553,47 +429,17 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
         if pipe.trails is not None and await asyncio.to_thread(pipe.trails.reload_if_changed):
             log.info("trail lists reloaded: %d indicators", len(pipe.trails.matcher))
 
-    async def publish_alert(alert: Alert) -> None:
-        version = max(alert.revision, alert.count)
-        if pipe.ledger.published(alert.id, version):
-            m.SUPPRESSED.inc()  # already in the alerts topic (events re-processed after a takeover)
-            return
-        try:
-            doc = alert_doc(alert)
-            value = alert_bytes(doc, opts.max_message_bytes)
-        except Exception as exc:
-            await send_dead(
-                reason_of("alert cannot be encoded", exc),
-                topics.alerts,
-                None,
-                None,
-                alert.id,
-                {"id": alert.id, "rule": alert.rule.id},
-            )
-            return
-        if value is None:
-            await send_dead("alert too large", topics.alerts, None, None, alert.id, doc)
-            return
-        inflight.append(await alerts_t.send(key=alert.id.encode(), value=value))
-        pipe.ledger.record(alert.id, version)
-        m.ALERTS.labels(alert.rule.severity, alert.rule.id).inc()
-        m.EVENTS.labels("correlate", "out").inc()
-        if alert.evidence:
-            t = alert.evidence[-1].get("time")
-            if isinstance(t, int | float):
-                m.LATENCY.labels("alert").observe(max(0.0, time.time() - t))
-
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]
     async def on_assigned(app_: Any, assigned: set[TP], **_: Any) -> None:
-        enriched = {tp.partition for tp in assigned if tp.topic == topics.enriched}
-        mine: set[PartKey] = {
-            *enriched,
-            *(("k8s_audit", tp.partition) for tp in assigned if tp.topic == topics.k8s_audit),
-        }
-        for part in correlator.partitions() - mine:
+        drop, new = assignment(
+            correlator.partitions(),
+            ((tp.topic, tp.partition) for tp in assigned),
+            topics.enriched,
+            topics.k8s_audit,
+        )
+        for part in drop:
             correlator.drop(part)
             pipe.gate.open(part)
-        new = mine - correlator.partitions()
         if opts.replay:
             # Before the first await: the agents hold these partitions' events from now on.
             pipe.gate.close(new)
@@ -619,7 +465,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
                     pipe.gate.open(part)
                 if n:
                     log.info("partition %s: state rebuilt from %d replayed events", part, n)
-        m.ASSIGNED.set(len(enriched))
+        m.ASSIGNED.set(sum(1 for tp in assigned if tp.topic == topics.enriched))
         pipe.ready = True
 
     def _replay(part: PartKey) -> int:

@@ -35,6 +35,7 @@ from prometheus_client import Counter, Gauge
 
 from memtrail.core.kafka import consumer_config, ensure_topics
 from memtrail.core.settings import Settings
+from streams.background import Background
 from streams.health import Health
 
 log = logging.getLogger(__name__)
@@ -60,7 +61,7 @@ def _error_label(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-class BrokerWatch:
+class BrokerWatch(Background):
     def __init__(
         self,
         settings: Settings,
@@ -70,6 +71,7 @@ class BrokerWatch:
         on_lost: Callable[[], None] | None = None,
         before_exec: Callable[[], object] | None = None,
     ) -> None:
+        super().__init__("broker-watch")
         self.settings = settings
         self.health = health
         self.interval_s = interval_s
@@ -81,18 +83,6 @@ class BrokerWatch:
         self._topics = [settings.topics.raw, settings.topics.enriched, settings.topics.alerts]
         #: Highest end offset seen per partition: a log never goes backwards on a broker that kept it.
         self._high: dict[tuple[str, int], int] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> BrokerWatch:
-        self._thread = threading.Thread(target=self._run, name="broker-watch", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
 
     def _run(self) -> None:
         consumer = Consumer(

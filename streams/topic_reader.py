@@ -19,13 +19,14 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 
 from memtrail.core.kafka import consumer_config
 from memtrail.core.settings import KafkaSettings
+from streams.background import Background
 
 log = logging.getLogger(__name__)
 
 OnMessage = Callable[[bytes | None, bytes | None], None]
 
 
-class TopicReader:
+class TopicReader(Background):
     """Calls ``on_message(key, value)`` for every message of ``topic``, in a daemon thread."""
 
     def __init__(
@@ -37,24 +38,13 @@ class TopicReader:
         since_s: float | None = None,
     ) -> None:
         """``since_s``: start at the records of the last ``since_s`` seconds instead of the beginning."""
+        super().__init__(f"reader:{name}")
         self.kafka = kafka
         self.since_s = since_s
         self.topic = topic
         self.on_message = on_message
         self.name = name
         self.caught_up = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> TopicReader:
-        self._thread = threading.Thread(target=self._run, name=f"reader:{self.name}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread:
-            self._thread.join(timeout=5)
 
     def _run(self) -> None:
         # group.id is required by librdkafka but never joined: partitions are assigned by hand.

@@ -75,7 +75,7 @@ def syscall_args() -> dict[str, frozenset[str]]:
         keys: set[str] = set()
         # aux 3: an open's owner facts were read (file_uid, dir_uid); small for the others
         for hflags, aux in ((0, 0), (0xFFFFFFFF, 3)):
-            keys.update(dec._decode(_record(size, t, hflags, aux))["args"])
+            keys.update(dec.decode(_record(size, t, hflags, aux))["args"])
         out[name] = frozenset(keys | ENRICHED_ARGS.get(name, frozenset()))
     from streams.sessions import SESSION_SYSCALL
 

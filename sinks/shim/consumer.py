@@ -11,17 +11,32 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from memtrail.core.settings import Settings
 from schemas.alerts import Alert
 from schemas.heartbeat import SensorHeartbeat
 from sinks.base import Incoming, Rejected, SinkBackpressure, SinkRunner
 from sinks.shim.store import Store
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Validated(dict[str, Any]):
+    """The document of a message ``ShimConsumer`` parsed, carrying the model it validated, so
+    the store gets that model instead of validating the message a second time."""
+
+    model: BaseModel
+
+
+def _model(item: Incoming, cls: type[M]) -> M:
+    doc = item.alert
+    model = doc.model if isinstance(doc, Validated) else None
+    return model if isinstance(model, cls) else cls.model_validate(doc)
 
 
 class StoreSink:
@@ -41,12 +56,12 @@ class StoreSink:
         beats: list[SensorHeartbeat] = []
         for item in batch:
             if item.topic == self.alerts_topic:
-                alert = Alert.model_validate(item.alert)
+                alert = _model(item, Alert)
                 prev = alerts.get(alert.id)
                 if prev is None or _version(alert) >= _version(prev):
                     alerts[alert.id] = alert
             else:
-                beats.append(SensorHeartbeat.model_validate(item.alert))
+                beats.append(_model(item, SensorHeartbeat))
         try:
             self.store.upsert_alerts(alerts.values())
             self.store.upsert_heartbeats(beats)
@@ -101,7 +116,9 @@ class ShimConsumer:
             self.m_consumed.labels(topic=label, result="invalid").inc()
             raise ValueError(f"invalid {'alert' if is_alert else 'heartbeat'}: {exc}") from None
         self.m_consumed.labels(topic=label, result="ok").inc()
-        return orjson.loads(model.model_dump_json(by_alias=True))
+        doc = Validated(orjson.loads(model.model_dump_json(by_alias=True)))
+        doc.model = model
+        return doc
 
     @property
     def assigned(self) -> threading.Event:

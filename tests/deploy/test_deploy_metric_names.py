@@ -84,7 +84,7 @@ def test_metric_names_follow_the_convention() -> None:
     assert not problems, "\n".join(problems)
 
 
-def test_the_issue_s_metrics_exist() -> None:
+def test_the_operator_metrics_exist() -> None:
     """Events received/lost/filtered per syscall, spool depth, producer errors, consumer lag,
     processing latency, alerts by severity, sink deliveries/failures/retries."""
     fams = {name: (kind, labels) for name, kind, labels in _families()}

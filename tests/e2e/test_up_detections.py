@@ -1,4 +1,4 @@
-"""End to end through ``memtrail up`` on the real kernel: each issue-2 detection → an alert in the JSONL.
+"""End to end through ``memtrail up`` on the real kernel: each core detection → an alert in the JSONL.
 
 ``memtrail up`` runs as a real subprocess with its own local broker, the eBPF sensor, the
 Faust worker, the shim (when installed) and the local sinks; the triggers are real syscalls on this host
@@ -96,7 +96,7 @@ def test_detection_alerts_within_seconds(up: tuple[UpProc, Path], case: str) -> 
     assert found, f"no alert with {sorted(want)} for pid {pid} within 20 s:\n{proc.tail(30)}"
     took = time.monotonic() - start
     alert = found[0]
-    # The issue-2 fields.
+    # The alert fields every sink relies on.
     assert alert["id"] and alert["@timestamp"]
     assert alert["rule"]["id"].startswith("MT-") and alert["rule"]["name"] and alert["rule"]["severity"]
     assert alert["threat"]["tactic"]["name"], "tactic names missing"

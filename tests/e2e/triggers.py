@@ -1,4 +1,4 @@
-"""Trigger programs for the end-to-end test: each issue-2 detection with real syscalls.
+"""Trigger programs for the end-to-end test: each core detection with real syscalls.
 
 ``python -m tests.e2e.triggers NAME`` runs one; the process's own pid is what the alert
 names (the tracer/writer, or the memfd exec which keeps its pid). Only harmless targets:
@@ -20,33 +20,18 @@ import tempfile
 import threading
 import time
 
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [
-    ctypes.c_void_p,
-    ctypes.c_size_t,
-    ctypes.c_int,
-    ctypes.c_int,
-    ctypes.c_int,
-    ctypes.c_long,
-]
-libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-libc.ptrace.restype = ctypes.c_long
-libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+from tests.sensors.libc import (
+    MAP_ANONYMOUS,
+    MAP_PRIVATE,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+    IoVec,
+    check,
+    libc,
+)
 
-PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
-MAP_PRIVATE, MAP_ANONYMOUS = 0x02, 0x20
 PTRACE_POKEDATA, PTRACE_GETREGS, PTRACE_SETREGS, PTRACE_ATTACH, PTRACE_DETACH = 5, 12, 13, 16, 17
-
-
-class IoVec(ctypes.Structure):
-    _fields_ = [("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t)]
-
-
-def _check(ok: bool, what: str) -> None:
-    if not ok:
-        err = ctypes.get_errno()
-        raise OSError(err, f"{what}: {os.strerror(err)}")
 
 
 def memfd() -> None:
@@ -112,9 +97,9 @@ def _reap(pid: int) -> None:
 def ptrace() -> None:
     pid, buf = _child_with_buffer()
     try:
-        _check(libc.ptrace(PTRACE_ATTACH, pid, None, None) == 0, "PTRACE_ATTACH")
+        check(libc.ptrace(PTRACE_ATTACH, pid, None, None) == 0, "PTRACE_ATTACH")
         os.waitpid(pid, 0)
-        _check(libc.ptrace(PTRACE_POKEDATA, pid, ctypes.addressof(buf), 0x41) == 0, "PTRACE_POKEDATA")
+        check(libc.ptrace(PTRACE_POKEDATA, pid, ctypes.addressof(buf), 0x41) == 0, "PTRACE_POKEDATA")
         libc.ptrace(PTRACE_DETACH, pid, None, None)
     finally:
         _reap(pid)
@@ -125,10 +110,10 @@ def setregs() -> None:
     pid, _buf = _child_with_buffer()
     regs = ctypes.create_string_buffer(27 * 8)  # struct user_regs_struct (x86_64)
     try:
-        _check(libc.ptrace(PTRACE_ATTACH, pid, None, None) == 0, "PTRACE_ATTACH")
+        check(libc.ptrace(PTRACE_ATTACH, pid, None, None) == 0, "PTRACE_ATTACH")
         os.waitpid(pid, 0)
-        _check(libc.ptrace(PTRACE_GETREGS, pid, None, regs) == 0, "PTRACE_GETREGS")
-        _check(libc.ptrace(PTRACE_SETREGS, pid, None, regs) == 0, "PTRACE_SETREGS")
+        check(libc.ptrace(PTRACE_GETREGS, pid, None, regs) == 0, "PTRACE_GETREGS")
+        check(libc.ptrace(PTRACE_SETREGS, pid, None, regs) == 0, "PTRACE_SETREGS")
         libc.ptrace(PTRACE_DETACH, pid, None, None)
     finally:
         _reap(pid)
@@ -164,7 +149,7 @@ def curl_sh() -> None:
         sh = subprocess.Popen(["/bin/sh"], stdin=dl.stdout, stdout=subprocess.DEVNULL)
         assert dl.stdout is not None
         dl.stdout.close()
-        _check(sh.wait(30) == 0 and dl.wait(30) == 0, "curl | sh")
+        check(sh.wait(30) == 0 and dl.wait(30) == 0, "curl | sh")
     finally:
         shutil.rmtree(d)
 
@@ -201,7 +186,7 @@ def pipe_relay() -> None:
     t.join(10)
     s.close()
     srv.close()
-    _check(bool(got) and b"mt-e2e-relay" in got[0], "relay")
+    check(bool(got) and b"mt-e2e-relay" in got[0], "relay")
 
 
 def vm_writev() -> None:
@@ -211,7 +196,7 @@ def vm_writev() -> None:
         local = IoVec(ctypes.addressof(data), 6)
         remote = IoVec(ctypes.addressof(buf), 6)
         n = libc.process_vm_writev(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
-        _check(n == 6, "process_vm_writev")
+        check(n == 6, "process_vm_writev")
     finally:
         _reap(pid)
 
@@ -226,14 +211,14 @@ def proc_mem() -> None:
 
 def mmap_wx() -> None:
     addr = libc.mmap(None, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-    _check(addr not in (None, ctypes.c_void_p(-1).value), "mmap RWX")
+    check(addr not in (None, ctypes.c_void_p(-1).value), "mmap RWX")
 
 
 def mprotect_wx() -> None:
     addr = libc.mmap(None, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-    _check(addr not in (None, ctypes.c_void_p(-1).value), "mmap RW")
+    check(addr not in (None, ctypes.c_void_p(-1).value), "mmap RW")
     ctypes.memset(addr, 0xC3, 1)  # ret
-    _check(libc.mprotect(addr, 4096, PROT_READ | PROT_EXEC) == 0, "mprotect RX")
+    check(libc.mprotect(addr, 4096, PROT_READ | PROT_EXEC) == 0, "mprotect RX")
 
 
 def ld_preload() -> None:

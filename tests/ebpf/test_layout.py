@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -102,3 +103,73 @@ def test_constants(layout: dict[str, int]) -> None:
     from ebpf.loader import MT_PREFIX_LEN
 
     assert layout["MT_PREFIX_LEN"] == MT_PREFIX_LEN
+
+
+def _header() -> str:
+    return Path(HEADER).read_text()
+
+
+def header_defines() -> dict[str, int]:
+    """Every ``#define MT_NAME <integer>`` of sensor.h."""
+    out: dict[str, int] = {}
+    for name, value in re.findall(r"^#define\s+(MT_\w+)\s+(0x[0-9A-Fa-f]+|\d+)\b", _header(), re.M):
+        out[name] = int(value, 0)
+    return out
+
+
+def header_enum(name: str) -> dict[str, int]:
+    body = re.search(rf"enum {name} \{{(.*?)\}};", _header(), re.S)
+    assert body, f"enum {name} not in sensor.h"
+    return {k: int(v, 0) for k, v in re.findall(r"(MT_\w+)\s*=\s*(0x[0-9A-Fa-f]+|\d+)", body.group(1))}
+
+
+def test_every_event_type_is_decoded_under_its_name() -> None:
+    """enum mt_type and the decoder's T_* / EVENT_TYPES / decoding table are the same set."""
+    enum = header_enum("mt_type")
+    assert enum, "no enum values parsed"
+    py = {name: getattr(D, "T_" + name[3:]) for name in enum}
+    assert py == enum
+    assert {getattr(D, n) for n in dir(D) if re.fullmatch(r"T_[A-Z0-9_]+", n)} == set(enum.values())
+    assert set(D.EVENT_TYPES) == set(enum.values()) == set(D.LAYOUTS)
+    renamed = {"MT_FORK": "process_fork", "MT_EXIT": "process_exit"}
+    for name, value in enum.items():
+        assert D.EVENT_TYPES[value] == renamed.get(name, name[3:].lower())
+
+
+def test_every_header_flag_is_the_decoder_s() -> None:
+    """Each MT_F_* of sensor.h is the decoder's F_* (and the decoder has no flag of its own)."""
+    flags = {k: v for k, v in header_defines().items() if k.startswith("MT_F_")}
+    assert len(flags) >= 20
+    for name, value in flags.items():
+        assert getattr(D, name[3:], None) == value, name
+    py = {n for n in dir(D) if re.fullmatch(r"F_[A-Z0-9_]+", n)}
+    assert py == {name[3:] for name in flags}
+    defs = header_defines()
+    assert defs["MT_ENV_PRESENT"] == D.ENV_PRESENT
+    kinds = {k: v for k, v in defs.items() if k.startswith("MT_WK_")}
+    assert {v: k[6:].lower() for k, v in kinds.items()} == D.REGION_KINDS
+    fds = {k: v for k, v in defs.items() if k.startswith("MT_FD_")}
+    assert {v: k[6:].lower() for k, v in fds.items()} == {k: v for k, v in D.FD_KINDS.items() if v}
+
+
+def test_every_config_and_counter_slot_is_the_loader_s() -> None:
+    """Config map (MT_CFG_*) and counter (MT_CNT_*) slots: the loader writes and reads the same."""
+    from ebpf import loader as L
+
+    defs = header_defines()
+    for prefix, py in (("MT_CFG_", "CFG_"), ("MT_CNT_", "CNT_")):
+        slots = {
+            k[len(prefix) :]: v for k, v in defs.items() if k.startswith(prefix) and k != prefix + "SLOTS"
+        }
+        assert slots, prefix
+        loader = {n[len(py) :]: getattr(L, n) for n in dir(L) if n.startswith(py)}
+        assert loader == slots, prefix
+        assert max(slots.values()) < defs[prefix + "SLOTS"]
+
+
+def test_lengths_and_env_indexes() -> None:
+    defs = header_defines()
+    for name in ("COMM_LEN", "PATH_LEN", "ARGV_LEN", "ENV_LEN", "EXE_NAME_LEN", "CGNAME_LEN"):
+        assert getattr(D, name) == defs["MT_" + name], name
+    env = [defs[f"MT_ENV_{n}"] for n in ("PRELOAD", "LIBRARY_PATH", "AUDIT", "TUNABLES")]
+    assert env == [0, 1, 2, 3] and defs["MT_ENV_VARS"] == len(D._ENV_NAMES)

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-TRIGGERS = Path(__file__).with_name("triggers.py")
+#: The repository root: the triggers run as ``python -m tests.sensors.triggers`` from there.
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Collector:
@@ -50,7 +51,11 @@ class Collector:
     def run(self, action: str, *, env: dict[str, str] | None = None) -> tuple[int, list[dict[str, Any]], str]:
         """Run a trigger; return its pid, the events of that pid (and of its children) and stdout."""
         p = subprocess.Popen(
-            [sys.executable, str(TRIGGERS), action], stdout=subprocess.PIPE, text=True, env=env
+            [sys.executable, "-m", "tests.sensors.triggers", action],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
         )
         out, _ = p.communicate(timeout=30)
         pid = p.pid

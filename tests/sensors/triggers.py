@@ -1,4 +1,5 @@
-"""Trigger programs for the real-eBPF tests: ``python triggers.py ACTION`` makes the named syscalls.
+"""Trigger programs for the real-eBPF tests: ``python -m tests.sensors.triggers ACTION`` makes the
+named syscalls.
 
 Each action runs in its own process so the test can pick its events by pid. Raw
 syscalls go through libc's ``syscall()`` (ctypes) so arguments are exactly what the
@@ -16,8 +17,8 @@ import sys
 import tempfile
 from typing import Any
 
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
+from tests.sensors.libc import MAP_ANONYMOUS, MAP_PRIVATE, PROT_EXEC, PROT_READ, PROT_WRITE, IoVec, libc
+
 SYS = {
     "open": 2,
     "mmap": 9,
@@ -31,17 +32,11 @@ SYS = {
     "openat2": 437,
     "memfd_create": 319,
 }
-PROT_READ, PROT_WRITE, PROT_EXEC = 1, 2, 4
-MAP_PRIVATE, MAP_ANONYMOUS = 2, 0x20
 
 
 def sc(name: str, *args: Any) -> int:
     cargs = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
     return int(libc.syscall(ctypes.c_long(SYS[name]), *cargs))
-
-
-class IOVec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
 
 
 class OpenHow(ctypes.Structure):
@@ -58,15 +53,6 @@ def main(action: str) -> None:
         with tempfile.NamedTemporaryFile(dir="/tmp") as tf:
             tf.write(b"/etc/hostname\0")
             tf.flush()
-            libc.mmap.restype = ctypes.c_void_p
-            libc.mmap.argtypes = [
-                ctypes.c_void_p,
-                ctypes.c_size_t,
-                ctypes.c_int,
-                ctypes.c_int,
-                ctypes.c_int,
-                ctypes.c_long,
-            ]
             base = libc.mmap(None, 4096, mmap.PROT_READ, mmap.MAP_SHARED, tf.fileno(), 0)
             fd = int(
                 libc.syscall(
@@ -125,7 +111,7 @@ def main(action: str) -> None:
     elif action == "process_vm":
         buf = ctypes.create_string_buffer(64)
         data = ctypes.create_string_buffer(b"x" * 64)
-        local, remote = IOVec(ctypes.addressof(buf), 64), IOVec(ctypes.addressof(data), 64)
+        local, remote = IoVec(ctypes.addressof(buf), 64), IoVec(ctypes.addressof(data), 64)
         sc("process_vm_readv", os.getpid(), ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
         sc("process_vm_writev", os.getpid(), ctypes.byref(remote), 1, ctypes.byref(local), 1, 0)
     elif action == "ns":

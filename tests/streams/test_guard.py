@@ -91,7 +91,7 @@ def test_contained_correlator_never_raises_and_accounts_each_event(
         assert alert_bytes(a.to_json_dict(), 900_000) is not None
 
 
-def test_issue_examples_fail_alone(correlator: ContainedCorrelator) -> None:
+def test_a_mistyped_field_fails_that_event_alone(correlator: ContainedCorrelator) -> None:
     """The execve of a memfd sequence with a number as command line, or a number as an
     ancestor: that event is a failure with its reason, the other attack alerts."""
     for field, value in (("cmdline", 5), ("ancestors", [7])):
