@@ -283,7 +283,7 @@ def userspace_rate(
         ),
     ]
     settings = Settings(kafka=KafkaSettings(bootstrap=bootstrap, local_broker=True))
-    dec = D.Decoder(socket.gethostname(), time.time() - time.monotonic())
+    dec = D.Decoder(socket.gethostname(), time.time() - time.monotonic(), lean=wire_version == 2)
     pub = Publisher(settings, spool, wire_version=wire_version, clock_offset=dec.clock_offset)
     sample: list[bytes] = []
     send = pub._send

@@ -234,13 +234,13 @@ def encode(
         e["p"] = ref
         if over:
             e["P"] = over
-        if ev_host != host:
+        if ev_host is not _MISSING and ev_host != host:
             e["host"] = ev_host
         if eid is not _MISSING and eid != f"{e.get('host', host)}:{e.get('ts_ns')}:{proc.get('tid')}":
             e["id"] = eid
         if cid != cdefault:
             e["container_id"] = cid
-        if src != "syscall":
+        if src is not _MISSING and src != "syscall":
             e["source"] = src
         if v != 1:
             e["v"] = v

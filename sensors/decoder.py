@@ -345,9 +345,12 @@ class Decoder:
     events: read-only).
     """
 
-    def __init__(self, host: str, clock_offset: float) -> None:
+    def __init__(self, host: str, clock_offset: float, *, lean: bool = False) -> None:
         self.host = host
         self.clock_offset = clock_offset
+        #: leave out what wire v2 restores on the worker side (``v``, ``id``, ``time``,
+        #: ``host``, ``source``: schemas.wire): the sensor publishing v2 never builds them
+        self.lean = lean
         # value -> decoded name(s); bounded.
         self._comms: dict[bytes, str] = {}
         self._open_flags: dict[int, list[str]] = {}
@@ -377,28 +380,41 @@ class Decoder:
         f = unpack(raw)
         ts_ns, tid = f[I_TS], f[I_TID]
         c = f[I_COMM]
-        out = {
-            "v": 1,
-            "id": f"{self.host}:{ts_ns}:{tid}",
-            "ts_ns": ts_ns,
-            "time": ts_ns / 1e9 + self.clock_offset,
-            "host": self.host,
-            "syscall": EVENT_TYPES[t],
-            "ret": f[I_RET],
-            "args": build(self, f, f[I_A:I_TYPE], f[I_FLAGS], f[I_AUX]),
-            "process": {
-                "pid": f[I_PID],
-                "tid": tid,
-                "ppid": f[I_PPID],
-                "uid": f[I_UID],
-                "gid": f[I_GID],
-                "comm": self._comms.get(c) or self._cached(self._comms, c, _cstr),
-                "start_boottime_ns": f[I_PSTART],
-            },
-            "cgroup_id": f[I_CGROUP],
-            "container_id": None,
-            "source": "syscall",
+        process = {
+            "pid": f[I_PID],
+            "tid": tid,
+            "ppid": f[I_PPID],
+            "uid": f[I_UID],
+            "gid": f[I_GID],
+            "comm": self._comms.get(c) or self._cached(self._comms, c, _cstr),
+            "start_boottime_ns": f[I_PSTART],
         }
+        args = build(self, f, f[I_A:I_TYPE], f[I_FLAGS], f[I_AUX])
+        if self.lean:
+            out = {
+                "ts_ns": ts_ns,
+                "syscall": EVENT_TYPES[t],
+                "ret": f[I_RET],
+                "args": args,
+                "process": process,
+                "cgroup_id": f[I_CGROUP],
+                "container_id": None,
+            }
+        else:
+            out = {
+                "v": 1,
+                "id": f"{self.host}:{ts_ns}:{tid}",
+                "ts_ns": ts_ns,
+                "time": ts_ns / 1e9 + self.clock_offset,
+                "host": self.host,
+                "syscall": EVENT_TYPES[t],
+                "ret": f[I_RET],
+                "args": args,
+                "process": process,
+                "cgroup_id": f[I_CGROUP],
+                "container_id": None,
+                "source": "syscall",
+            }
         if t in EXEC_TYPES and f[X_CG_LEAF][0]:
             # the kernel's name for the cgroup directory: "<parent>/<leaf>"
             out["cgroup_name"] = f"{_cstr(f[X_CG_PARENT])}/{_cstr(f[X_CG_LEAF])}"

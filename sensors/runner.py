@@ -31,7 +31,7 @@ class Sensor:
         self.settings = settings
         self.cfg = cfg
         self.host = settings.host_name
-        self.decoder = Decoder(self.host, time.time() - time.monotonic())
+        self.decoder = Decoder(self.host, time.time() - time.monotonic(), lean=cfg.wire_version == 2)
         self.procs = ProcTable()
         self.cgroups = CgroupResolver()
         # v1 only: v2 needs the ancestors as objects (the batch's lineage table)

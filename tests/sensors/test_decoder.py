@@ -365,3 +365,31 @@ def test_unlink_rename_chmod_records() -> None:
     e = d.decode(raw)
     assert e["args"]["path"] == "/tmp/x" and e["args"]["mode"] == "0o755"
     Event.model_validate(e)
+
+
+def test_lean_events_come_back_whole_from_wire_v2() -> None:
+    """A sensor publishing v2 decodes lean (no v, id, time, host, source): the worker's
+    expansion of the batch gives exactly the full decoder's events."""
+    import copy
+
+    import orjson
+
+    from schemas import wire
+
+    full_d, lean_d = D.Decoder("node-1", 1234.5), D.Decoder("node-1", 1234.5, lean=True)
+    neg = (-100) & 0xFFFFFFFFFFFFFFFF
+    raws = [
+        D.EVENT2.pack(
+            *hdr(10, (neg, 0, 0, 0, 0, 0), ret=3, flags=D.F_PATH_RESOLVED), b"/etc/shadow", b"shadow"
+        ),
+        D.EVENT.pack(*hdr(7, (0x7F00, 4096, 5, 0, 0, 0), flags=D.F_W_TO_X | D.F_PREV_KNOWN, aux=3), b""),
+        D.EVENT.pack(*hdr(3, (0, 3, 0, 0, 0, 0), ret=4), b"payload"),
+    ]
+    full = [full_d.decode(r) for r in raws]
+    lean = [lean_d.decode(r) for r in raws]
+    assert all(not {"v", "id", "time", "host", "source"} & set(e) for e in lean)
+    doc = orjson.loads(orjson.dumps(wire.encode("node-1", "host:node-1", lean, lean_d.clock_offset)))
+    back = wire.events_of(doc)
+    assert back == orjson.loads(orjson.dumps(copy.deepcopy(full)))
+    for e in back:
+        Event.model_validate(e)
