@@ -390,29 +390,22 @@ class Decoder:
             "start_boottime_ns": f[I_PSTART],
         }
         args = build(self, f, f[I_A:I_TYPE], f[I_FLAGS], f[I_AUX])
-        if self.lean:
-            out = {
-                "ts_ns": ts_ns,
-                "syscall": EVENT_TYPES[t],
-                "ret": f[I_RET],
-                "args": args,
-                "process": process,
-                "cgroup_id": f[I_CGROUP],
-                "container_id": None,
-            }
-        else:
+        out = {
+            "ts_ns": ts_ns,
+            "syscall": EVENT_TYPES[t],
+            "ret": f[I_RET],
+            "args": args,
+            "process": process,
+            "cgroup_id": f[I_CGROUP],
+            "container_id": None,
+        }
+        if not self.lean:
             out = {
                 "v": 1,
                 "id": f"{self.host}:{ts_ns}:{tid}",
-                "ts_ns": ts_ns,
                 "time": ts_ns / 1e9 + self.clock_offset,
                 "host": self.host,
-                "syscall": EVENT_TYPES[t],
-                "ret": f[I_RET],
-                "args": args,
-                "process": process,
-                "cgroup_id": f[I_CGROUP],
-                "container_id": None,
+                **out,
                 "source": "syscall",
             }
         if t in EXEC_TYPES and f[X_CG_LEAF][0]:
