@@ -1,0 +1,84 @@
+"""A recorded realistic event stream and the alerts the engine raised on it, for the
+differential test: a faster engine must raise exactly the same alerts, in the same order.
+
+The stream: ``bench.engine_bench``'s realistic mix and its stream-bench mix, then every
+``match`` and ``no_match`` example of the shipped library (each example after a gap longer
+than the longest window, so no state carries over). An alert is recorded as the index of
+the event that raised it (or ``-1`` for the final flush), its pattern id and a digest of
+its JSON form.
+
+Regenerate the fixture (only when detections change on purpose) with
+``python tests/patterns/differential.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+FIXTURE = Path(__file__).parent / "data" / "differential_alerts.json.gz"
+ENGINE_MIX, STREAM_MIX = 30_000, 10_000
+
+
+def corpus() -> list[dict[str, Any]]:
+    from bench.engine_bench import make_events, make_stream_events
+    from memtrail.core.settings import DEFAULT_PATTERNS_DIR
+    from patterns.engine.assemble import build_engine
+    from patterns.engine.examples import fill_example
+
+    events = make_events(ENGINE_MIX) + make_stream_events(STREAM_MIX)
+    eng = build_engine([DEFAULT_PATTERNS_DIR], [])
+    gap = eng.longest_window_s + 100.0
+    t = max(float(e["time"]) for e in events) + gap
+    for cp in sorted(eng.compiled(), key=lambda c: c.id):
+        ex = cp.spec.examples
+        if ex is None:
+            continue
+        for item in [*ex.match, *ex.no_match]:
+            try:
+                evs = fill_example(copy.deepcopy(item))
+            except (ValueError, TypeError, KeyError):
+                continue
+            t0 = min(float(e["time"]) for e in evs)
+            for e in evs:
+                e["time"] = t + (float(e["time"]) - t0)
+            t = max(float(e["time"]) for e in evs) + gap
+            events.extend(evs)
+    return events
+
+
+def digest(alert: Any) -> str:
+    return hashlib.sha256(alert.model_dump_json().encode()).hexdigest()[:20]
+
+
+def run(events: list[dict[str, Any]]) -> list[list[Any]]:
+    """The alerts of a full-library engine on ``events`` as ``[event index, rule id, digest]``."""
+    from memtrail.core.settings import DEFAULT_PATTERNS_DIR
+    from patterns.engine.assemble import build_engine
+
+    eng = build_engine([DEFAULT_PATTERNS_DIR], [])
+    out: list[list[Any]] = []
+    for i, e in enumerate(events):
+        for a in eng.process(e):
+            out.append([i, a.rule.id, digest(a)])
+    last = max(float(e["time"]) for e in events)
+    for a in eng.flush(last + eng.longest_window_s + 10.0):
+        out.append([-1, a.rule.id, digest(a)])
+    return out
+
+
+def main() -> None:
+    events = corpus()
+    rows = run(events)
+    FIXTURE.parent.mkdir(exist_ok=True)
+    with gzip.open(FIXTURE, "wt") as fh:
+        json.dump({"events": len(events), "alerts": rows}, fh, separators=(",", ":"))
+    print(f"{len(events)} events, {len(rows)} alerts -> {FIXTURE}")
+
+
+if __name__ == "__main__":
+    main()
