@@ -164,3 +164,31 @@ def test_remembered_index_results_stay_bounded() -> None:
     assert pidx is not None and rgroup is not None
     assert 0 < len(pidx.memo) <= core.MEMO_SIZE
     assert long_path not in rgroup.memo
+
+
+def test_generated_candidates_equal_the_generic_walk() -> None:
+    """Each plan's generated candidates function returns exactly what walking the plan's
+    description does, in the same order, on the recorded realistic stream and the library's
+    examples, and on odd shapes (lists and strings where dicts are expected)."""
+    from tests.patterns.differential import corpus
+
+    eng = build_engine([DEFAULT_PATTERNS_DIR], [])
+    events = corpus()[::3]
+    odd: list[dict[str, Any]] = []
+    for e in events[:3000:50]:
+        for bad in ([{"exe_file": {"nlink": 0}}], "x", {"exe_file": ["a"], "stdio": None}):
+            o = copy.deepcopy(e)
+            o["args"] = bad
+            odd.append(o)
+        o = copy.deepcopy(e)
+        o["container"] = [{"privileged": True, "image": "x"}]
+        odd.append(o)
+
+    def outcome(fn: Any, e: dict[str, Any]) -> Any:
+        try:
+            return fn(e)
+        except Exception as exc:  # a getter that fails on a malformed event fails either way
+            return type(exc)
+
+    for e in [*events, *odd]:
+        assert outcome(eng._index.candidates, e) == outcome(eng._index.candidates_generic, e), e
