@@ -17,9 +17,10 @@ from patterns.engine.conditions import (
     Context,
     Hints,
     compile_condition,
-    fast_predicate,
+    fast_parts,
 )
 from patterns.engine.fields import compile_getter
+from patterns.engine.predcode import compile_conjunction
 from patterns.engine.regex import Regex
 from patterns.engine.spec import AllowEntry, FieldRef, PatternSpec, Step
 from patterns.mitre.catalog import load_catalog
@@ -84,7 +85,8 @@ class Trigger:
     step: int  # 0 for single events; step index for sequences; 0 = first / 1 = then for absence
     pred: Callable[[Mapping[str, Any]], bool]
     hints: Hints
-    #: ``pred`` for events the index routed here (see ``conditions.fast_predicate``)
+    #: ``pred`` for events the index routed here (``conditions.fast_predicate`` as generated
+    #: code, see ``predcode``)
     fast: Callable[[Mapping[str, Any]], bool]
 
 
@@ -242,7 +244,9 @@ def compile_pattern(
     )
     for s in steps:
         # the index reaches a trigger with a syscall hint only through events of those syscalls
-        fast = fast_predicate(s.cond, drop_syscall=bool(s.cond.hints.exact.get("syscall")))
+        fast, _ = compile_conjunction(
+            fast_parts(s.cond, drop_syscall=bool(s.cond.hints.exact.get("syscall")))
+        )
         cp.triggers.append(Trigger(cp, s.index, s.cond.fn, s.cond.hints, fast))
     return cp
 

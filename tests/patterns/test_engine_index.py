@@ -192,3 +192,41 @@ def test_generated_candidates_equal_the_generic_walk() -> None:
 
     for e in [*events, *odd]:
         assert outcome(eng._index.candidates, e) == outcome(eng._index.candidates_generic, e), e
+
+
+def test_generated_predicates_equal_the_closures() -> None:
+    """Every trigger's generated predicate (``Trigger.fast``) agrees with the conjunction of
+    its closures on the recorded stream, the library's examples and odd value shapes (lists,
+    dicts, strings and bools where scalars are expected), raising where they raise."""
+    from patterns.engine.conditions import fast_predicate
+    from tests.patterns.differential import corpus
+
+    eng = build_engine([DEFAULT_PATTERNS_DIR], [])
+    events = corpus()[::7]
+    odd: list[dict[str, Any]] = []
+    for e in events[:4000:40]:
+        for field, bad in (
+            ("ret", "0"),
+            ("ret", [0, -1]),
+            ("ret", True),
+            ("args", {"flags": "O_RDWR|O_CREAT"}),
+        ):
+            o = copy.deepcopy(e)
+            o[field] = bad
+            odd.append(o)
+        o = copy.deepcopy(e)
+        o["args"] = {**(o.get("args") or {}), "flags": {"x": 1}, "path": ["/etc/shadow"], "family": 2}
+        odd.append(o)
+
+    def outcome(fn: Any, e: dict[str, Any]) -> Any:
+        try:
+            return bool(fn(e))
+        except Exception as exc:
+            return type(exc)
+
+    for cp in eng.compiled():
+        for t, s in zip(cp.triggers, cp.steps, strict=True):
+            ref = fast_predicate(s.cond, drop_syscall=bool(s.cond.hints.exact.get("syscall")))
+            for e in [*events, *odd]:
+                if e.get("syscall") in (s.cond.hints.exact.get("syscall") or {e.get("syscall")}):
+                    assert outcome(t.fast, e) == outcome(ref, e), (cp.id, e)
