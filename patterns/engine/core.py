@@ -51,6 +51,7 @@ class PatternEngine:
     # -- index ---------------------------------------------------------------------------
     def _reindex(self) -> None:
         self._index = TriggerIndex(self._patterns.values())
+        self._unique = self._index.unique_candidates
         self.longest_window_s = self._index.longest_window_s
 
     def candidates(self, event: Mapping[str, Any]) -> list[Trigger]:
@@ -82,12 +83,9 @@ class PatternEngine:
             due = self._match.next_deadline()
             if due is not None and due < self._clock:
                 alerts.extend(self._match.fire_deadlines(self._clock))
-        cands = self.candidates(event)
-        if not cands:
-            return
         # One event never both starts and completes a sequence (partials remember their last
         # event), so the order of candidates does not matter; duplicates are dropped.
-        for trig in dict.fromkeys(cands) if len(cands) > 1 else cands:
+        for trig in self._unique(event):
             try:
                 hit = trig.fast(event)
             except Exception:  # a condition must never take the worker down

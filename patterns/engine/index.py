@@ -53,8 +53,9 @@ class _Plan:
     rest: list[Trigger]
     #: the field names of ``fields``, in order
     names: list[str] = field(default_factory=list)
-    #: ``fields`` and ``rest`` compiled into one function (see ``plancode``)
+    #: ``fields`` and ``rest`` compiled into functions (see ``plancode``)
     fn: Candidates | None = None
+    unique: Candidates | None = None
 
 
 #: distinct field values whose index result is remembered, per prefix or regex index, and
@@ -222,7 +223,7 @@ class TriggerIndex:
             rest=list(b.rest),
             names=names,
         )
-        plan.fn, _ = compile_candidates(plan.names, plan.fields, plan.rest)
+        plan.fn, plan.unique, _ = compile_candidates(plan.names, plan.fields, plan.rest)
         return plan
 
     @staticmethod
@@ -297,6 +298,15 @@ class TriggerIndex:
         except TypeError:  # an unhashable syscall value
             plan = self._plan_any
         return plan.fn(event)  # type: ignore[misc]
+
+    def unique_candidates(self, event: Mapping[str, Any]) -> tuple[Trigger, ...]:
+        """``candidates`` without duplicates (first occurrences, in order): the engine's
+        form, remembered per combination of the probed values (see ``plancode``)."""
+        try:
+            plan = self._plan.get(event.get("syscall")) or self._plan_any
+        except TypeError:  # an unhashable syscall value
+            plan = self._plan_any
+        return plan.unique(event)  # type: ignore[misc]
 
     def candidates_generic(self, event: Mapping[str, Any]) -> list[Trigger]:
         """``candidates`` by walking the plan's description: the reference the generated

@@ -18,7 +18,7 @@ from typing import Any
 
 from patterns.engine.fields import VIRTUAL, resolve
 
-Candidates = Callable[[Mapping[str, Any]], list[Any]]
+Candidates = Callable[[Mapping[str, Any]], Any]
 
 
 @dataclass
@@ -144,15 +144,41 @@ def _probe(w: _Writer, i: int, tbl: Any, ftbl: Any, pidx: Any, rgroup: Any) -> N
         w.line(3, "out += h")
 
 
+#: distinct value combinations whose unique candidates a plan remembers
+MEMO_SIZE = 4096
+_LIST = object()  # marks a list value in a memo key (a tuple value is not a list)
+
+
+def _list_key(v: list[Any]) -> Any:
+    """A list of strings (flags, argv) as a memo key part; any other list is not
+    remembered (an unhashable list makes the key unusable)."""
+    for x in v:
+        if x.__class__ is not str:
+            return []
+    return (_LIST, *v)
+
+
 def compile_candidates(
     names: Sequence[str],
     probes: Sequence[tuple[Any, Any, Any, Any, Any]],
     rest: list[Any],
-) -> tuple[Candidates, str]:
-    """The candidates function of one plan (and its source, for tests and debugging):
+) -> tuple[Candidates, Candidates, str]:
+    """The candidates functions of one plan (and their source, for tests and debugging):
     ``probes[i]`` is ``(getter, exact table, flag table, prefix index, regex group)`` of
-    the field ``names[i]``."""
-    ns: dict[str, Any] = {"_list_probe": _list_probe, "REST": tuple(rest)}
+    the field ``names[i]``.
+
+    ``candidates(e)`` is the list the generic walk makes (duplicates included);
+    ``unique(e)`` the same without duplicates (first occurrences, in order) as a tuple,
+    remembered per combination of the fields' values: the probes depend on nothing else,
+    and the same file opened by the same program recurs all the time."""
+    memo: dict[Any, tuple[Any, ...]] = {}
+    ns: dict[str, Any] = {
+        "_list_probe": _list_probe,
+        "_list_key": _list_key,
+        "REST": tuple(rest),
+        "MEMO": memo,
+        "MEMO_SIZE": MEMO_SIZE,
+    }
     root = _Node()
     for i, (name, (get, tbl, ftbl, pidx, rgroup)) in enumerate(zip(names, probes, strict=True)):
         ns[f"g{i}"] = get
@@ -168,17 +194,34 @@ def compile_candidates(
         for part in path.split("."):
             node = node.kids.setdefault(part, _Node())
         node.leaves.append(i)
+    vs = ", ".join(f"v{i}" for i in range(len(names)))
     w = _Writer()
-    w.line(0, "def candidates(e):")
+    w.line(0, f"def probe({vs}):")
     w.line(1, "out = list(REST)")
-    for i, name in enumerate(names):
-        if resolve(name) in VIRTUAL:
-            w.line(1, f"v{i} = g{i}(e)")
-    _extract(w, root, "e", 1)
     for i, (_, tbl, ftbl, pidx, rgroup) in enumerate(probes):
         _probe(w, i, tbl, ftbl, pidx, rgroup)
     w.line(1, "return out")
+    for name in ("candidates", "unique"):
+        w.line(0, f"def {name}(e):")
+        for i, fname in enumerate(names):
+            if resolve(fname) in VIRTUAL:
+                w.line(1, f"v{i} = g{i}(e)")
+        _extract(w, root, "e", 1)
+        if name == "candidates":
+            w.line(1, f"return probe({vs})")
+            continue
+        keys = ", ".join(f"_list_key(v{i}) if v{i}.__class__ is list else v{i}" for i in range(len(names)))
+        w.line(1, f"k = ({keys},)" if names else "k = ()")
+        w.line(1, "try:")
+        w.line(2, "hit = MEMO.get(k)")
+        w.line(1, "except TypeError:  # an unhashable value: not remembered")
+        w.line(2, f"return tuple(dict.fromkeys(probe({vs})))")
+        w.line(1, "if hit is None:")
+        w.line(2, f"hit = tuple(dict.fromkeys(probe({vs})))")
+        w.line(2, "if len(MEMO) >= MEMO_SIZE:")
+        w.line(3, "MEMO.clear()")
+        w.line(2, "MEMO[k] = hit")
+        w.line(1, "return hit")
     src = "\n".join(w.lines) + "\n"
     exec(compile(src, "<trigger-index plan>", "exec"), ns)  # our own generated source
-    fn: Candidates = ns["candidates"]
-    return fn, src
+    return ns["candidates"], ns["unique"], src

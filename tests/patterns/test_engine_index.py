@@ -190,8 +190,12 @@ def test_generated_candidates_equal_the_generic_walk() -> None:
         except Exception as exc:  # a getter that fails on a malformed event fails either way
             return type(exc)
 
-    for e in [*events, *odd]:
+    def unique_generic(e: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(dict.fromkeys(eng._index.candidates_generic(e)))
+
+    for e in [*events, *odd, *events[:2000]]:  # the repeats hit the remembered results
         assert outcome(eng._index.candidates, e) == outcome(eng._index.candidates_generic, e), e
+        assert outcome(eng._index.unique_candidates, e) == outcome(unique_generic, e), e
 
 
 def test_generated_predicates_equal_the_closures() -> None:
