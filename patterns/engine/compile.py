@@ -244,11 +244,24 @@ def compile_pattern(
     )
     for s in steps:
         # the index reaches a trigger with a syscall hint only through events of those syscalls
-        fast, _ = compile_conjunction(
-            fast_parts(s.cond, drop_syscall=bool(s.cond.hints.exact.get("syscall")))
-        )
-        cp.triggers.append(Trigger(cp, s.index, s.cond.fn, s.cond.hints, fast))
+        parts = fast_parts(s.cond, drop_syscall=bool(s.cond.hints.exact.get("syscall")))
+        trig = Trigger(cp, s.index, s.cond.fn, s.cond.hints, s.cond.fn)
+        object.__setattr__(trig, "fast", _compile_on_first_use(trig, parts))
+        cp.triggers.append(trig)
     return cp
+
+
+def _compile_on_first_use(trig: Trigger, parts: list[Any]) -> Callable[[Mapping[str, Any]], bool]:
+    """``Trigger.fast`` until its first call, which generates the real one (``predcode``) and
+    puts it in its place: most triggers never meet an event of a given workload, and
+    generating all of them up front nearly doubles the library's load time."""
+
+    def first(e: Mapping[str, Any]) -> bool:
+        fn, _ = compile_conjunction(parts)
+        object.__setattr__(trig, "fast", fn)
+        return fn(e)
+
+    return first
 
 
 def compile_allow(entry: AllowEntry, file: str, ctx: Context) -> CompiledAllow:
