@@ -15,7 +15,7 @@ from typing import Any
 from patterns.engine.compile import CompiledPattern, Trigger
 from patterns.engine.conditions import Hints
 from patterns.engine.fields import compile_getter
-from patterns.engine.plancode import Candidates, compile_candidates
+from patterns.engine.plancode import Candidates, compile_candidates, flag_gates
 from patterns.engine.regex import Regex, RegexError
 
 #: fields an event is indexed on beyond ``syscall``, most selective first
@@ -223,7 +223,8 @@ class TriggerIndex:
             rest=list(b.rest),
             names=names,
         )
-        plan.fn, plan.unique, _ = compile_candidates(plan.names, plan.fields, plan.rest)
+        gates = flag_gates(names, TriggerIndex._triggers_of(b))
+        plan.fn, plan.unique, _ = compile_candidates(plan.names, plan.fields, plan.rest, gates)
         return plan
 
     @staticmethod
@@ -300,8 +301,9 @@ class TriggerIndex:
         return plan.fn(event)  # type: ignore[misc]
 
     def unique_candidates(self, event: Mapping[str, Any]) -> tuple[Trigger, ...]:
-        """``candidates`` without duplicates (first occurrences, in order): the engine's
-        form, remembered per combination of the probed values (see ``plancode``)."""
+        """``candidates`` without duplicates (first occurrences, in order) and without the
+        triggers whose required flags cannot hold: the engine's form, remembered per
+        combination of the probed values (see ``plancode``)."""
         try:
             plan = self._plan.get(event.get("syscall")) or self._plan_any
         except TypeError:  # an unhashable syscall value

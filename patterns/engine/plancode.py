@@ -12,7 +12,7 @@ non-dict mapping where a dict is expected) falls back to the field's own getter.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,10 +158,50 @@ def _list_key(v: list[Any]) -> Any:
     return (_LIST, *v)
 
 
+def flag_gates(
+    names: Sequence[str], triggers: Iterable[Any]
+) -> dict[Any, tuple[tuple[int, frozenset[str]], ...]]:
+    """Per trigger, the flag facts its whole condition requires (``hints.flags``: at least
+    one of these flags) on fields the plan reads anyway: a trigger the index reached by
+    another key (a broad path prefix such as ``/etc/``) is dropped when its flags cannot
+    hold (a read-only open for a pattern about writes)."""
+    pos = {n: i for i, n in enumerate(names)}
+    gates: dict[Any, tuple[tuple[int, frozenset[str]], ...]] = {}
+    for t in triggers:
+        g = tuple((pos[f], fs) for f, fs in t.hints.flags.items() if f in pos and fs)
+        if g:
+            gates[t] = g
+    return gates
+
+
+def _flags_may_hold(v: Any, fs: frozenset[str]) -> bool:
+    """Whether a field value can hold one of ``fs`` as the flag operators read it (a list as
+    is, ``A|B`` split, anything else no flags); unsure (an unhashable element): True."""
+    if isinstance(v, list):
+        try:
+            return not fs.isdisjoint(v)
+        except TypeError:
+            return True
+    if isinstance(v, str):
+        return not fs.isdisjoint(v.split("|"))
+    return False
+
+
+def _gate(hit: tuple[Any, ...], gates: dict[Any, Any], vals: tuple[Any, ...]) -> tuple[Any, ...]:
+    out = []
+    for t in hit:
+        g = gates.get(t)
+        if g is not None and not all(_flags_may_hold(vals[j], fs) for j, fs in g):
+            continue
+        out.append(t)
+    return tuple(out) if len(out) != len(hit) else hit
+
+
 def compile_candidates(
     names: Sequence[str],
     probes: Sequence[tuple[Any, Any, Any, Any, Any]],
     rest: list[Any],
+    gates: dict[Any, tuple[tuple[int, frozenset[str]], ...]] | None = None,
 ) -> tuple[Candidates, Candidates, str]:
     """The candidates functions of one plan (and their source, for tests and debugging):
     ``probes[i]`` is ``(getter, exact table, flag table, prefix index, regex group)`` of
@@ -169,6 +209,7 @@ def compile_candidates(
 
     ``candidates(e)`` is the list the generic walk makes (duplicates included);
     ``unique(e)`` the same without duplicates (first occurrences, in order) as a tuple,
+    less the triggers whose required flags (``gates``, see ``flag_gates``) cannot hold,
     remembered per combination of the fields' values: the probes depend on nothing else,
     and the same file opened by the same program recurs all the time."""
     memo: dict[Any, tuple[Any, ...]] = {}
@@ -178,6 +219,8 @@ def compile_candidates(
         "REST": tuple(rest),
         "MEMO": memo,
         "MEMO_SIZE": MEMO_SIZE,
+        "_gate": _gate,
+        "GATES": gates or {},
     }
     root = _Node()
     for i, (name, (get, tbl, ftbl, pidx, rgroup)) in enumerate(zip(names, probes, strict=True)):
@@ -215,9 +258,12 @@ def compile_candidates(
         w.line(1, "try:")
         w.line(2, "hit = MEMO.get(k)")
         w.line(1, "except TypeError:  # an unhashable value: not remembered")
-        w.line(2, f"return tuple(dict.fromkeys(probe({vs})))")
+        uniq = f"tuple(dict.fromkeys(probe({vs})))"
+        if gates:
+            uniq = f"_gate({uniq}, GATES, ({vs},))"
+        w.line(2, f"return {uniq}")
         w.line(1, "if hit is None:")
-        w.line(2, f"hit = tuple(dict.fromkeys(probe({vs})))")
+        w.line(2, f"hit = {uniq}")
         w.line(2, "if len(MEMO) >= MEMO_SIZE:")
         w.line(3, "MEMO.clear()")
         w.line(2, "MEMO[k] = hit")
