@@ -7,8 +7,9 @@ than the longest window, so no state carries over). An alert is recorded as the 
 the event that raised it (or ``-1`` for the final flush), its pattern id and a digest of
 its JSON form.
 
-Regenerate the fixture (only when detections change on purpose) with
-``python tests/patterns/differential.py``.
+Each fixture is named by a digest of the library and the corpus. When either changes,
+record a new one with an engine known to be right (the merge base's, or the previous
+commit's when detections change on purpose): ``python tests/patterns/differential.py``.
 """
 
 from __future__ import annotations
@@ -20,8 +21,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-FIXTURE = Path(__file__).parent / "data" / "differential_alerts.json.gz"
+DATA = Path(__file__).parent / "data"
 ENGINE_MIX, STREAM_MIX = 30_000, 10_000
+
+
+def fixture_for(events: list[dict[str, Any]]) -> Path:
+    """The fixture of this corpus and library: a changed library or corpus needs its own,
+    recorded by an engine known to be right (e.g. the merge base's)."""
+    from memtrail.core.settings import DEFAULT_PATTERNS_DIR
+
+    h = hashlib.sha256()
+    for f in sorted(Path(DEFAULT_PATTERNS_DIR).rglob("*.y*ml")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    h.update(json.dumps(events, sort_keys=True, default=str).encode())
+    return DATA / f"differential_alerts.{h.hexdigest()[:16]}.json.gz"
 
 
 def corpus() -> list[dict[str, Any]]:
@@ -73,11 +86,12 @@ def run(events: list[dict[str, Any]]) -> list[list[Any]]:
 
 def main() -> None:
     events = corpus()
+    fixture = fixture_for(events)
     rows = run(events)
-    FIXTURE.parent.mkdir(exist_ok=True)
-    with gzip.open(FIXTURE, "wt") as fh:
+    DATA.mkdir(exist_ok=True)
+    with gzip.open(fixture, "wt") as fh:
         json.dump({"events": len(events), "alerts": rows}, fh, separators=(",", ":"))
-    print(f"{len(events)} events, {len(rows)} alerts -> {FIXTURE}")
+    print(f"{len(events)} events, {len(rows)} alerts -> {fixture}")
 
 
 if __name__ == "__main__":
