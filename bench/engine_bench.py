@@ -205,6 +205,8 @@ def make_stream_events(n: int, batch: int = 500, attacks_every: int = 50) -> lis
 
 
 MIXES = {"engine": make_events, "stream": make_stream_events}
+#: the engine alone, per core, on its realistic mix with the full library
+GOAL_EVENTS_PER_S = 300_000
 
 
 def bench_throughput(n: int, mix: str = "engine") -> tuple[float, float, int, float, int]:
@@ -262,16 +264,21 @@ def main(argv: list[str] | None = None) -> int:
     results = {mix: bench_throughput(args.events, mix) for mix in MIXES}
     count, load_s = results["engine"][4], results["engine"][3]
     print(f"{count} patterns, library load + compile {load_s:.2f} s, {args.events} events per mix")
+    eng = build_engine([DEFAULT_PATTERNS_DIR], [])
+    t0 = time.perf_counter()
+    for _ in range(10):
+        eng.fork()
+    print(f"fork (one engine per partition): {(time.perf_counter() - t0) * 100:.1f} ms")
     print()
     print(
-        "| mix | events/s, one core (CPU time) | µs/event | events/s, wall clock | alerts | goal >= 50,000/s |"
+        "| mix | events/s, one core (CPU time) | µs/event | events/s, wall clock | alerts | goal >= 300,000/s |"
     )
     print("|---|---|---|---|---|---|")
     labels = {"engine": "engine (realistic, 0.2 % attacks)", "stream": "stream (bench.stream_bench's events)"}
     for mix, (rate, wall_rate, alerts, _, _) in results.items():
         print(
             f"| {labels[mix]} | {rate:,.0f} | {1e6 / rate:.1f} | {wall_rate:,.0f} | {alerts} "
-            f"| {'met' if rate >= 50_000 else 'NOT met'} |"
+            f"| {'met' if rate >= GOAL_EVENTS_PER_S else 'NOT met'} |"
         )
     print()
     print(f"State under a flood of distinct keys (cap {state.MAX_KEYS_PER_PATTERN} keys per pattern):")

@@ -17,9 +17,10 @@ from patterns.engine.conditions import (
     Context,
     Hints,
     compile_condition,
-    fast_predicate,
+    fast_parts,
 )
 from patterns.engine.fields import compile_getter
+from patterns.engine.predcode import compile_conjunction
 from patterns.engine.regex import Regex
 from patterns.engine.spec import AllowEntry, FieldRef, PatternSpec, Step
 from patterns.mitre.catalog import load_catalog
@@ -84,7 +85,8 @@ class Trigger:
     step: int  # 0 for single events; step index for sequences; 0 = first / 1 = then for absence
     pred: Callable[[Mapping[str, Any]], bool]
     hints: Hints
-    #: ``pred`` for events the index routed here (see ``conditions.fast_predicate``)
+    #: ``pred`` for events the index routed here (``conditions.fast_predicate`` as generated
+    #: code, see ``predcode``)
     fast: Callable[[Mapping[str, Any]], bool]
 
 
@@ -242,9 +244,24 @@ def compile_pattern(
     )
     for s in steps:
         # the index reaches a trigger with a syscall hint only through events of those syscalls
-        fast = fast_predicate(s.cond, drop_syscall=bool(s.cond.hints.exact.get("syscall")))
-        cp.triggers.append(Trigger(cp, s.index, s.cond.fn, s.cond.hints, fast))
+        parts = fast_parts(s.cond, drop_syscall=bool(s.cond.hints.exact.get("syscall")))
+        trig = Trigger(cp, s.index, s.cond.fn, s.cond.hints, s.cond.fn)
+        object.__setattr__(trig, "fast", _compile_on_first_use(trig, parts))
+        cp.triggers.append(trig)
     return cp
+
+
+def _compile_on_first_use(trig: Trigger, parts: list[Any]) -> Callable[[Mapping[str, Any]], bool]:
+    """``Trigger.fast`` until its first call, which generates the real one (``predcode``) and
+    puts it in its place: most triggers never meet an event of a given workload, and
+    generating all of them up front nearly doubles the library's load time."""
+
+    def first(e: Mapping[str, Any]) -> bool:
+        fn, _ = compile_conjunction(parts)
+        object.__setattr__(trig, "fast", fn)
+        return fn(e)
+
+    return first
 
 
 def compile_allow(entry: AllowEntry, file: str, ctx: Context) -> CompiledAllow:

@@ -73,6 +73,10 @@ class Compiled:
     hints: Hints
     #: the conjuncts of an ``and``, nested ands flattened (empty for any other node)
     conj: tuple[Compiled, ...] = ()
+    #: ``(operator, field path, value)`` of a single field test that ``predcode`` can
+    #: inline (``fn`` stays the reference and the fallback for unusual value shapes);
+    #: ``("not", "", inner)`` and ``("or", "", branches)`` for those boolean nodes
+    leaf: tuple[str, str, Any] | None = None
 
 
 @dataclass
@@ -166,12 +170,14 @@ def _op_eq(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
             return True
         return isinstance(v, list) and x in v
 
-    return Compiled(fn, ("eq", fpath, value), Hints(exact={fpath: frozenset([value])}))
+    return Compiled(
+        fn, ("eq", fpath, value), Hints(exact={fpath: frozenset([value])}), leaf=("eq", fpath, value)
+    )
 
 
 def _op_ne(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
     inner = _op_eq(fpath, get, value, where)
-    return Compiled(_not(inner.fn), ("not", inner.canon), Hints())
+    return Compiled(_not(inner.fn), ("not", inner.canon), Hints(), leaf=("ne", fpath, value))
 
 
 def _scalar_set(value: Any, where: str, op: str) -> frozenset[Any]:
@@ -198,12 +204,22 @@ def _in_pred(get: Getter, s: frozenset[Any]) -> Pred:
 
 def _op_in(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
     s = _scalar_set(value, where, "in")
-    return Compiled(_in_pred(get, s), ("in", fpath, tuple(sorted(map(repr, s)))), Hints(exact={fpath: s}))
+    return Compiled(
+        _in_pred(get, s),
+        ("in", fpath, tuple(sorted(map(repr, s)))),
+        Hints(exact={fpath: s}),
+        leaf=("in", fpath, s),
+    )
 
 
 def _op_not_in(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
     s = _scalar_set(value, where, "not_in")
-    return Compiled(_not(_in_pred(get, s)), ("not", ("in", fpath, tuple(sorted(map(repr, s))))), Hints())
+    return Compiled(
+        _not(_in_pred(get, s)),
+        ("not", ("in", fpath, tuple(sorted(map(repr, s))))),
+        Hints(),
+        leaf=("not_in", fpath, s),
+    )
 
 
 def _op_startswith(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
@@ -212,12 +228,18 @@ def _op_startswith(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
         _any_str(get, lambda v: v.startswith(t)),
         ("startswith", fpath, tuple(sorted(t))),
         Hints(prefix={fpath: t}),
+        leaf=("startswith", fpath, t),
     )
 
 
 def _op_endswith(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
     t = _as_tuple_of_str(value, where, "endswith")
-    return Compiled(_any_str(get, lambda v: v.endswith(t)), ("endswith", fpath, tuple(sorted(t))), Hints())
+    return Compiled(
+        _any_str(get, lambda v: v.endswith(t)),
+        ("endswith", fpath, tuple(sorted(t))),
+        Hints(),
+        leaf=("endswith", fpath, t),
+    )
 
 
 def _op_contains(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
@@ -297,7 +319,7 @@ def _op_compare(op: str) -> Callable[[str, Getter, Any, str], Compiled]:
             v = _num(raw)
             return v is not None and cmp(v, n)
 
-        return Compiled(fn, (op, fpath, n), Hints())
+        return Compiled(fn, (op, fpath, n), Hints(), leaf=(op, fpath, n))
 
     return build
 
@@ -323,6 +345,7 @@ def _op_flags_all(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
         lambda e: fs.issubset(flags_of(e)),
         ("flags_all", fpath, tuple(sorted(fs))),
         Hints(flags={fpath: frozenset([selective_flag(fs)])}),
+        leaf=("flags_all", fpath, fs),
     )
 
 
@@ -333,20 +356,28 @@ def _op_flags_any(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
         lambda e: not fs.isdisjoint(flags_of(e)),
         ("flags_any", fpath, tuple(sorted(fs))),
         Hints(flags={fpath: fs}),
+        leaf=("flags_any", fpath, fs),
     )
 
 
 def _op_flags_none(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
     fs = frozenset(_as_tuple_of_str(value, where, "flags_none"))
     flags_of = _flags_of(get)
-    return Compiled(lambda e: fs.isdisjoint(flags_of(e)), ("flags_none", fpath, tuple(sorted(fs))), Hints())
+    return Compiled(
+        lambda e: fs.isdisjoint(flags_of(e)),
+        ("flags_none", fpath, tuple(sorted(fs))),
+        Hints(),
+        leaf=("flags_none", fpath, fs),
+    )
 
 
 def _op_exists(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
     if not isinstance(value, bool):
         raise ConditionError(where, "'exists' needs true or false")
     present = _not(lambda e: get(e) in (None, [], ""))
-    return Compiled(present if value else _not(present), ("exists", fpath, value), Hints())
+    return Compiled(
+        present if value else _not(present), ("exists", fpath, value), Hints(), leaf=("exists", fpath, value)
+    )
 
 
 def _op_field(op: str) -> Callable[[str, Getter, Any, str], Compiled]:
@@ -484,7 +515,13 @@ def fast_predicate(c: Compiled, drop_syscall: bool) -> Pred:
     """The engine's form of a condition: the top-level conjuncts cheapest first, and the
     ``syscall`` tests left out when the index already guarantees them (``drop_syscall``).
     Only the top-level order changes: an event passes exactly when every conjunct holds, and
-    a conjunct that raises makes the engine treat the whole condition as false either way."""
+    a conjunct that raises makes the engine treat the whole condition as false either way.
+    (The engine runs the same conjuncts as one generated function, ``predcode``.)"""
+    return conjunction([p.fn for p in fast_parts(c, drop_syscall)])
+
+
+def fast_parts(c: Compiled, drop_syscall: bool) -> list[Compiled]:
+    """The conjuncts ``fast_predicate`` tests, in its order."""
     parts = c.conj or (c,)
     if drop_syscall:
         parts = tuple(
@@ -494,8 +531,7 @@ def fast_predicate(c: Compiled, drop_syscall: bool) -> Pred:
                 isinstance(p.canon, tuple) and p.canon[:1] in (("eq",), ("in",)) and p.canon[1] == "syscall"
             )
         )
-    ordered = sorted(parts, key=lambda p: _cost(p.canon))
-    return conjunction([p.fn for p in ordered])
+    return sorted(parts, key=lambda p: _cost(p.canon))
 
 
 def _or(parts: list[Compiled]) -> Compiled:
@@ -515,10 +551,11 @@ def _or(parts: list[Compiled]) -> Compiled:
         hints.flags[f] = frozenset().union(*(p.hints.flags[f] for p in parts))
     hints.alts = tuple(p.hints for p in parts)
     canon = ("or", tuple(sorted({p.canon for p in parts}, key=repr)))
+    leaf = ("or", "", tuple(parts))
     if len(fns) == 2:
         g1, g2 = fns
-        return Compiled(lambda e: g1(e) or g2(e), canon, hints)
-    return Compiled(_any_of(fns), canon, hints)
+        return Compiled(lambda e: g1(e) or g2(e), canon, hints, leaf=leaf)
+    return Compiled(_any_of(fns), canon, hints, leaf=leaf)
 
 
 def compile_condition(cond: Any, ctx: Context, where: str = "condition") -> Compiled:
@@ -547,7 +584,7 @@ def compile_condition(cond: Any, ctx: Context, where: str = "condition") -> Comp
             parts.append(_or([compile_condition(c, ctx, f"{sub}[{i}]") for i, c in enumerate(val)]))
         elif key == "not":
             inner = compile_condition(val, ctx, sub)
-            parts.append(Compiled(_not(inner.fn), ("not", inner.canon), Hints()))
+            parts.append(Compiled(_not(inner.fn), ("not", inner.canon), Hints(), leaf=("not", "", inner)))
         elif key == "macro":
             names = val if isinstance(val, list) else [val]
             for name in names:

@@ -33,12 +33,14 @@ class PatternEngine:
         ctx: Context | None = None,
         errors: Iterable[PatternError] = (),
         dirs: Iterable[Path] = (),
+        index: TriggerIndex | None = None,
+        snap: dict[Any, Any] | None = None,
     ) -> None:
         self.errors: list[PatternError] = list(errors)
         self.ctx = ctx or Context({}, {})
         self.allow = list(allow)
         self.dirs = [Path(d) for d in dirs]
-        self._snapshot = snapshot(self.dirs) if self.dirs else {}
+        self._snapshot = snap if snap is not None else snapshot(self.dirs) if self.dirs else {}
         self._patterns: dict[str, CompiledPattern] = {}
         for cp in patterns:
             self._patterns[cp.id] = cp
@@ -46,12 +48,19 @@ class PatternEngine:
         self._ready: list[Alert] = []
         self._clock = 0.0
         self.suppressed = 0  # matches dropped by exceptions/allow-lists
-        self._reindex()
+        if index is None:
+            self._reindex()
+        else:
+            self._use_index(index)
 
     # -- index ---------------------------------------------------------------------------
     def _reindex(self) -> None:
-        self._index = TriggerIndex(self._patterns.values())
-        self.longest_window_s = self._index.longest_window_s
+        self._use_index(TriggerIndex(self._patterns.values()))
+
+    def _use_index(self, index: TriggerIndex) -> None:
+        self._index = index
+        self._unique = index.unique_candidates
+        self.longest_window_s = index.longest_window_s
 
     def candidates(self, event: Mapping[str, Any]) -> list[Trigger]:
         """Triggers whose cheap keys an event meets (see ``TriggerIndex``)."""
@@ -82,12 +91,9 @@ class PatternEngine:
             due = self._match.next_deadline()
             if due is not None and due < self._clock:
                 alerts.extend(self._match.fire_deadlines(self._clock))
-        cands = self.candidates(event)
-        if not cands:
-            return
         # One event never both starts and completes a sequence (partials remember their last
         # event), so the order of candidates does not matter; duplicates are dropped.
-        for trig in dict.fromkeys(cands) if len(cands) > 1 else cands:
+        for trig in self._unique(event):
             try:
                 hit = trig.fast(event)
             except Exception:  # a condition must never take the worker down
@@ -111,7 +117,11 @@ class PatternEngine:
     def fork(self) -> PatternEngine:
         """A new engine on the same compiled patterns with empty state (cheap: no re-load),
         e.g. one per Kafka partition."""
-        eng = PatternEngine(self._patterns.values(), self.allow, self.ctx, self.errors, self.dirs)
+        # The index holds no match state (what it remembers is pure lookups), so forks share
+        # it; a fork whose patterns change builds its own.
+        eng = PatternEngine(
+            self._patterns.values(), self.allow, self.ctx, self.errors, self.dirs, self._index, self._snapshot
+        )
         return eng
 
     def pattern_count(self) -> int:

@@ -15,6 +15,7 @@ from typing import Any
 from patterns.engine.compile import CompiledPattern, Trigger
 from patterns.engine.conditions import Hints
 from patterns.engine.fields import compile_getter
+from patterns.engine.plancode import Candidates, compile_candidates, flag_gates
 from patterns.engine.regex import Regex, RegexError
 
 #: fields an event is indexed on beyond ``syscall``, most selective first
@@ -50,6 +51,11 @@ class _Plan:
         ]
     ]
     rest: list[Trigger]
+    #: the field names of ``fields``, in order
+    names: list[str] = field(default_factory=list)
+    #: ``fields`` and ``rest`` compiled into functions (see ``plancode``)
+    fn: Candidates | None = None
+    unique: Candidates | None = None
 
 
 #: distinct field values whose index result is remembered, per prefix or regex index, and
@@ -203,7 +209,7 @@ class TriggerIndex:
     @staticmethod
     def _make_plan(b: _Bucket, getters: dict[str, Any]) -> _Plan:
         names = list(dict.fromkeys([*b.exact, *b.flags, *b.prefix, *b.regex]))
-        return _Plan(
+        plan = _Plan(
             fields=[
                 (
                     getters[f],
@@ -215,7 +221,11 @@ class TriggerIndex:
                 for f in names
             ],
             rest=list(b.rest),
+            names=names,
         )
+        gates = flag_gates(names, TriggerIndex._triggers_of(b))
+        plan.fn, plan.unique, _ = compile_candidates(plan.names, plan.fields, plan.rest, gates)
+        return plan
 
     @staticmethod
     def _key_for(h: Hints) -> tuple[str, str] | None:
@@ -284,6 +294,25 @@ class TriggerIndex:
     def candidates(self, event: Mapping[str, Any]) -> list[Trigger]:
         """Triggers whose cheap keys an event meets (every other trigger cannot match it).
         A trigger may appear more than once."""
+        try:
+            plan = self._plan.get(event.get("syscall")) or self._plan_any
+        except TypeError:  # an unhashable syscall value
+            plan = self._plan_any
+        return plan.fn(event)  # type: ignore[misc]
+
+    def unique_candidates(self, event: Mapping[str, Any]) -> tuple[Trigger, ...]:
+        """``candidates`` without duplicates (first occurrences, in order) and without the
+        triggers whose required flags cannot hold: the engine's form, remembered per
+        combination of the probed values (see ``plancode``)."""
+        try:
+            plan = self._plan.get(event.get("syscall")) or self._plan_any
+        except TypeError:  # an unhashable syscall value
+            plan = self._plan_any
+        return plan.unique(event)  # type: ignore[misc]
+
+    def candidates_generic(self, event: Mapping[str, Any]) -> list[Trigger]:
+        """``candidates`` by walking the plan's description: the reference the generated
+        functions are tested against."""
         try:
             plan = self._plan.get(event.get("syscall")) or self._plan_any
         except TypeError:  # an unhashable syscall value

@@ -164,3 +164,84 @@ def test_remembered_index_results_stay_bounded() -> None:
     assert pidx is not None and rgroup is not None
     assert 0 < len(pidx.memo) <= core.MEMO_SIZE
     assert long_path not in rgroup.memo
+
+
+def test_generated_candidates_equal_the_generic_walk() -> None:
+    """Each plan's generated candidates function returns exactly what walking the plan's
+    description does, in the same order, on the recorded realistic stream and the library's
+    examples, and on odd shapes (lists and strings where dicts are expected)."""
+    from tests.patterns.differential import corpus
+
+    eng = build_engine([DEFAULT_PATTERNS_DIR], [])
+    events = corpus()[::3]
+    odd: list[dict[str, Any]] = []
+    for e in events[:3000:50]:
+        for bad in ([{"exe_file": {"nlink": 0}}], "x", {"exe_file": ["a"], "stdio": None}):
+            o = copy.deepcopy(e)
+            o["args"] = bad
+            odd.append(o)
+        o = copy.deepcopy(e)
+        o["container"] = [{"privileged": True, "image": "x"}]
+        odd.append(o)
+
+    def outcome(fn: Any, e: dict[str, Any]) -> Any:
+        try:
+            return fn(e)
+        except Exception as exc:  # a getter that fails on a malformed event fails either way
+            return type(exc)
+
+    dropped = 0
+    for e in [*events, *odd, *events[:2000]]:  # the repeats hit the remembered results
+        generic = outcome(eng._index.candidates_generic, e)
+        assert outcome(eng._index.candidates, e) == generic, e
+        unique = outcome(eng._index.unique_candidates, e)
+        if not isinstance(generic, list):
+            assert unique == generic, e
+            continue
+        # the engine's form: the walk's triggers, first occurrences in order, less those
+        # whose required flags cannot hold, whose conditions are then false
+        kept = set(unique)
+        assert list(unique) == [t for t in dict.fromkeys(generic) if t in kept], e
+        for t in dict.fromkeys(generic):
+            if t not in kept:
+                dropped += 1
+                assert outcome(t.pred, e) in (False, TypeError, AttributeError), (t.pattern.id, e)
+    assert dropped, "the flag gates dropped nothing on the realistic stream"
+
+
+def test_generated_predicates_equal_the_closures() -> None:
+    """Every trigger's generated predicate (``Trigger.fast``) agrees with the conjunction of
+    its closures on the recorded stream, the library's examples and odd value shapes (lists,
+    dicts, strings and bools where scalars are expected), raising where they raise."""
+    from patterns.engine.conditions import fast_predicate
+    from tests.patterns.differential import corpus
+
+    eng = build_engine([DEFAULT_PATTERNS_DIR], [])
+    events = corpus()[::7]
+    odd: list[dict[str, Any]] = []
+    for e in events[:4000:40]:
+        for field, bad in (
+            ("ret", "0"),
+            ("ret", [0, -1]),
+            ("ret", True),
+            ("args", {"flags": "O_RDWR|O_CREAT"}),
+        ):
+            o = copy.deepcopy(e)
+            o[field] = bad
+            odd.append(o)
+        o = copy.deepcopy(e)
+        o["args"] = {**(o.get("args") or {}), "flags": {"x": 1}, "path": ["/etc/shadow"], "family": 2}
+        odd.append(o)
+
+    def outcome(fn: Any, e: dict[str, Any]) -> Any:
+        try:
+            return bool(fn(e))
+        except Exception as exc:
+            return type(exc)
+
+    for cp in eng.compiled():
+        for t, s in zip(cp.triggers, cp.steps, strict=True):
+            ref = fast_predicate(s.cond, drop_syscall=bool(s.cond.hints.exact.get("syscall")))
+            for e in [*events, *odd]:
+                if e.get("syscall") in (s.cond.hints.exact.get("syscall") or {e.get("syscall")}):
+                    assert outcome(t.fast, e) == outcome(ref, e), (cp.id, e)

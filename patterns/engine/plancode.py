@@ -1,0 +1,273 @@
+"""One generated Python function per index plan: an event's candidate triggers.
+
+``index.TriggerIndex`` describes, per syscall, which fields to probe and in which tables.
+Walking that description per event (a getter call per field, a tuple unpacked, four
+``None`` tests) costs more than the probes themselves, so each plan is turned into the
+source of one function: the event's nested dicts are read once per shared path prefix
+(``args``, ``args.exe_file``), a missing parent skips every field below it, and only the
+tables a field has are probed. Values and candidates are exactly those of the generic walk
+(``TriggerIndex.candidates_generic``), in the same order; an unusual shape (a list or a
+non-dict mapping where a dict is expected) falls back to the field's own getter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from patterns.engine.fields import VIRTUAL, resolve
+
+Candidates = Callable[[Mapping[str, Any]], Any]
+
+
+@dataclass
+class _Node:
+    """A path prefix: the fields that end here and the longer paths below it."""
+
+    leaves: list[int] = field(default_factory=list)
+    kids: dict[str, _Node] = field(default_factory=dict)
+
+    def fields(self) -> list[int]:
+        out = list(self.leaves)
+        for k in self.kids.values():
+            out.extend(k.fields())
+        return out
+
+
+def _list_probe(v: list[Any], tbl: Any, ftbl: Any, pidx: Any, rgroup: Any, out: list[Any]) -> None:
+    """A list value (argv, flags, ancestors' names): the generic walk's list branch."""
+    for x in v:
+        if isinstance(x, str):
+            if tbl is not None:
+                hit = tbl.get(x)
+                if hit:
+                    out.extend(hit)
+            if ftbl is not None:
+                hit = ftbl.get(x)
+                if hit:
+                    out.extend(hit)
+            if pidx is not None:
+                pidx.lookup(x, out)
+        elif tbl is not None and isinstance(x, int):
+            hit = tbl.get(x)
+            if hit:
+                out.extend(hit)
+    if rgroup is not None:
+        rgroup.lookup(v, out)
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.n = 0
+
+    def line(self, depth: int, text: str) -> None:
+        self.lines.append("    " * depth + text)
+
+    def fresh(self) -> str:
+        self.n += 1
+        return f"d{self.n}"
+
+
+def _extract(w: _Writer, node: _Node, var: str, depth: int) -> None:
+    """Assign ``v<i>`` for every field below ``node``, whose value (a dict) is in ``var``."""
+    for key, kid in node.kids.items():
+        if not kid.kids:
+            w.line(depth, " = ".join(f"v{i}" for i in kid.leaves) + f" = {var}.get({key!r})")
+            continue
+        child = w.fresh()
+        w.line(depth, f"{child} = {var}.get({key!r})")
+        for i in kid.leaves:
+            w.line(depth, f"v{i} = {child}")
+        below = [i for k in kid.kids.values() for i in k.fields()]
+        w.line(depth, f"if {child}.__class__ is dict:")
+        _extract(w, kid, child, depth + 1)
+        w.line(depth, f"elif {child} is None:")
+        w.line(depth + 1, " = ".join(f"v{i}" for i in below) + " = None")
+        w.line(depth, "else:")
+        for i in below:
+            w.line(depth + 1, f"v{i} = g{i}(e)")
+
+
+def _str_probe(w: _Writer, i: int, tbl: Any, ftbl: Any, pidx: Any, rgroup: Any) -> None:
+    body = False
+    if tbl is not None:
+        w.line(2, f"h = t{i}.get(v)")
+        w.line(2, "if h:")
+        w.line(3, "out += h")
+        body = True
+    if ftbl is not None:  # a flag test reads "A|B" as the flags A and B
+        w.line(2, "for x in v.split('|') if '|' in v else (v,):")
+        w.line(3, f"h = f{i}.get(x)")
+        w.line(3, "if h:")
+        w.line(4, "out += h")
+        body = True
+    for name, idx in (("p", pidx), ("r", rgroup)):
+        if idx is not None:
+            w.line(2, f"h = {name}m{i}.get(v)")
+            w.line(2, "if h is None:")
+            w.line(3, f"h = {name}{i}._one(v)")
+            w.line(2, "if h:")
+            w.line(3, "out += h")
+            body = True
+    if not body:
+        w.line(2, "pass")
+
+
+def _probe(w: _Writer, i: int, tbl: Any, ftbl: Any, pidx: Any, rgroup: Any) -> None:
+    """The generic walk's tests for field ``i`` (only the tables it has); the common
+    shapes (absent, a plain str, a plain list) are tested first."""
+    w.line(1, f"v = v{i}")
+    w.line(1, "if v is None:")
+    if tbl is not None and None in tbl:
+        w.line(2, f"h = t{i}.get(None)")
+        w.line(2, "if h:")
+        w.line(3, "out += h")
+    else:
+        w.line(2, "pass")
+    w.line(1, "elif v.__class__ is str:")
+    _str_probe(w, i, tbl, ftbl, pidx, rgroup)
+    w.line(1, "elif v.__class__ is list:")
+    w.line(2, f"_list_probe(v, t{i}, f{i}, p{i}, r{i}, out)")
+    w.line(1, "elif isinstance(v, str):")
+    _str_probe(w, i, tbl, ftbl, pidx, rgroup)
+    w.line(1, "elif isinstance(v, list):")
+    w.line(2, f"_list_probe(v, t{i}, f{i}, p{i}, r{i}, out)")
+    if tbl is not None:
+        w.line(1, "else:")
+        w.line(2, "try:")
+        w.line(3, f"h = t{i}.get(v)")
+        w.line(2, "except TypeError:  # unhashable: no exact value can equal it")
+        w.line(3, "h = None")
+        w.line(2, "if h:")
+        w.line(3, "out += h")
+
+
+#: distinct value combinations whose unique candidates a plan remembers
+MEMO_SIZE = 4096
+_LIST = object()  # marks a list value in a memo key (a tuple value is not a list)
+
+
+def _list_key(v: list[Any]) -> Any:
+    """A list of strings (flags, argv) as a memo key part; any other list is not
+    remembered (an unhashable list makes the key unusable)."""
+    for x in v:
+        if x.__class__ is not str:
+            return []
+    return (_LIST, *v)
+
+
+def flag_gates(
+    names: Sequence[str], triggers: Iterable[Any]
+) -> dict[Any, tuple[tuple[int, frozenset[str]], ...]]:
+    """Per trigger, the flag facts its whole condition requires (``hints.flags``: at least
+    one of these flags) on fields the plan reads anyway: a trigger the index reached by
+    another key (a broad path prefix such as ``/etc/``) is dropped when its flags cannot
+    hold (a read-only open for a pattern about writes)."""
+    pos = {n: i for i, n in enumerate(names)}
+    gates: dict[Any, tuple[tuple[int, frozenset[str]], ...]] = {}
+    for t in triggers:
+        g = tuple((pos[f], fs) for f, fs in t.hints.flags.items() if f in pos and fs)
+        if g:
+            gates[t] = g
+    return gates
+
+
+def _flags_may_hold(v: Any, fs: frozenset[str]) -> bool:
+    """Whether a field value can hold one of ``fs`` as the flag operators read it (a list as
+    is, ``A|B`` split, anything else no flags); unsure (an unhashable element): True."""
+    if isinstance(v, list):
+        try:
+            return not fs.isdisjoint(v)
+        except TypeError:
+            return True
+    if isinstance(v, str):
+        return not fs.isdisjoint(v.split("|"))
+    return False
+
+
+def _gate(hit: tuple[Any, ...], gates: dict[Any, Any], vals: tuple[Any, ...]) -> tuple[Any, ...]:
+    out = []
+    for t in hit:
+        g = gates.get(t)
+        if g is not None and not all(_flags_may_hold(vals[j], fs) for j, fs in g):
+            continue
+        out.append(t)
+    return tuple(out) if len(out) != len(hit) else hit
+
+
+def compile_candidates(
+    names: Sequence[str],
+    probes: Sequence[tuple[Any, Any, Any, Any, Any]],
+    rest: list[Any],
+    gates: dict[Any, tuple[tuple[int, frozenset[str]], ...]] | None = None,
+) -> tuple[Candidates, Candidates, str]:
+    """The candidates functions of one plan (and their source, for tests and debugging):
+    ``probes[i]`` is ``(getter, exact table, flag table, prefix index, regex group)`` of
+    the field ``names[i]``.
+
+    ``candidates(e)`` is the list the generic walk makes (duplicates included);
+    ``unique(e)`` the same without duplicates (first occurrences, in order) as a tuple,
+    less the triggers whose required flags (``gates``, see ``flag_gates``) cannot hold,
+    remembered per combination of the fields' values: the probes depend on nothing else,
+    and the same file opened by the same program recurs all the time."""
+    memo: dict[Any, tuple[Any, ...]] = {}
+    ns: dict[str, Any] = {
+        "_list_probe": _list_probe,
+        "_list_key": _list_key,
+        "REST": tuple(rest),
+        "MEMO": memo,
+        "MEMO_SIZE": MEMO_SIZE,
+        "_gate": _gate,
+        "GATES": gates or {},
+    }
+    root = _Node()
+    for i, (name, (get, tbl, ftbl, pidx, rgroup)) in enumerate(zip(names, probes, strict=True)):
+        ns[f"g{i}"] = get
+        ns[f"t{i}"], ns[f"f{i}"], ns[f"p{i}"], ns[f"r{i}"] = tbl, ftbl, pidx, rgroup
+        if pidx is not None:
+            ns[f"pm{i}"] = pidx.memo
+        if rgroup is not None:
+            ns[f"rm{i}"] = rgroup.memo
+        path = resolve(name)
+        if path in VIRTUAL:
+            continue
+        node = root
+        for part in path.split("."):
+            node = node.kids.setdefault(part, _Node())
+        node.leaves.append(i)
+    vs = ", ".join(f"v{i}" for i in range(len(names)))
+    w = _Writer()
+    w.line(0, f"def probe({vs}):")
+    w.line(1, "out = list(REST)")
+    for i, (_, tbl, ftbl, pidx, rgroup) in enumerate(probes):
+        _probe(w, i, tbl, ftbl, pidx, rgroup)
+    w.line(1, "return out")
+    for name in ("candidates", "unique"):
+        w.line(0, f"def {name}(e):")
+        for i, fname in enumerate(names):
+            if resolve(fname) in VIRTUAL:
+                w.line(1, f"v{i} = g{i}(e)")
+        _extract(w, root, "e", 1)
+        if name == "candidates":
+            w.line(1, f"return probe({vs})")
+            continue
+        keys = ", ".join(f"_list_key(v{i}) if v{i}.__class__ is list else v{i}" for i in range(len(names)))
+        w.line(1, f"k = ({keys},)" if names else "k = ()")
+        w.line(1, "try:")
+        w.line(2, "hit = MEMO.get(k)")
+        w.line(1, "except TypeError:  # an unhashable value: not remembered")
+        uniq = f"tuple(dict.fromkeys(probe({vs})))"
+        if gates:
+            uniq = f"_gate({uniq}, GATES, ({vs},))"
+        w.line(2, f"return {uniq}")
+        w.line(1, "if hit is None:")
+        w.line(2, f"hit = {uniq}")
+        w.line(2, "if len(MEMO) >= MEMO_SIZE:")
+        w.line(3, "MEMO.clear()")
+        w.line(2, "MEMO[k] = hit")
+        w.line(1, "return hit")
+    src = "\n".join(w.lines) + "\n"
+    exec(compile(src, "<trigger-index plan>", "exec"), ns)  # our own generated source
+    return ns["candidates"], ns["unique"], src
