@@ -163,7 +163,9 @@ def test_lifecycle(collector: Collector) -> None:
     assert parent.pop("entity_id") == forks[0]["process"]["entity_id"]
     assert parent == {
         "pid": sh,
-        "exe": "/bin/sh",
+        "exe": os.path.realpath(
+            "/bin/sh"
+        ),  # the file the kernel executed (dash on Debian), not the typed name
         "comm": "sh",
         "cmdline": "/bin/sh -c /bin/true lifecycle; exit 3",
     }
