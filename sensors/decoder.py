@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sensors import flags as F
+from sensors.exe import busybox_applet, script_run
 
 COMM_LEN, PATH_LEN, ARGV_LEN, ENV_LEN, EXE_NAME_LEN, CGNAME_LEN = 16, 256, 1024, 128, 64, 128
 
@@ -452,6 +453,9 @@ def _exec(d: Decoder, f: tuple[Any, ...], a: tuple[int, ...], hflags: int, aux: 
     }
     if f[I_RET] == 0:  # a failed exec has no new image to describe
         args["stdio"] = _stdio(f[X_STDIO:X_EXE_PATH], f[X_FD_INO : X_FD_INO + 4])
+        args["script"] = script_run(args["filename"], args["argv"])
+        # a multi-call binary picks its program from argv, not from its file or comm
+        args["applet"] = busybox_applet(args["argv"]) if exe_path.endswith("/busybox") else None
     return args
 
 

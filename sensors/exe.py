@@ -49,6 +49,46 @@ def exec_exe(args: Mapping[str, Any]) -> tuple[str | None, str | None]:
     return (typed, TYPED) if typed else (None, None)
 
 
+#: Letters an interpreter option may carry for the exec to still count as a ``#!`` script run:
+#: ``c`` (command string), ``i`` (interactive) and ``s`` (read stdin) would make the
+#: interpreter run something other than the file, so a hand-made argv with them is no script.
+_SCRIPT_OPT_DENY = frozenset("cis")
+
+
+def script_run(filename: str, argv: list[str]) -> bool:
+    """True when the kernel ran ``filename`` as a ``#!`` script, so ``exe_path`` is its interpreter.
+
+    binfmt_script rewrites the new image's argv to ``[interpreter, (one option), filename,
+    argv[1:]...]``; the sensor reads argv from that image. A shell reached through a symlink
+    (``/tmp/x -> /bin/sh``) has its caller's argv, which names the file as the interpreter's
+    operand only if the caller asks the shell to read its own binary as a script. ``-c``,
+    ``-i`` and ``-s`` are refused as the option, since with them the file is not what runs."""
+    if not filename or len(argv) < 2:
+        return False
+    if argv[1] == filename:
+        return True
+    if len(argv) < 3 or argv[2] != filename:
+        return False
+    opt = argv[1]
+    if opt in ("-", "--"):
+        return True
+    return opt.startswith("-") and opt[1:].isalpha() and not _SCRIPT_OPT_DENY & set(opt[1:].lstrip("-"))
+
+
+def busybox_applet(argv: list[str]) -> str | None:
+    """The applet busybox runs for this argv (the kernel's copy, which busybox reads): the base
+    name of argv[0] (a login shell's leading ``-`` dropped), or of argv[1] when argv[0] names
+    busybox itself. ``execve("/bin/busybox", ["sh", ...])`` runs a shell whatever the comm."""
+    if not argv:
+        return None
+    name = argv[0].rsplit("/", 1)[-1].removeprefix("-")
+    if name.startswith("busybox"):
+        if len(argv) < 2 or argv[1].startswith("--"):
+            return None  # busybox's own options (--list, --install), no applet
+        name = argv[1].rsplit("/", 1)[-1]
+    return name or None
+
+
 def proc_exe(base: Path) -> str | None:
     """``readlink /proc/PID/exe`` in the exec walk's spelling (module docstring); None if unreadable."""
     try:

@@ -97,6 +97,9 @@ def test_reads_program_from_stdin() -> None:
         ("bash", ["bash", "-i"]),
         ("sh", ["sh", "-s", "--", "x"]),
         ("python3", ["python3", "-"]),
+        ("busybox", ["sh"]),  # /bin/sh -> busybox
+        ("busybox", ["busybox", "sh"]),  # the applet from argv[1]
+        ("busybox", ["/x/busybox", "ash", "-s"]),
     ]
     no = [
         ("sh", ["sh", "-c", "id"]),
@@ -104,6 +107,10 @@ def test_reads_program_from_stdin() -> None:
         ("python3.11", ["python3", "-m", "pip", "install", "x"]),
         ("perl", ["perl", "-e", "print 1"]),
         ("node", ["node", "server.js"]),
+        ("busybox", ["cat"]),  # busybox's cat reads data, not a program
+        ("busybox", ["busybox", "sh", "-c", "id"]),
+        ("busybox", ["busybox", "sh", "/tmp/s.sh"]),
+        ("busybox", ["busybox"]),
     ]
     assert all(reads_program_from_stdin(e, a) for e, a in yes)
     assert not any(reads_program_from_stdin(e, a) for e, a in no)

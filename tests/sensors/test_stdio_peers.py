@@ -132,6 +132,8 @@ def _exits(pid: int) -> Any:
     ("tool", "fetch", "reader", "script", "marker"),
     [
         ("/usr/bin/curl", "{t} -s http://127.0.0.1:{port}/s.sh", "sh", "s.sh", "curl-sh-ran"),
+        # busybox told by argv to be sh: comm "busybox", the applet from argv[1]
+        ("/usr/bin/curl", "{t} -s http://127.0.0.1:{port}/s.sh", "busybox sh", "s.sh", "curl-sh-ran"),
         (
             "/usr/bin/wget",
             "{t} -q -O- http://127.0.0.1:{port}/s.py",
