@@ -28,7 +28,7 @@ async def test_fetch_wait_patch_reaches_the_consumer_faust_builds() -> None:
     patch_fetch_wait(40)
     assert cls._create_worker_consumer is not builder
     patch_fetch_wait(40)  # idempotent: the original is kept, not wrapped twice
-    assert cls._memtrail_original is builder
+    assert cls._memtrail_original is builder  # type: ignore[attr-defined]
 
 
 def test_lz4_level_patch_reaches_the_record_builder() -> None:
@@ -64,7 +64,7 @@ def test_leave_group_reaches_the_consumer_faust_runs() -> None:
     from streams.faust_patches import leave_consumer_group
 
     app = faust.App("memtrail-patch-probe-leave", broker="kafka://127.0.0.1:1", store="memory://")
-    thread = app.consumer._thread
+    thread = app.consumer._thread  # type: ignore[attr-defined]
     # Faust runs the aiokafka consumer on this thread's own loop ...
     assert isinstance(thread, faust_aiokafka.AIOKafkaConsumerThread)
     assert callable(thread._ensure_consumer)

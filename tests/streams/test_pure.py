@@ -407,7 +407,7 @@ def test_correlator_forks_partition_engines_from_one_compiled_library() -> None:
         c.assign(p)
     engines = list(c.engines.values())
     assert len({id(e) for e in engines}) == 8  # separate state ...
-    compiled = [{id(cp) for cp in e.compiled()} for e in engines]
+    compiled = [{id(cp) for cp in e.compiled()} for e in engines]  # type: ignore[attr-defined]
     assert all(ids == compiled[0] for ids in compiled) and compiled[0]  # ... on one compiled library
 
 
