@@ -228,6 +228,11 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
         # further would fail Faust's "offset > highwater" check on the next rebalance.
         conf.update(recovery_consistency_check=False)
         patch_fetch_wait(opts.local_fetch_wait_ms)
+    if opts.session_timeout_s is not None:
+        conf.update(
+            broker_session_timeout=opts.session_timeout_s,
+            broker_heartbeat_interval=max(1.0, opts.session_timeout_s / 6),
+        )
     app = faust.App(opts.group_id, **conf)
 
     raw_t = app.topic(topics.raw, internal=False)

@@ -119,11 +119,15 @@ class BrokerWatch(Background):
         BROKER_UP.set(1)
         if self.health.broker_problem is not None:
             log.warning("broker %s reachable again", self.settings.kafka.bootstrap)
-            self.health.broker_problem = None
         if lost:
+            # Not ready until the new process has its partitions: events sent now must not be
+            # taken as seen by a worker that is about to replace itself.
+            self.health.broker_problem = f"broker lost its logs ({lost}); restarting"
             BROKER_LOST.inc()
             log.warning("broker %s came back without its logs (%s)", self.settings.kafka.bootstrap, lost)
             self.on_lost()
+            return
+        self.health.broker_problem = None
 
     def _lost(self, consumer: Any, meta: Any) -> str | None:
         """Why the broker no longer has what it had, or None."""
@@ -150,10 +154,18 @@ class BrokerWatch(Background):
         except Exception as exc:  # the new process's preflight tries again
             log.warning("topics not re-created: %s", exc)
         if self.before_exec is not None:
+            t0 = time.monotonic()
             try:
-                self.before_exec()
+                left = self.before_exec()
             except Exception as exc:  # the group then expires the old member by itself
-                log.warning("consumer did not leave its group: %s", exc)
+                left = exc
+            took = time.monotonic() - t0
+            if left is False or isinstance(left, Exception):
+                log.warning(
+                    "consumer did not leave its group (%s, %.1fs): the next join waits for it", left, took
+                )
+            else:
+                log.warning("consumer left its group in %.1fs; restarting", took)
         logging.shutdown()
         argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
         os.execv(sys.executable, [sys.executable, *argv[1:]])

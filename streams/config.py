@@ -68,6 +68,10 @@ class StreamOptions(BaseSettings):
     broker_watch_interval_s: float = Field(default=1.0, ge=0)
     #: The same log line (digits aside) is written at most once per this many seconds.
     log_repeat_interval_s: float = Field(default=30.0, gt=0)
+    #: Consumer-group session timeout; None keeps Faust's 60 s (6 s with the local broker).
+    #: A worker that died without leaving (or whose leave a broker dropped) holds its
+    #: partitions, and the next join, until this much time has passed without a heartbeat.
+    session_timeout_s: float | None = Field(default=None, ge=6, le=300)
     datadir: Path | None = None
     #: "module:function" returning an engine factory; default: patterns.engine.api.load_engine.
     engine_factory: str | None = None

@@ -52,13 +52,15 @@ class ExternalChangelogTable(faust.GlobalTable):
         return self.changelog_topic.get_topic_name()
 
 
-def leave_consumer_group(app: faust.App, timeout_s: float = 5.0) -> bool:
+def leave_consumer_group(app: faust.App, timeout_s: float = 30.0) -> bool:
     """Stop the worker's aiokafka consumer so it sends LeaveGroup, before the process is replaced.
 
     Faust runs that consumer on its own thread and loop and offers no call for this. Without
     it, a member the old consumer registered stays in the group until its session times out,
     and the new process's join waits for that (up to a minute against a real Kafka).
-    True when the consumer stopped within ``timeout_s``."""
+    aiokafka's stop first lets a join in flight finish (a broker that came back empty gets
+    one from the old consumer within a second), and only a member that joined can leave:
+    ``timeout_s`` covers the broker's rebalance delay. True when the consumer stopped in time."""
     thread = getattr(app.consumer, "_thread", None)
     loop = getattr(thread, "thread_loop", None)
     if thread is None or loop is None or not loop.is_running():

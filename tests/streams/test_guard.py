@@ -227,3 +227,32 @@ def test_stdlib_json_corpus_round_trip_sanity() -> None:
     ev = copy.deepcopy(memfd_pair(pid=1)[1])
     ev["args"]["blob"] = deep(300)
     assert decode_batch(json.dumps({"v": 1, "host": "h", "events": [ev]}).encode()).events
+
+
+def test_broker_back_without_its_logs_stays_not_ready_until_the_restart() -> None:
+    """The watch probe on a broker that answers but lost a topic: the worker does not report
+    ready in the seconds before it re-executes itself (a sender would think it was consuming)."""
+    from types import SimpleNamespace
+
+    from streams.brokerwatch import BrokerWatch
+
+    class Answers:
+        def __init__(self, topics: dict[str, Any]) -> None:
+            self.topics = topics
+
+        def list_topics(self, timeout: float) -> Any:
+            return SimpleNamespace(brokers={1: object()}, topics=self.topics)
+
+        def get_watermark_offsets(self, tp: Any, timeout: float, cached: bool) -> tuple[int, int]:
+            return 0, 5
+
+    s = Settings()
+    h = Health()
+    restarts: list[bool] = []
+    watch = BrokerWatch(s, h, on_lost=lambda: restarts.append(h.ready(True)))
+    part = SimpleNamespace(error=None, partitions={0: None})
+    watch.probe(Answers({s.topics.raw: part}))
+    assert h.ready(True) and restarts == []
+    h.broker_problem = "connection refused"  # the outage
+    watch.probe(Answers({}))  # back, empty: the raw topic it had is gone
+    assert restarts == [False] and not h.ready(True)
