@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -138,3 +139,101 @@ def test_memfd_exec_is_one_incident_with_every_pattern(up: tuple[UpProc, Path]) 
     line = next((x for x in proc.stdout if f"pid={pid} " in x), "")
     assert line.startswith(f"CRITICAL {ids[0]}+"), line  # the console lists every pattern id
     print(f"memfd: one alert {ids} {alert['threat']['technique']['id']} after {took:.2f}s")
+
+
+# The evasive routes to the same kernel effects (re-spelled, relative, through a symlink or a
+# dirfd, another mapping, another namespace handle, a binary renamed like an exempt tool),
+# each by a real C trigger (tests/sensors/c, the same programs the sensor tests run) under
+# ``memtrail up`` with its default filters. Each trigger runs from a copy with a name of its
+# own, so one variant's alert is not grouped into another's (grouping keys on the executable).
+EVASIVE: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
+    # name: (C program, its arguments ({shm}: a copy of /bin/true in /dev/shm, {link}: a symlink
+    #        to it in a temp dir, {target}: a running process), techniques)
+    "shadow_chdir_relative": ("paths", ("chdir-open", "/etc", "shadow"), {"T1003.008"}),
+    "shadow_respelled": ("paths", ("open", "//etc/./shadow"), {"T1003.008"}),
+    "shm_exec_after_cd": ("paths", ("chdir-exec", "/dev/shm", "./{shm_name}"), {"T1059.004"}),
+    "shm_exec_respelled": ("paths", ("exec", "//dev/./shm//{shm_name}"), {"T1059.004"}),
+    "shm_exec_by_symlink": ("paths", ("exec", "{link}"), {"T1059.004"}),
+    "proc_mem_by_dirfd": ("paths", ("proc-mem-dirfd", "{target}"), {"T1055.009"}),
+    "proc_mem_slashes": ("paths", ("proc-mem-slashes", "{target}"), {"T1055.009"}),
+    "proc_mem_task": ("paths", ("proc-mem-task", "{target}"), {"T1055.009"}),
+    "memfd_mapped_exec": ("paths", ("memfd-mmap-exec", ""), {"T1620"}),
+    "shm_open_mapped_exec": ("paths", ("shm-mmap-exec", "/mt-e2e-{pid}"), {"T1620"}),
+    "wx_interior_subrange": ("wx_region", ("interior",), {"T1620"}),
+    "wx_map_fixed_rx_over_rw": ("wx_region", ("fixed",), {"T1620"}),
+    "setns_fd_nstype_0": ("ns_escape", ("setns0",), {"T1611"}),
+    "setns_pidfd": ("ns_escape", ("pidfd",), {"T1611"}),
+    "service_shell_by_symlink": ("exe_spell", ("spawn", "{dir}", "./k", "-c", "exit 0"), {"T1059.004"}),
+}
+
+
+@pytest.mark.parametrize("case", list(EVASIVE))
+def test_evasive_variant_alerts(up: tuple[UpProc, Path], case: str, tmp_path: Path) -> None:
+    from tests.sensors.cbuild import build
+
+    proc, jsonl = up
+    program, args, want = EVASIVE[case]
+    tmp_path.chmod(0o755)
+    # the service-shell case: the trigger is the service (a copy named consul) starting ./k -> sh
+    exe = tmp_path / ("consul" if program == "exe_spell" else f"{program}-{case}")
+    shutil.copy(build(program), exe)
+    shm = Path(f"/dev/shm/mt-e2e-{case}-{os.getpid()}")
+    shutil.copy("/bin/true", shm)
+    shm.chmod(0o755)
+    (tmp_path / "innocent").symlink_to(shm)
+    (tmp_path / "k").symlink_to("/bin/sh")
+    target = subprocess.Popen(["sleep", "60"])
+    fields = {
+        "shm_name": shm.name,
+        "link": str(tmp_path / "innocent"),
+        "target": str(target.pid),
+        "pid": str(os.getpid()),
+        "dir": str(tmp_path),
+    }
+    try:
+        start = time.monotonic()
+        p = subprocess.Popen([str(exe), *(a.format(**fields) for a in args)], stdin=subprocess.DEVNULL)
+        assert p.wait(30) == 0, f"trigger {case} failed"
+        found: list[dict[str, Any]] = []
+        while time.monotonic() - start < 20 and not found:
+            time.sleep(0.2)
+            found = [
+                a
+                for a in read_jsonl(jsonl)
+                if want <= set(a["threat"]["technique"]["id"]) and _involves(a, p.pid)
+            ]
+        assert found, f"no alert with {sorted(want)} for pid {p.pid} within 20 s:\n{proc.tail(30)}"
+        print(f"{case}: {found[0]['rule']['id']} after {time.monotonic() - start:.2f}s")
+    finally:
+        target.kill()
+        target.wait()
+        shm.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "trigger", "want"),
+    [("gdb", "setregs", {"T1055.008"}), ("node", "vm_writev", {"T1055"}), ("java", "ptrace", {"T1055.008"})],
+)
+def test_injection_by_a_copy_named_like_an_exempt_tool(
+    up: tuple[UpProc, Path], tmp_path: Path, name: str, trigger: str, want: set[str]
+) -> None:
+    """The injection triggers run by a copy of the Python interpreter in a temp dir named gdb,
+    node or java: debuggers and JIT runtimes are exempt only as the packaged programs."""
+    proc, jsonl = up
+    tmp_path.chmod(0o755)
+    copy = tmp_path / name
+    shutil.copy(os.path.realpath(sys.executable), copy)
+    start = time.monotonic()
+    p = subprocess.Popen([str(copy), "-m", "tests.e2e.triggers", trigger], cwd=REPO)
+    assert p.wait(30) == 0, f"trigger {trigger} as {name} failed"
+    found: list[dict[str, Any]] = []
+    while time.monotonic() - start < 20 and not found:
+        time.sleep(0.2)
+        found = [
+            a
+            for a in read_jsonl(jsonl)
+            if want <= set(a["threat"]["technique"]["id"]) and _involves(a, p.pid)
+        ]
+    assert found, f"no alert with {sorted(want)} for {name} pid {p.pid} within 20 s:\n{proc.tail(30)}"
+    assert found[0]["process"]["executable"] == str(copy)
+    print(f"{trigger} as {name}: {found[0]['rule']['id']} after {time.monotonic() - start:.2f}s")
