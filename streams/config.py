@@ -22,7 +22,7 @@ class StreamOptions(BaseSettings):
     #: stream.take(): at most this many Kafka messages (each an EventBatch) per batch...
     take_max: int = Field(default=500, ge=1)
     #: ...or what arrived within this many seconds.
-    take_within_s: float = Field(default=0.02, gt=0)
+    take_within_s: float = Field(default=0.002, gt=0)
     grouping_window_s: float = Field(default=60.0, gt=0)
     #: Alerts one process raises for one trigger (a shared evidence event) within this many
     #: seconds (event time) are one incident listing every pattern; 0 turns merging off.
@@ -43,7 +43,7 @@ class StreamOptions(BaseSettings):
     #: Timer: expire window state and publish absence ("A not followed by B") alerts that came due.
     flush_interval_s: float = Field(default=1.0, gt=0)
     #: Fetch long-poll wait used with the local broker (Faust hard-codes 1500 ms; Tansu sleeps on it).
-    local_fetch_wait_ms: int = 20
+    local_fetch_wait_ms: int = 10
     #: Compression of what the worker produces (enriched batches, alerts): lz4, zstd, gzip,
     #: snappy or "" for none.
     producer_compression: str = "lz4"
