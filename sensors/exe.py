@@ -75,18 +75,25 @@ def script_run(filename: str, argv: list[str]) -> bool:
     return opt.startswith("-") and opt[1:].isalpha() and not _SCRIPT_OPT_DENY & set(opt[1:].lstrip("-"))
 
 
-def busybox_applet(argv: list[str]) -> str | None:
-    """The applet busybox runs for this argv (the kernel's copy, which busybox reads): the base
-    name of argv[0] (a login shell's leading ``-`` dropped), or of argv[1] when argv[0] names
-    busybox itself. ``execve("/bin/busybox", ["sh", ...])`` runs a shell whatever the comm."""
+def busybox_argv(argv: list[str]) -> list[str] | None:
+    """The argv the busybox applet sees, as busybox decides it from the kernel's copy: argv
+    itself, or argv[1:] when argv[0] names busybox (``busybox sh -c id``); None for busybox's
+    own options (``--list``, ``--install``) or no applet at all."""
     if not argv:
         return None
-    name = argv[0].rsplit("/", 1)[-1].removeprefix("-")
-    if name.startswith("busybox"):
-        if len(argv) < 2 or argv[1].startswith("--"):
-            return None  # busybox's own options (--list, --install), no applet
-        name = argv[1].rsplit("/", 1)[-1]
-    return name or None
+    if argv[0].rsplit("/", 1)[-1].removeprefix("-").startswith("busybox"):
+        argv = argv[1:]
+        if not argv or argv[0].startswith("--"):
+            return None
+    return argv
+
+
+def busybox_applet(argv: list[str]) -> str | None:
+    """The applet busybox runs for this argv: the base name of the applet's argv[0] (a login
+    shell's leading ``-`` dropped). ``execve("/bin/busybox", ["sh", ...])`` runs a shell
+    whatever the comm."""
+    own = busybox_argv(argv)
+    return (own[0].rsplit("/", 1)[-1].removeprefix("-") or None) if own else None
 
 
 def proc_exe(base: Path) -> str | None:

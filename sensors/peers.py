@@ -25,7 +25,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-from sensors.exe import busybox_applet
+from sensors.exe import busybox_applet, busybox_argv
 from sensors.proctable import ProcTable
 
 #: programs whose stdio peers are looked up (a cost filter, not a verdict: patterns decide)
@@ -65,12 +65,10 @@ def reads_program_from_stdin(exe_name: str, argv: list[str]) -> bool:
     (``sh``, ``sh -s``, ``bash -i``, ``python3 -``, ``perl``) rather than from a script
     file or the command line (``sh -c ...``, ``bash -e script.sh``, ``python3 app.py``)."""
     if exe_name == "busybox":  # it runs the applet argv names: `busybox sh` reads stdin, `cat` no program
-        applet = busybox_applet(argv)
-        if applet is None or applet.startswith("busybox") or not SHELLS_AND_INTERPRETERS.match(applet):
+        applet, own = busybox_applet(argv), busybox_argv(argv)
+        if applet is None or own is None or applet == "busybox" or not SHELLS_AND_INTERPRETERS.match(applet):
             return False
-        if argv[0].rsplit("/", 1)[-1].removeprefix("-").startswith("busybox"):
-            argv = argv[1:]
-        exe_name = applet
+        exe_name, argv = applet, own
     kind = re.sub(r"[0-9.]+$", "", exe_name)
     code_opts = _CODE_OPTS.get("node" if kind == "nodejs" else kind, set())
     arg_opts = _PY_ARG_OPTS if kind == "python" else _SHELL_ARG_OPTS

@@ -60,6 +60,7 @@ def test_exec_exe_prefers_the_kernel_path() -> None:
         (["busybox.static", "wget", "x"], "wget"),
         (["busybox", "--list"], None),
         (["busybox"], None),
+        (["busybox", "--install", "-s"], None),
         ([], None),
     ],
 )

@@ -111,6 +111,7 @@ def test_reads_program_from_stdin() -> None:
         ("busybox", ["busybox", "sh", "-c", "id"]),
         ("busybox", ["busybox", "sh", "/tmp/s.sh"]),
         ("busybox", ["busybox"]),
+        ("busybox", ["busybox", "busybox"]),  # busybox's help, no program
     ]
     assert all(reads_program_from_stdin(e, a) for e, a in yes)
     assert not any(reads_program_from_stdin(e, a) for e, a in no)
