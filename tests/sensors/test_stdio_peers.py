@@ -320,7 +320,9 @@ def test_ci_runner_shape_stays_quiet(collector: Collector, tmp_path: Path) -> No
     """A connected runner that runs a job step from a script file with piped stdio (GitHub,
     Jenkins, Buildkite agents) and `... | sh` with a local producer: no alert at warning+."""
     step = tmp_path / "step.sh"
-    step.write_text("echo building; cat /etc/hostname | sh -c 'wc -l' >/dev/null; echo done\n")
+    # A job step lasts: the runner holds bash's stdin pipe while the sensor, which names pipe
+    # peers at decode time from /proc, looks (a 10 ms step could be gone first on a busy node).
+    step.write_text("echo building; sleep 1; cat /etc/hostname | sh -c 'wc -l' >/dev/null; echo done\n")
     srv, port = _listener()
     got: list[bytes] = []
     t = _operator(srv, b"", got)
