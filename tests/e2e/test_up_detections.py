@@ -82,12 +82,10 @@ def _trigger(name: str) -> int:
     return p.pid
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_detection_alerts_within_seconds(up: tuple[UpProc, Path], case: str) -> None:
+def _await_alert(up: tuple[UpProc, Path], want: set[str], pid: int, start: float) -> dict[str, Any]:
+    """The first alert in the JSONL with every technique of ``want`` that involves ``pid``,
+    waited for until 20 s after ``start``."""
     proc, jsonl = up
-    want = CASES[case]
-    start = time.monotonic()
-    pid = _trigger(case)
     found: list[dict[str, Any]] = []
     while time.monotonic() - start < 20 and not found:
         time.sleep(0.2)
@@ -95,8 +93,17 @@ def test_detection_alerts_within_seconds(up: tuple[UpProc, Path], case: str) -> 
             a for a in read_jsonl(jsonl) if want <= set(a["threat"]["technique"]["id"]) and _involves(a, pid)
         ]
     assert found, f"no alert with {sorted(want)} for pid {pid} within 20 s:\n{proc.tail(30)}"
+    return found[0]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_detection_alerts_within_seconds(up: tuple[UpProc, Path], case: str) -> None:
+    proc, _ = up
+    want = CASES[case]
+    start = time.monotonic()
+    pid = _trigger(case)
+    alert = _await_alert(up, want, pid, start)
     took = time.monotonic() - start
-    alert = found[0]
     # The alert fields every sink relies on.
     assert alert["id"] and alert["@timestamp"]
     assert alert["rule"]["id"].startswith("MT-") and alert["rule"]["name"] and alert["rule"]["severity"]
@@ -147,8 +154,9 @@ def test_memfd_exec_is_one_incident_with_every_pattern(up: tuple[UpProc, Path]) 
 # ``memtrail up`` with its default filters. Each trigger runs from a copy with a name of its
 # own, so one variant's alert is not grouped into another's (grouping keys on the executable).
 EVASIVE: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
-    # name: (C program, its arguments ({shm}: a copy of /bin/true in /dev/shm, {link}: a symlink
-    #        to it in a temp dir, {target}: a running process), techniques)
+    # name: (C program, its arguments, techniques). Placeholders: {shm_name} a copy of /bin/true
+    # in /dev/shm, {link} a symlink to it in a temp dir, {target} a running process, {pid} this
+    # test's pid, {dir} the temp dir (holding k -> /bin/sh).
     "shadow_chdir_relative": ("paths", ("chdir-open", "/etc", "shadow"), {"T1003.008"}),
     "shadow_respelled": ("paths", ("open", "//etc/./shadow"), {"T1003.008"}),
     "shm_exec_after_cd": ("paths", ("chdir-exec", "/dev/shm", "./{shm_name}"), {"T1059.004"}),
@@ -171,7 +179,6 @@ EVASIVE: dict[str, tuple[str, tuple[str, ...], set[str]]] = {
 def test_evasive_variant_alerts(up: tuple[UpProc, Path], case: str, tmp_path: Path) -> None:
     from tests.sensors.cbuild import build
 
-    proc, jsonl = up
     program, args, want = EVASIVE[case]
     tmp_path.chmod(0o755)
     # the service-shell case: the trigger is the service (a copy named consul) starting ./k -> sh
@@ -194,16 +201,8 @@ def test_evasive_variant_alerts(up: tuple[UpProc, Path], case: str, tmp_path: Pa
         start = time.monotonic()
         p = subprocess.Popen([str(exe), *(a.format(**fields) for a in args)], stdin=subprocess.DEVNULL)
         assert p.wait(30) == 0, f"trigger {case} failed"
-        found: list[dict[str, Any]] = []
-        while time.monotonic() - start < 20 and not found:
-            time.sleep(0.2)
-            found = [
-                a
-                for a in read_jsonl(jsonl)
-                if want <= set(a["threat"]["technique"]["id"]) and _involves(a, p.pid)
-            ]
-        assert found, f"no alert with {sorted(want)} for pid {p.pid} within 20 s:\n{proc.tail(30)}"
-        print(f"{case}: {found[0]['rule']['id']} after {time.monotonic() - start:.2f}s")
+        alert = _await_alert(up, want, p.pid, start)
+        print(f"{case}: {alert['rule']['id']} after {time.monotonic() - start:.2f}s")
     finally:
         target.kill()
         target.wait()
@@ -219,21 +218,12 @@ def test_injection_by_a_copy_named_like_an_exempt_tool(
 ) -> None:
     """The injection triggers run by a copy of the Python interpreter in a temp dir named gdb,
     node or java: debuggers and JIT runtimes are exempt only as the packaged programs."""
-    proc, jsonl = up
     tmp_path.chmod(0o755)
     copy = tmp_path / name
     shutil.copy(os.path.realpath(sys.executable), copy)
     start = time.monotonic()
     p = subprocess.Popen([str(copy), "-m", "tests.e2e.triggers", trigger], cwd=REPO)
     assert p.wait(30) == 0, f"trigger {trigger} as {name} failed"
-    found: list[dict[str, Any]] = []
-    while time.monotonic() - start < 20 and not found:
-        time.sleep(0.2)
-        found = [
-            a
-            for a in read_jsonl(jsonl)
-            if want <= set(a["threat"]["technique"]["id"]) and _involves(a, p.pid)
-        ]
-    assert found, f"no alert with {sorted(want)} for {name} pid {p.pid} within 20 s:\n{proc.tail(30)}"
-    assert found[0]["process"]["executable"] == str(copy)
-    print(f"{trigger} as {name}: {found[0]['rule']['id']} after {time.monotonic() - start:.2f}s")
+    alert = _await_alert(up, want, p.pid, start)
+    assert alert["process"]["executable"] == str(copy)
+    print(f"{trigger} as {name}: {alert['rule']['id']} after {time.monotonic() - start:.2f}s")
