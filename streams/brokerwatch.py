@@ -69,7 +69,7 @@ class BrokerWatch(Background):
         interval_s: float = 1.0,
         timeout_s: float = 3.0,
         on_lost: Callable[[], None] | None = None,
-        before_exec: Callable[[], object] | None = None,
+        before_exec: Callable[[], bool] | None = None,
     ) -> None:
         super().__init__("broker-watch")
         self.settings = settings
@@ -156,16 +156,13 @@ class BrokerWatch(Background):
         if self.before_exec is not None:
             t0 = time.monotonic()
             try:
-                left = self.before_exec()
+                left, why = self.before_exec(), "no running consumer, or not stopped in time"
             except Exception as exc:  # the group then expires the old member by itself
-                left = exc
-            took = time.monotonic() - t0
-            if left is False or isinstance(left, Exception):
-                log.warning(
-                    "consumer did not leave its group (%s, %.1fs): the next join waits for it", left, took
-                )
+                left, why = False, str(exc)
+            if left:
+                log.warning("consumer left its group in %.1fs; restarting", time.monotonic() - t0)
             else:
-                log.warning("consumer left its group in %.1fs; restarting", took)
+                log.warning("consumer did not leave its group (%s): the next join waits for it", why)
         logging.shutdown()
         argv = list(getattr(sys, "orig_argv", None) or [sys.executable, *sys.argv])
         os.execv(sys.executable, [sys.executable, *argv[1:]])

@@ -100,3 +100,22 @@ async def test_audit_agent_dead_letters_a_bad_event(worker: Any) -> None:
     reasons = [DeadLetter.model_validate(orjson.loads(v)).reason for _, v in of(sent, topics.deadletter)]
     assert [r.split(":")[0] for r in reasons] == ["not JSON", "event field 'ts_ns' missing"]
     assert of(sent, topics.alerts) == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "session", "heartbeat"), [(None, 60.0, 3.0), (10.0, 10.0, 1.67), (120.0, 120.0, 20.0)]
+)
+def test_session_timeout_setting_reaches_the_consumer_group(
+    monkeypatch: pytest.MonkeyPatch, setting: float | None, session: float, heartbeat: float
+) -> None:
+    """``MEMTRAIL_STREAM_SESSION_TIMEOUT_S`` bounds how long a member that could not leave holds
+    the next join: it must reach Faust's group settings (unset: Faust's defaults)."""
+    monkeypatch.delenv("MEMTRAIL_STREAM_SESSION_TIMEOUT_S", raising=False)
+    if setting is not None:
+        monkeypatch.setenv("MEMTRAIL_STREAM_SESSION_TIMEOUT_S", str(setting))
+    settings = Settings(kafka=KafkaSettings(bootstrap="127.0.0.1:1", partitions=1))
+    opts = StreamOptions(container_join="reader", replay=False)
+    assert opts.session_timeout_s == setting
+    app, _ = build_app(settings, opts, ContainedCorrelator(default_engine_factory(settings.patterns_dirs)))
+    assert app.conf.broker_session_timeout == session
+    assert app.conf.broker_heartbeat_interval == pytest.approx(heartbeat, abs=0.01)

@@ -231,7 +231,10 @@ def test_stdlib_json_corpus_round_trip_sanity() -> None:
 
 def test_broker_back_without_its_logs_stays_not_ready_until_the_restart() -> None:
     """The watch probe on a broker that answers but lost a topic: the worker does not report
-    ready in the seconds before it re-executes itself (a sender would think it was consuming)."""
+    ready in the seconds before it re-executes itself (a sender would think it was consuming).
+
+    The consumer is a stand-in answering metadata (the gap lasts a few seconds and is hard to
+    hit on purpose); ``test_broker_loss.py`` runs the same path against a real Tansu."""
     from types import SimpleNamespace
 
     from streams.brokerwatch import BrokerWatch
