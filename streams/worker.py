@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import gc
 import importlib
 import logging
 
+from memtrail.core.heap import settle_heap
 from memtrail.core.kafka import check_reachable, ensure_topics
 from memtrail.core.metrics import serve_metrics
 from memtrail.core.settings import Settings
@@ -47,10 +47,7 @@ def run_worker(settings: Settings, opts: StreamOptions, engine_factory: EngineFa
     # Faust's terminal spinner sets the root logger to DEBUG so that it spins on every record:
     # each produced message then builds a debug LogRecord (~44k per 200k events measured).
     worker.spinner = None
-    # Every batch allocates thousands of short-lived dicts without cycles: the default GC
-    # thresholds made decoding 2-4x slower here (docs/stream.md). Collect far less often.
-    gc.freeze()
-    gc.set_threshold(200_000, 50, 1000)
+    settle_heap()
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

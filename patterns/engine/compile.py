@@ -88,6 +88,10 @@ class Trigger:
     #: ``pred`` for events the index routed here (``conditions.fast_predicate`` as generated
     #: code, see ``predcode``)
     fast: Callable[[Mapping[str, Any]], bool]
+    #: the pattern id when the trigger only advances open matches (a later step of a
+    #: sequence, an absence's "then"): with none open it cannot do anything, so the engine
+    #: skips its predicate
+    waits_on: str | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -245,7 +249,8 @@ def compile_pattern(
     for s in steps:
         # the index reaches a trigger with a syscall hint only through events of those syscalls
         parts = fast_parts(s.cond, drop_syscall=bool(s.cond.hints.exact.get("syscall")))
-        trig = Trigger(cp, s.index, s.cond.fn, s.cond.hints, s.cond.fn)
+        waits = cp.id if s.index and cp.kind in ("sequence", "absence") else None
+        trig = Trigger(cp, s.index, s.cond.fn, s.cond.hints, s.cond.fn, waits)
         object.__setattr__(trig, "fast", _compile_on_first_use(trig, parts))
         cp.triggers.append(trig)
     return cp

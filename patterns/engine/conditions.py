@@ -51,6 +51,26 @@ class Hints:
     #: the hints of the branches of an ``any`` of which one must hold: an index may place a
     #: trigger under a key of every branch when no single key covers them all
     alts: tuple[Hints, ...] = ()
+    #: fields that must be present (``exists: true``) beyond those the facts above name
+    present: frozenset[str] = frozenset()
+    #: the branches of every ``any`` of a conjunction (``alts`` is the first): the index
+    #: may split on whichever is the most selective
+    any_groups: tuple[tuple[Hints, ...], ...] = ()
+
+    def required(self) -> frozenset[str]:
+        """Fields whose absence (a None value) makes the condition false: an exact value set
+        without None, a prefix, a regex, a flag or ``exists: true`` on them."""
+        exact = (f for f, vals in self.exact.items() if None not in vals)
+        return self.present.union(exact, self.prefix, self.regex, self.flags)
+
+    def presence_options(self) -> tuple[frozenset[str], ...]:
+        """Sets of fields of which one must be wholly present: ``required()``, with each
+        branch's own of an ``any`` (a long list of branches gives up on them)."""
+        base = self.required()
+        if not self.alts:
+            return (base,)
+        opts = [base | o for a in self.alts for o in a.presence_options()]
+        return tuple(dict.fromkeys(opts)) if len(opts) <= 16 else (base,)
 
     def merge_and(self, other: Hints) -> None:
         for f, vals in other.exact.items():
@@ -64,6 +84,8 @@ class Hints:
                 self.flags[f] = fl
         if not self.alts:
             self.alts = other.alts
+        self.any_groups += other.any_groups
+        self.present |= other.present
 
 
 @dataclass
@@ -237,7 +259,7 @@ def _op_endswith(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
     return Compiled(
         _any_str(get, lambda v: v.endswith(t)),
         ("endswith", fpath, tuple(sorted(t))),
-        Hints(),
+        Hints(present=frozenset([fpath])),
         leaf=("endswith", fpath, t),
     )
 
@@ -253,7 +275,7 @@ def _op_contains(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
             return any(x in v for x in t) or any(isinstance(y, str) and any(x in y for x in t) for y in v)
         return False
 
-    return Compiled(fn, ("contains", fpath, tuple(sorted(t))), Hints())
+    return Compiled(fn, ("contains", fpath, tuple(sorted(t))), Hints(present=frozenset([fpath])))
 
 
 def _op_icontains(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
@@ -262,7 +284,7 @@ def _op_icontains(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
     return Compiled(
         _any_str(get, lambda v: any(x in v.lower() for x in tl)),
         ("icontains", fpath, tuple(sorted(t))),
-        Hints(),
+        Hints(present=frozenset([fpath])),
     )
 
 
@@ -276,7 +298,9 @@ def _compile_rx(op: str, t: tuple[str, ...], where: str) -> regex.Regex:
 def _op_glob(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
     t = _as_tuple_of_str(value, where, "glob")
     return Compiled(
-        _any_str(get, _compile_rx("glob", t, where).search), ("glob", fpath, tuple(sorted(t))), Hints()
+        _any_str(get, _compile_rx("glob", t, where).search),
+        ("glob", fpath, tuple(sorted(t))),
+        Hints(present=frozenset([fpath])),
     )
 
 
@@ -292,7 +316,9 @@ def _op_not_regex(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
     t = _as_tuple_of_str(value, where, "not_regex")
     nrx = _compile_rx("not_regex", t, where)
     return Compiled(
-        _any_str(get, lambda v: not nrx.search(v)), ("not_regex", fpath, tuple(sorted(t))), Hints()
+        _any_str(get, lambda v: not nrx.search(v)),
+        ("not_regex", fpath, tuple(sorted(t))),
+        Hints(present=frozenset([fpath])),
     )
 
 
@@ -319,7 +345,7 @@ def _op_compare(op: str) -> Callable[[str, Getter, Any, str], Compiled]:
             v = _num(raw)
             return v is not None and cmp(v, n)
 
-        return Compiled(fn, (op, fpath, n), Hints(), leaf=(op, fpath, n))
+        return Compiled(fn, (op, fpath, n), Hints(present=frozenset([fpath])), leaf=(op, fpath, n))
 
     return build
 
@@ -375,8 +401,9 @@ def _op_exists(fpath: str, get: Getter, value: Any, where: str) -> Compiled:
     if not isinstance(value, bool):
         raise ConditionError(where, "'exists' needs true or false")
     present = _not(lambda e: get(e) in (None, [], ""))
+    hints = Hints(present=frozenset([fpath])) if value else Hints()
     return Compiled(
-        present if value else _not(present), ("exists", fpath, value), Hints(), leaf=("exists", fpath, value)
+        present if value else _not(present), ("exists", fpath, value), hints, leaf=("exists", fpath, value)
     )
 
 
@@ -550,6 +577,8 @@ def _or(parts: list[Compiled]) -> Compiled:
     for f in fpcommon:
         hints.flags[f] = frozenset().union(*(p.hints.flags[f] for p in parts))
     hints.alts = tuple(p.hints for p in parts)
+    hints.any_groups = (hints.alts,)
+    hints.present = frozenset.intersection(*(p.hints.required() for p in parts))
     canon = ("or", tuple(sorted({p.canon for p in parts}, key=repr)))
     leaf = ("or", "", tuple(parts))
     if len(fns) == 2:

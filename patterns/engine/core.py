@@ -22,6 +22,8 @@ from patterns.engine.loader import snapshot
 from patterns.engine.state import MatchState
 from schemas.alerts import Alert
 
+_NUMBER = (int, float)
+
 
 class PatternEngine:
     """Implements ``patterns.engine.api.Engine``."""
@@ -45,6 +47,7 @@ class PatternEngine:
         for cp in patterns:
             self._patterns[cp.id] = cp
         self._match = MatchState(self._emit, self._patterns.get)
+        self._deadlines = self._match.deadlines
         self._ready: list[Alert] = []
         self._clock = 0.0
         self.suppressed = 0  # matches dropped by exceptions/allow-lists
@@ -60,6 +63,7 @@ class PatternEngine:
     def _use_index(self, index: TriggerIndex) -> None:
         self._index = index
         self._unique = index.unique_candidates
+        self._unique_by_sc, self._unique_other = index.unique_by_syscall()
         self.longest_window_s = index.longest_window_s
 
     def candidates(self, event: Mapping[str, Any]) -> list[Trigger]:
@@ -85,15 +89,23 @@ class PatternEngine:
             alerts.extend(self._ready)
             self._ready.clear()
         t = event.get("time")
-        if isinstance(t, int | float):
+        if t.__class__ is float or isinstance(t, _NUMBER):
             if t > self._clock:
                 self._clock = float(t)
-            due = self._match.next_deadline()
-            if due is not None and due < self._clock:
+            due = self._deadlines
+            if due and due[0][0] < self._clock:
                 alerts.extend(self._match.fire_deadlines(self._clock))
         # One event never both starts and completes a sequence (partials remember their last
         # event), so the order of candidates does not matter; duplicates are dropped.
-        for trig in self._unique(event):
+        open_matches = self._match.open_tables
+        try:
+            unique = self._unique_by_sc.get(event.get("syscall"), self._unique_other)
+        except TypeError:  # an unhashable syscall value
+            unique = self._unique_other
+        for trig in unique(event):
+            waits = trig.waits_on
+            if waits is not None and not open_matches.get(waits):
+                continue  # a later step with no open match of its pattern anywhere
             try:
                 hit = trig.fast(event)
             except Exception:  # a condition must never take the worker down

@@ -14,8 +14,8 @@ from typing import Any
 
 from patterns.engine.compile import CompiledPattern, Trigger
 from patterns.engine.conditions import Hints
-from patterns.engine.fields import compile_getter
-from patterns.engine.plancode import Candidates, compile_candidates, flag_gates
+from patterns.engine.fields import VIRTUAL, compile_getter, resolve
+from patterns.engine.plancode import Candidates, compile_candidates, gates_of
 from patterns.engine.regex import Regex, RegexError
 
 #: fields an event is indexed on beyond ``syscall``, most selective first
@@ -209,6 +209,19 @@ class TriggerIndex:
     @staticmethod
     def _make_plan(b: _Bucket, getters: dict[str, Any]) -> _Plan:
         names = list(dict.fromkeys([*b.exact, *b.flags, *b.prefix, *b.regex]))
+        # Triggers reached without a selective key (tried on every event of the syscall, or
+        # found by a broad prefix or regex) are gated on the fields they need (LD_PRELOAD
+        # set, an exec of a descriptor): those fields are read for that alone, and only
+        # whether they are there enters the memo key. Computed fields are read for the
+        # triggers without any key only: most are there on every event (``exe.name``).
+        broad = [(t, True) for t in b.rest]
+        broad += [(t, False) for items in (*b.prefix.values(), *b.regex.values()) for _, t in items]
+        for t, any_field in broad:
+            for o in t.hints.presence_options():
+                for f in sorted(o - LOW_SELECTIVITY - {"syscall"}):
+                    if f not in names and (any_field or resolve(f) not in VIRTUAL):
+                        names.append(f)
+                        getters.setdefault(f, compile_getter(f))
         plan = _Plan(
             fields=[
                 (
@@ -223,7 +236,7 @@ class TriggerIndex:
             rest=list(b.rest),
             names=names,
         )
-        gates = flag_gates(names, TriggerIndex._triggers_of(b))
+        gates = gates_of(names, TriggerIndex._triggers_of(b))
         plan.fn, plan.unique, _ = compile_candidates(plan.names, plan.fields, plan.rest, gates)
         return plan
 
@@ -264,6 +277,11 @@ class TriggerIndex:
             for a in h.alts:
                 cls._place(b, trig, getters, a)
             return
+        group = cls._narrower_group(h, key)
+        if group is not None:
+            for a in group:
+                cls._place(b, trig, getters, a)
+            return
         if key is None:
             if trig not in b.rest:
                 b.rest.append(trig)
@@ -282,6 +300,29 @@ class TriggerIndex:
             b.prefix.setdefault(f, []).append((h.prefix[f], trig))
         else:
             b.regex.setdefault(f, []).append((h.regex[f], trig))
+
+    @classmethod
+    def _exact_width(cls, h: Hints) -> int | None:
+        """How many values the exact key of a condition admits (None: not an exact key)."""
+        key = cls._key_for(h)
+        if key is None or key[0] != "exact" or key[1] in LOW_SELECTIVITY:
+            return None
+        return len(h.exact[key[1]])
+
+    @classmethod
+    def _narrower_group(cls, h: Hints, key: tuple[str, str] | None) -> tuple[Hints, ...] | None:
+        """An ``any`` of the conjunction whose branches all have exact keys admitting fewer
+        values together than the conjunction's own exact key (a shell started by one named
+        service: the service's name, in exe or comm, beats the list of shells)."""
+        if key is None or key[0] != "exact" or len(h.any_groups) < 2:
+            return None
+        best, width = None, len(h.exact[key[1]])
+        for group in h.any_groups:
+            widths = [cls._exact_width(a) for a in group]
+            known = [w for w in widths if w is not None]
+            if len(known) == len(widths) and sum(known) < width:
+                best, width = group, sum(known)
+        return best
 
     @classmethod
     def _indexable(cls, h: Hints) -> bool:
@@ -309,6 +350,13 @@ class TriggerIndex:
         except TypeError:  # an unhashable syscall value
             plan = self._plan_any
         return plan.unique(event)  # type: ignore[misc]
+
+    def unique_by_syscall(self) -> tuple[dict[Any, Candidates], Candidates]:
+        """``unique_candidates`` per syscall, and for any other: the engine calls these
+        directly (one call less per event)."""
+        by_sc = {s: p.unique for s, p in self._plan.items() if s is not None and p.unique is not None}
+        assert self._plan_any.unique is not None
+        return by_sc, self._plan_any.unique
 
     def candidates_generic(self, event: Mapping[str, Any]) -> list[Trigger]:
         """``candidates`` by walking the plan's description: the reference the generated
@@ -347,7 +395,7 @@ class TriggerIndex:
                                 out.extend(hit)
                         if pidx is not None:
                             pidx.lookup(x, out)
-                    elif tbl is not None and isinstance(x, int):
+                    elif tbl is not None and isinstance(x, (int, float)):
                         hit = tbl.get(x)
                         if hit:
                             out.extend(hit)

@@ -49,7 +49,7 @@ def _list_probe(v: list[Any], tbl: Any, ftbl: Any, pidx: Any, rgroup: Any, out: 
                     out.extend(hit)
             if pidx is not None:
                 pidx.lookup(x, out)
-        elif tbl is not None and isinstance(x, int):
+        elif tbl is not None and isinstance(x, (int, float)):
             hit = tbl.get(x)
             if hit:
                 out.extend(hit)
@@ -146,31 +146,31 @@ def _probe(w: _Writer, i: int, tbl: Any, ftbl: Any, pidx: Any, rgroup: Any) -> N
 
 #: distinct value combinations whose unique candidates a plan remembers
 MEMO_SIZE = 4096
-_LIST = object()  # marks a list value in a memo key (a tuple value is not a list)
+#: marks a list value in a memo key (a tuple value is not a list); its elements follow as
+#: they are: they are probed as they are (strings, numbers) or not at all, so equal tuples
+#: probe alike, and an unhashable element makes the key unusable (not remembered)
+_LIST = object()
 
 
-def _list_key(v: list[Any]) -> Any:
-    """A list of strings (flags, argv) as a memo key part; any other list is not
-    remembered (an unhashable list makes the key unusable)."""
-    for x in v:
-        if x.__class__ is not str:
-            return []
-    return (_LIST, *v)
+Gate = tuple[tuple[tuple[int, frozenset[str]], ...], tuple[tuple[int, ...], ...]]
 
 
-def flag_gates(
-    names: Sequence[str], triggers: Iterable[Any]
-) -> dict[Any, tuple[tuple[int, frozenset[str]], ...]]:
-    """Per trigger, the flag facts its whole condition requires (``hints.flags``: at least
-    one of these flags) on fields the plan reads anyway: a trigger the index reached by
-    another key (a broad path prefix such as ``/etc/``) is dropped when its flags cannot
-    hold (a read-only open for a pattern about writes)."""
+def gates_of(names: Sequence[str], triggers: Iterable[Any]) -> dict[Any, Gate]:
+    """Per trigger, the facts its whole condition requires on fields the plan reads: the
+    flags of ``hints.flags`` (at least one of each field's), and the fields of one of
+    ``hints.presence_options()`` not None. A trigger the index reached by another key (a
+    broad path prefix such as ``/etc/``, or no key at all) is dropped when they cannot hold:
+    a read-only open for a pattern about writes, an exec without LD_PRELOAD for a pattern
+    about its value. A field the plan does not read counts as possibly there."""
     pos = {n: i for i, n in enumerate(names)}
-    gates: dict[Any, tuple[tuple[int, frozenset[str]], ...]] = {}
+    gates: dict[Any, Gate] = {}
     for t in triggers:
-        g = tuple((pos[f], fs) for f, fs in t.hints.flags.items() if f in pos and fs)
-        if g:
-            gates[t] = g
+        flags = tuple((pos[f], fs) for f, fs in t.hints.flags.items() if f in pos and fs)
+        options = tuple(tuple(sorted(pos[f] for f in o if f in pos)) for o in t.hints.presence_options())
+        if any(not o for o in options):
+            options = ()
+        if flags or options:
+            gates[t] = (flags, options)
     return gates
 
 
@@ -187,21 +187,43 @@ def _flags_may_hold(v: Any, fs: frozenset[str]) -> bool:
     return False
 
 
+def _gate_test(gate: Gate, ns: dict[str, Any]) -> str:
+    """A gate as one Python expression on the values tuple ``vals`` (constants put in ``ns``)."""
+    flags, options = gate
+    terms = []
+    for j, fs in flags:
+        name = f"FS{len(ns)}"
+        ns[name] = fs
+        terms.append(f"_flags_may_hold(vals[{j}], {name})")
+    if options:
+        alts = [" and ".join(f"vals[{j}] is not None" for j in o) for o in options]
+        terms.append("(" + " or ".join(f"({a})" for a in alts) + ")")
+    return " and ".join(terms)
+
+
+def compile_gates(gates: dict[Any, Gate]) -> dict[Any, Callable[[tuple[Any, ...]], bool]]:
+    """Each trigger's gate as one function of the plan's values (generated: it runs on every
+    memo miss, once per candidate)."""
+    ns: dict[str, Any] = {"_flags_may_hold": _flags_may_hold}
+    names = {}
+    lines = []
+    for n, (t, g) in enumerate(gates.items()):
+        lines.append(f"def gate{n}(vals):\n    return {_gate_test(g, ns)}\n")
+        names[t] = f"gate{n}"
+    exec(compile("".join(lines), "<trigger-index gates>", "exec"), ns)  # our own generated source
+    return {t: ns[name] for t, name in names.items()}
+
+
 def _gate(hit: tuple[Any, ...], gates: dict[Any, Any], vals: tuple[Any, ...]) -> tuple[Any, ...]:
-    out = []
-    for t in hit:
-        g = gates.get(t)
-        if g is not None and not all(_flags_may_hold(vals[j], fs) for j, fs in g):
-            continue
-        out.append(t)
-    return tuple(out) if len(out) != len(hit) else hit
+    out = tuple(t for t in hit if (g := gates.get(t)) is None or g(vals))
+    return out if len(out) != len(hit) else hit
 
 
 def compile_candidates(
     names: Sequence[str],
     probes: Sequence[tuple[Any, Any, Any, Any, Any]],
     rest: list[Any],
-    gates: dict[Any, tuple[tuple[int, frozenset[str]], ...]] | None = None,
+    gates: dict[Any, Gate] | None = None,
 ) -> tuple[Candidates, Candidates, str]:
     """The candidates functions of one plan (and their source, for tests and debugging):
     ``probes[i]`` is ``(getter, exact table, flag table, prefix index, regex group)`` of
@@ -209,18 +231,18 @@ def compile_candidates(
 
     ``candidates(e)`` is the list the generic walk makes (duplicates included);
     ``unique(e)`` the same without duplicates (first occurrences, in order) as a tuple,
-    less the triggers whose required flags (``gates``, see ``flag_gates``) cannot hold,
+    less the triggers whose required facts (``gates``, see ``gates_of``) cannot hold,
     remembered per combination of the fields' values: the probes depend on nothing else,
     and the same file opened by the same program recurs all the time."""
     memo: dict[Any, tuple[Any, ...]] = {}
     ns: dict[str, Any] = {
         "_list_probe": _list_probe,
-        "_list_key": _list_key,
+        "_LIST": _LIST,
         "REST": tuple(rest),
         "MEMO": memo,
         "MEMO_SIZE": MEMO_SIZE,
         "_gate": _gate,
-        "GATES": gates or {},
+        "GATES": compile_gates(gates) if gates else {},
     }
     root = _Node()
     for i, (name, (get, tbl, ftbl, pidx, rgroup)) in enumerate(zip(names, probes, strict=True)):
@@ -242,6 +264,8 @@ def compile_candidates(
     w.line(0, f"def probe({vs}):")
     w.line(1, "out = list(REST)")
     for i, (_, tbl, ftbl, pidx, rgroup) in enumerate(probes):
+        if tbl is None and ftbl is None and pidx is None and rgroup is None:
+            continue  # a field read only for the gates (and the memo key)
         _probe(w, i, tbl, ftbl, pidx, rgroup)
     w.line(1, "return out")
     for name in ("candidates", "unique"):
@@ -253,7 +277,12 @@ def compile_candidates(
         if name == "candidates":
             w.line(1, f"return probe({vs})")
             continue
-        keys = ", ".join(f"_list_key(v{i}) if v{i}.__class__ is list else v{i}" for i in range(len(names)))
+        keys = ", ".join(
+            f"v{i} is None"  # read for the gates only: whether it is there is all that counts
+            if all(x is None for x in probes[i][1:])
+            else f"(_LIST, *v{i}) if v{i}.__class__ is list else v{i}"
+            for i in range(len(names))
+        )
         w.line(1, f"k = ({keys},)" if names else "k = ()")
         w.line(1, "try:")
         w.line(2, "hit = MEMO.get(k)")

@@ -30,6 +30,23 @@ class _Partial:
 
 
 @dataclass
+class _Window:
+    """A threshold's events within its window, and how often each distinct value (its
+    ``repr``) occurs among them: counted as events come and go, not recounted per event."""
+
+    q: deque[tuple[float, Mapping[str, Any], str | None]]
+    seen: dict[str | None, int]
+
+    def drop_first(self) -> None:
+        dv = self.q.popleft()[2]
+        n = self.seen.get(dv, 0) - 1
+        if n > 0:
+            self.seen[dv] = n
+        else:
+            self.seen.pop(dv, None)
+
+
+@dataclass
 class _Pending:
     deadline: float
     vars: dict[str, Any]
@@ -99,20 +116,23 @@ class MatchState:
         self._emit = emit
         self._lookup = lookup
         self._state: dict[str, OrderedDict[tuple[Any, ...], Any]] = {}
-        self._deadlines: list[tuple[float, int, str, tuple[Any, ...], _Pending]] = []
+        #: the per-pattern tables, for the engine's "anything open?" test before a predicate
+        self.open_tables = self._state
+        #: pending absences as a heap on their deadline (the engine peeks at the first)
+        self.deadlines: list[tuple[float, int, str, tuple[Any, ...], _Pending]] = []
         self._seq = 0
 
     def drop(self, pattern_id: str) -> None:
         self._state.pop(pattern_id, None)
 
     def keep_only(self, keep: dict[str, OrderedDict[tuple[Any, ...], Any]]) -> None:
-        self._state = keep
+        self._state = self.open_tables = keep
 
     def tables(self) -> dict[str, OrderedDict[tuple[Any, ...], Any]]:
         return self._state
 
     def next_deadline(self) -> float | None:
-        return self._deadlines[0][0] if self._deadlines else None
+        return self.deadlines[0][0] if self.deadlines else None
 
     def _table(self, cp: CompiledPattern) -> OrderedDict[tuple[Any, ...], Any]:
         t = self._state.get(cp.id)
@@ -169,22 +189,26 @@ class MatchState:
     def threshold(self, cp: CompiledPattern, e: Mapping[str, Any], t: float) -> list[Alert]:
         table = self._table(cp)
         key = store_key(cp.key, e)
-        q = table.get(key)
-        if q is None:
-            q = deque()
-        dv = cp.distinct(e) if cp.distinct else None
-        q.append((t, e, repr(dv)))
+        w = table.get(key)
+        if w is None:
+            w = _Window(deque(), {})
+        q, seen = w.q, w.seen
+        dv = repr(cp.distinct(e)) if cp.distinct else None
+        q.append((t, e, dv))
+        seen[dv] = seen.get(dv, 0) + 1
         horizon = t - cp.window
         while q and q[0][0] < horizon:
-            q.popleft()
-        while len(q) > max(cp.count, MAX_EVIDENCE) * 4:
-            q.popleft()
-        self._bounded_put(table, key, q)
-        n = len({x[2] for x in q}) if cp.distinct else len(q)
+            w.drop_first()
+        cap = max(cp.count, MAX_EVIDENCE) * 4
+        while len(q) > cap:
+            w.drop_first()
+        self._bounded_put(table, key, w)
+        n = len(seen) if cp.distinct else len(q)
         if n < cp.count:
             return []
         evidence = [x[1] for x in q][-MAX_EVIDENCE:]
         q.clear()
+        seen.clear()
         return self._emit(cp, evidence)
 
     def absence(self, cp: CompiledPattern, step: int, e: Mapping[str, Any], t: float) -> list[Alert]:
@@ -203,7 +227,7 @@ class MatchState:
                 del lst[0]
             self._bounded_put(table, key, lst)
             self._seq += 1
-            heapq.heappush(self._deadlines, (p.deadline, self._seq, cp.id, key, p))
+            heapq.heappush(self.deadlines, (p.deadline, self._seq, cp.id, key, p))
             return []
         then = cp.steps[1]
         for key in lookup_keys(cp.key, e):
@@ -214,8 +238,8 @@ class MatchState:
 
     def fire_deadlines(self, now: float) -> list[Alert]:
         out: list[Alert] = []
-        while self._deadlines and self._deadlines[0][0] < now:
-            _, _, pid, key, p = heapq.heappop(self._deadlines)
+        while self.deadlines and self.deadlines[0][0] < now:
+            _, _, pid, key, p = heapq.heappop(self.deadlines)
             if p.done:
                 continue
             p.done = True
@@ -243,9 +267,9 @@ class MatchState:
                     if not val:
                         del table[key]
                 elif cp.kind == "threshold":
-                    while val and val[0][0] < horizon:
-                        val.popleft()
-                    if not val:
+                    while val.q and val.q[0][0] < horizon:
+                        val.drop_first()
+                    if not val.q:
                         del table[key]
                 elif cp.kind == "absence":
                     val[:] = [p for p in val if not p.done and p.deadline >= now]
@@ -254,4 +278,4 @@ class MatchState:
 
     def state_size(self) -> int:
         """Live state entries (keys) across patterns: for memory tests and metrics."""
-        return sum(len(t) for t in self._state.values()) + len(self._deadlines)
+        return sum(len(t) for t in self._state.values()) + len(self.deadlines)

@@ -46,6 +46,11 @@ def _cands(eng: PatternEngine, event: dict[str, Any]) -> set[str]:
     return {t.pattern.id for t in eng.candidates(fill_example([event])[0])}
 
 
+def _uniq(eng: PatternEngine, event: dict[str, Any]) -> set[str]:
+    """The candidates the engine tries (deduplicated, gated)."""
+    return {t.pattern.id for t in eng._index.unique_candidates(fill_example([event])[0])}
+
+
 def test_flag_index_reads_lists_and_pipe_strings() -> None:
     eng = _engine(
         {"syscall": "mmap", "args.prot": {"flags_all": ["PROT_WRITE", "PROT_EXEC"]}},
@@ -75,6 +80,84 @@ def test_any_without_a_shared_key_is_indexed_by_each_branch() -> None:
     ]
     assert _hits(eng, {"syscall": "mmap", "args": {"prot": ["PROT_WRITE", "PROT_EXEC"]}}) == ["MT-TEST-001"]
     assert _cands(eng, {"syscall": "mprotect", "args": {"prot": ["PROT_READ"], "w_to_x": False}}) == set()
+
+
+def test_triggers_that_need_an_absent_field_are_not_tried() -> None:
+    """A condition that needs a field (``exists``, a comparison, a regex on it; or, for an
+    ``any``, every field of one branch) is not a candidate of an event without it."""
+    eng = _engine(
+        {"syscall": "execve", "args.ld_preload": {"exists": True}},
+        {"syscall": "execve", "any": [{"args.tunables_len": {"gt": 512}}, {"args.tunables": {"regex": "="}}]},
+    )
+    plain = {"syscall": "execve", "args": {"filename": "/bin/true", "argv": ["true"]}}
+    assert _uniq(eng, plain) == set()
+    preload = {"syscall": "execve", "args": {"filename": "/bin/true", "ld_preload": "/x.so"}}
+    assert _uniq(eng, preload) == {"MT-TEST-001"}
+    assert _hits(eng, preload) == ["MT-TEST-001"]
+    tunable = {"syscall": "execve", "args": {"filename": "/bin/true", "tunables": "a=b=c"}}
+    assert _uniq(eng, tunable) == {"MT-TEST-002"}
+    assert _hits(eng, tunable) == ["MT-TEST-002"]
+    assert _hits(eng, {"syscall": "execve", "args": {"filename": "/bin/true", "tunables_len": 600}}) == [
+        "MT-TEST-002"
+    ]
+
+
+def test_a_narrow_any_is_the_index_key() -> None:
+    """A shell started by one named service is found by the service's name (in exe or comm),
+    not tried on every shell."""
+    eng = _engine(
+        {
+            "syscall": "execve",
+            "exe.name": ["sh", "bash", "dash", "zsh"],
+            "all": [
+                {"any": [{"parent.name": "nginx"}, {"parent.comm": "nginx"}]},
+                {"any": [{"uid": 0}, {"gid": 0}]},
+            ],
+        }
+    )
+    by_shell = {
+        "syscall": "execve",
+        "process": {"exe": "/bin/sh", "uid": 0, "ancestors": [{"exe": "/bin/bash"}]},
+    }
+    assert _uniq(eng, by_shell) == set()
+    by_nginx = {
+        "syscall": "execve",
+        "process": {"exe": "/bin/sh", "uid": 0, "ancestors": [{"exe": "/usr/sbin/nginx"}]},
+    }
+    assert _hits(eng, by_nginx) == ["MT-TEST-001"]
+    named = {
+        "syscall": "execve",
+        "process": {"exe": "/bin/sh", "uid": 0, "ancestors": [{"exe": "/usr/bin/python3", "comm": "nginx"}]},
+    }
+    assert _hits(eng, named) == ["MT-TEST-001"]
+
+
+def test_a_later_step_is_not_tried_without_an_open_match() -> None:
+    spec = {
+        "id": "MT-TEST-SEQ",
+        "name": "test sequence",
+        "description": "a pattern made by a test",
+        "severity": "warning",
+        "techniques": ["T1059"],
+        "sequence": {
+            "key": "process",
+            "window": "10s",
+            "steps": [
+                {"condition": {"syscall": "memfd_create"}},
+                {"condition": {"syscall": "execve"}},
+            ],
+        },
+    }
+    eng = assemble(Loaded(patterns=[RawPattern(spec, "<test>")]))
+    later = eng.get("MT-TEST-SEQ").triggers[1]  # type: ignore[union-attr]
+    assert later.waits_on == "MT-TEST-SEQ"
+    tried = []
+    fast = later.fast
+    object.__setattr__(later, "fast", lambda e: tried.append(e) or fast(e))
+    exe = {"syscall": "execve", "time": 1.0, "process": {"pid": 7}, "args": {"filename": "/bin/x"}}
+    assert _hits(eng, exe) == [] and tried == []
+    assert _hits(eng, {"syscall": "memfd_create", "time": 2.0, "ret": 3, "process": {"pid": 7}}) == []
+    assert _hits(eng, {**exe, "time": 3.0}) == ["MT-TEST-SEQ"] and len(tried) == 1
 
 
 def test_contradictory_syscalls_never_match() -> None:
@@ -199,14 +282,14 @@ def test_generated_candidates_equal_the_generic_walk() -> None:
             assert unique == generic, e
             continue
         # the engine's form: the walk's triggers, first occurrences in order, less those
-        # whose required flags cannot hold, whose conditions are then false
+        # whose required facts (flags, fields) cannot hold, whose conditions are then false
         kept = set(unique)
         assert list(unique) == [t for t in dict.fromkeys(generic) if t in kept], e
         for t in dict.fromkeys(generic):
             if t not in kept:
                 dropped += 1
                 assert outcome(t.pred, e) in (False, TypeError, AttributeError), (t.pattern.id, e)
-    assert dropped, "the flag gates dropped nothing on the realistic stream"
+    assert dropped, "the gates dropped nothing on the realistic stream"
 
 
 def test_generated_predicates_equal_the_closures() -> None:
