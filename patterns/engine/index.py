@@ -22,6 +22,9 @@ from patterns.engine.regex import Regex, RegexError
 INDEX_FIELDS = ("exe.name", "path", "path.name", "process.comm", "args.request", "parent.name")
 
 
+#: fields read to gate candidates found by another key (see ``plancode.gates_of``)
+GATE_FIELDS = ("exe.name",)
+
 #: fields with few distinct values: a poor index key, used only when nothing better exists
 LOW_SELECTIVITY = frozenset({"args.family", "ret", "process.uid", "uid", "container.present", "source"})
 
@@ -222,6 +225,13 @@ class TriggerIndex:
                     if f not in names and (any_field or resolve(f) not in VIRTUAL):
                         names.append(f)
                         getters.setdefault(f, compile_getter(f))
+        # The acting program's name gates every trigger that names it (a shell reading a
+        # file nginx reads all the time): few distinct values, so the memo stays small.
+        for t in TriggerIndex._triggers_of(b):
+            for f in GATE_FIELDS:
+                if f in t.hints.exact and f not in names:
+                    names.append(f)
+                    getters.setdefault(f, compile_getter(f))
         plan = _Plan(
             fields=[
                 (

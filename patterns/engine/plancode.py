@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from patterns.engine import regex
 from patterns.engine.fields import VIRTUAL, resolve
 
 Candidates = Callable[[Mapping[str, Any]], Any]
@@ -152,26 +153,52 @@ MEMO_SIZE = 4096
 _LIST = object()
 
 
-Gate = tuple[tuple[tuple[int, frozenset[str]], ...], tuple[tuple[int, ...], ...]]
+@dataclass(frozen=True)
+class Gate:
+    """The facts one trigger's whole condition requires on fields a plan reads."""
+
+    #: ``(kind, field position, value)``: ``flags`` (one of a set), ``exact`` (a value of a
+    #: set), ``prefix`` (one of a tuple), ``regex`` (a match)
+    tests: tuple[tuple[str, int, Any], ...]
+    #: sets of field positions of which one must be wholly present (not None); () no test
+    options: tuple[tuple[int, ...], ...]
 
 
 def gates_of(names: Sequence[str], triggers: Iterable[Any]) -> dict[Any, Gate]:
-    """Per trigger, the facts its whole condition requires on fields the plan reads: the
-    flags of ``hints.flags`` (at least one of each field's), and the fields of one of
-    ``hints.presence_options()`` not None. A trigger the index reached by another key (a
-    broad path prefix such as ``/etc/``, or no key at all) is dropped when they cannot hold:
-    a read-only open for a pattern about writes, an exec without LD_PRELOAD for a pattern
-    about its value. A field the plan does not read counts as possibly there."""
+    """Per trigger, the facts its whole condition requires (its hints) on fields the plan
+    reads: flags, exact values, prefixes, regexes, and the fields of one of
+    ``hints.presence_options()`` not None. A trigger the index reached by one key (a broad
+    path prefix such as ``/etc/``, a path many programs open, or no key at all) is dropped
+    when another cannot hold: a read-only open for a pattern about writes, nginx reading
+    /etc/hosts for a pattern about shells, an exec without LD_PRELOAD for a pattern about
+    its value. A field the plan does not read counts as possibly anything."""
     pos = {n: i for i, n in enumerate(names)}
     gates: dict[Any, Gate] = {}
     for t in triggers:
-        flags = tuple((pos[f], fs) for f, fs in t.hints.flags.items() if f in pos and fs)
-        options = tuple(tuple(sorted(pos[f] for f in o if f in pos)) for o in t.hints.presence_options())
+        h = t.hints
+        tests: list[tuple[str, int, Any]] = [("flags", pos[f], fs) for f, fs in h.flags.items() if f in pos and fs]
+        tests += [("exact", pos[f], vals) for f, vals in h.exact.items() if f in pos and f != "syscall"]
+        tests += [("prefix", pos[f], pre) for f, pre in h.prefix.items() if f in pos]
+        tests += [("regex", pos[f], regex.any_of(rx)) for f, rx in h.regex.items() if f in pos and _compiles(rx)]
+        options = tuple(tuple(sorted(pos[f] for f in o if f in pos)) for o in h.presence_options())
         if any(not o for o in options):
             options = ()
-        if flags or options:
-            gates[t] = (flags, options)
+        if tests or options:
+            gates[t] = Gate(tuple(tests), options)
     return gates
+
+
+def valued_fields(gates: Iterable[Gate]) -> set[int]:
+    """Positions whose value (not only whether they are there) some gate tests."""
+    return {j for g in gates for _, j, _ in g.tests}
+
+
+def _compiles(rx: tuple[str, ...]) -> bool:
+    try:
+        regex.any_of(rx)
+    except regex.RegexError:
+        return False
+    return True
 
 
 def _flags_may_hold(v: Any, fs: frozenset[str]) -> bool:
@@ -187,16 +214,50 @@ def _flags_may_hold(v: Any, fs: frozenset[str]) -> bool:
     return False
 
 
+def _exact_may_hold(v: Any, vals: frozenset[Any]) -> bool:
+    """Whether ``eq``/``in`` on one of ``vals`` can hold: the value, or an element of a list
+    value, is one of them; unsure (unhashable): True."""
+    try:
+        if isinstance(v, list):
+            return any(x in vals for x in v if not isinstance(x, dict | list))
+        return v in vals
+    except TypeError:
+        return True
+
+
+def _prefix_may_hold(v: Any, pre: tuple[str, ...]) -> bool:
+    if isinstance(v, str):
+        return v.startswith(pre)
+    if isinstance(v, list):
+        return any(isinstance(x, str) and x.startswith(pre) for x in v)
+    return False
+
+
+def _regex_may_hold(v: Any, rx: regex.Regex) -> bool:
+    if isinstance(v, str):
+        return rx.search(v)
+    if isinstance(v, list):
+        return any(isinstance(x, str) and rx.search(x) for x in v)
+    return False
+
+
+_TESTS = {
+    "flags": "_flags_may_hold",
+    "exact": "_exact_may_hold",
+    "prefix": "_prefix_may_hold",
+    "regex": "_regex_may_hold",
+}
+
+
 def _gate_test(gate: Gate, ns: dict[str, Any]) -> str:
     """A gate as one Python expression on the values tuple ``vals`` (constants put in ``ns``)."""
-    flags, options = gate
     terms = []
-    for j, fs in flags:
-        name = f"FS{len(ns)}"
-        ns[name] = fs
-        terms.append(f"_flags_may_hold(vals[{j}], {name})")
-    if options:
-        alts = [" and ".join(f"vals[{j}] is not None" for j in o) for o in options]
+    for kind, j, value in gate.tests:
+        name = f"K{len(ns)}"
+        ns[name] = value
+        terms.append(f"{_TESTS[kind]}(vals[{j}], {name})")
+    if gate.options:
+        alts = [" and ".join(f"vals[{j}] is not None" for j in o) for o in gate.options]
         terms.append("(" + " or ".join(f"({a})" for a in alts) + ")")
     return " and ".join(terms)
 
@@ -204,7 +265,7 @@ def _gate_test(gate: Gate, ns: dict[str, Any]) -> str:
 def compile_gates(gates: dict[Any, Gate]) -> dict[Any, Callable[[tuple[Any, ...]], bool]]:
     """Each trigger's gate as one function of the plan's values (generated: it runs on every
     memo miss, once per candidate)."""
-    ns: dict[str, Any] = {"_flags_may_hold": _flags_may_hold}
+    ns: dict[str, Any] = {f: globals()[f] for f in _TESTS.values()}
     names = {}
     lines = []
     for n, (t, g) in enumerate(gates.items()):
@@ -277,9 +338,10 @@ def compile_candidates(
         if name == "candidates":
             w.line(1, f"return probe({vs})")
             continue
+        valued = valued_fields((gates or {}).values())
         keys = ", ".join(
-            f"v{i} is None"  # read for the gates only: whether it is there is all that counts
-            if all(x is None for x in probes[i][1:])
+            f"v{i} is None"  # read for the presence gates only: whether it is there is all that counts
+            if all(x is None for x in probes[i][1:]) and i not in valued
             else f"(_LIST, *v{i}) if v{i}.__class__ is list else v{i}"
             for i in range(len(names))
         )
