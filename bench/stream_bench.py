@@ -362,7 +362,9 @@ def measure_latency(
     ready = threading.Event()
 
     def listen() -> None:
-        c = Consumer(consumer_config(settings.kafka, f"bench-lat-{time.monotonic_ns()}"))
+        c = Consumer(
+            consumer_config(settings.kafka, f"bench-lat-{time.monotonic_ns()}", **{"fetch.wait.max.ms": 5})
+        )
         meta = c.list_topics(settings.topics.alerts, timeout=10).topics[settings.topics.alerts]
         c.assign([TopicPartition(settings.topics.alerts, p, OFFSET_END) for p in meta.partitions])
         c.consume(1, timeout=1.0)

@@ -215,7 +215,7 @@ def build_app(settings: Settings, opts: StreamOptions, correlator: Correlator) -
         "topic_disable_leader": True,
         "consumer_auto_offset_reset": "earliest",
         "broker_commit_interval": 1.0,
-        "producer_linger_ms": 5,
+        "producer_linger_ms": opts.producer_linger_ms,
         "producer_compression_type": opts.producer_compression or None,
         "producer_max_request_size": opts.max_message_bytes + 65536,
         "broker_credentials": faust_credentials(kafka.security),

@@ -47,6 +47,11 @@ class StreamOptions(BaseSettings):
     #: Compression of what the worker produces (enriched batches, alerts): lz4, zstd, gzip,
     #: snappy or "" for none.
     producer_compression: str = "lz4"
+    #: How long the producer waits to fill a request. Every message is already a batch of
+    #: events, and each agent waits for its output to be confirmed before taking the next
+    #: batch, so a linger is added to every hop: 5 ms gave p99 187-241 ms at 80 % of a
+    #: worker's capacity, 0 gave 132-255 (median 176) at the same throughput (docs/stream.md).
+    producer_linger_ms: int = Field(default=0, ge=0, le=1000)
     #: lz4 level for it: 0-2 is LZ4's fast mode; aiokafka's own default 9 is LZ4-HC, ~10x slower.
     lz4_level: int = Field(default=0, ge=0, le=16)
     #: How each worker holds the container table: "table", a Faust GlobalTable whose changelog

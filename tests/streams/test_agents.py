@@ -119,3 +119,18 @@ def test_session_timeout_setting_reaches_the_consumer_group(
     app, _ = build_app(settings, opts, ContainedCorrelator(default_engine_factory(settings.patterns_dirs)))
     assert app.conf.broker_session_timeout == session
     assert app.conf.broker_heartbeat_interval == pytest.approx(heartbeat, abs=0.01)
+
+
+@pytest.mark.parametrize(("setting", "linger"), [(None, 0), ("5", 5)])
+def test_producer_linger_setting_reaches_the_producer(
+    monkeypatch: pytest.MonkeyPatch, setting: str | None, linger: int
+) -> None:
+    """Each agent waits for its output to be confirmed before its next batch, so the linger is
+    paid on every hop: none by default, ``MEMTRAIL_STREAM_PRODUCER_LINGER_MS`` to batch more."""
+    monkeypatch.delenv("MEMTRAIL_STREAM_PRODUCER_LINGER_MS", raising=False)
+    if setting is not None:
+        monkeypatch.setenv("MEMTRAIL_STREAM_PRODUCER_LINGER_MS", setting)
+    settings = Settings(kafka=KafkaSettings(bootstrap="127.0.0.1:1", partitions=1))
+    opts = StreamOptions(container_join="reader", replay=False)
+    app, _ = build_app(settings, opts, ContainedCorrelator(default_engine_factory(settings.patterns_dirs)))
+    assert app.conf.producer_linger_ms == linger
