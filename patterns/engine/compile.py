@@ -262,7 +262,7 @@ def _compile_on_first_use(trig: Trigger, parts: list[Any]) -> Callable[[Mapping[
     generating all of them up front nearly doubles the library's load time."""
 
     def first(e: Mapping[str, Any]) -> bool:
-        fn, _ = compile_conjunction(parts)
+        fn, _ = compile_conjunction(parts, trig.hints.exact.get("syscall"))
         object.__setattr__(trig, "fast", fn)
         return fn(e)
 

@@ -43,11 +43,11 @@ def _basename(v: Any) -> Any:
     return v
 
 
-_EXECS = frozenset({"execve", "execveat"})
+EXECS = frozenset({"execve", "execveat"})
 _PROC_PID = re.compile(r"/proc/(\d+)(?=/|$)")
 
 
-def _proc_self(p: str, e: Mapping[str, Any]) -> str:
+def proc_self(p: str, e: Mapping[str, Any]) -> str:
     """A resolved /proc/<own pid or tid>/... back to /proc/self/...: the kernel resolves
     /proc/self to the caller's pid, and "own" versus "another process" is what patterns ask."""
     m = _PROC_PID.match(p)
@@ -65,13 +65,13 @@ def _path_of(e: Mapping[str, Any]) -> Any:
     a = e.get("args")
     if not a:
         return None
-    p = a.get("exe_path") if e.get("syscall") in _EXECS else None
+    p = a.get("exe_path") if e.get("syscall") in EXECS else None
     if p is None:
         p = a.get("path")
     if p is None:
         p = a.get("filename")
     if isinstance(p, str) and p.startswith("/proc/"):
-        return _proc_self(p, e)
+        return proc_self(p, e)
     return p
 
 
@@ -90,7 +90,7 @@ def _path_name(e: Mapping[str, Any]) -> Any:
     """Basename of ``path``; for an exec, of the name it was invoked by (``filename``):
     multi-call binaries (busybox) and alternatives (awk -> mawk) dispatch on that name."""
     a = e.get("args")
-    if a and e.get("syscall") in _EXECS and a.get("filename"):
+    if a and e.get("syscall") in EXECS and a.get("filename"):
         return _basename(a.get("filename"))
     return _basename(_path_of(e))
 
@@ -194,6 +194,49 @@ VIRTUAL: dict[str, Getter] = {
         _basename(a.get("exe")) or a.get("comm") for a in (e.get("process") or {}).get("ancestors") or ()
     ],
 }
+
+
+def inline_source(name: str, var: str, tmp: str, execs: bool | None) -> list[str] | None:
+    """Source lines (at depth 0; the getter of ``name`` is ``g``, the event ``e``) that set
+    ``var`` as the computed field ``name`` does, for the common ones whose function call
+    costs more than its steps (``exe.name``; ``path`` and ``path.typed`` when whether the
+    event is an exec is known, ``execs``); None for the others. An unusual shape (args or
+    process not a dict) calls the getter. ``tmp`` is a scratch local."""
+    path = resolve(name)
+    if path == "exe.name":
+        return [
+            f"{tmp} = e.get('process')",
+            f"if {tmp}.__class__ is dict:",
+            f"    {var} = {tmp}.get('exe')",
+            f"    {var} = {var}.rsplit('/', 1)[-1] if {var} else {tmp}.get('comm')",
+            "else:",
+            f"    {var} = g(e)",
+        ]
+    if path not in ("path", "path.typed") or execs is None:
+        return None
+    if path == "path":
+        order = ["exe_path", "path", "filename"] if execs else ["path", "filename"]
+    else:
+        order = ["path_typed", "filename", "path"]
+    out = [
+        f"{tmp} = e.get('args')",
+        f"if {tmp}.__class__ is dict and {tmp}:",
+        f"    {var} = {tmp}.get({order[0]!r})",
+    ]
+    for k in order[1:]:
+        out += [f"    if {var} is None:", f"        {var} = {tmp}.get({k!r})"]
+    if path == "path":
+        out += [
+            f"    if isinstance({var}, str) and {var}.startswith('/proc/'):",
+            f"        {var} = proc_self({var}, e)",
+        ]
+    out += [
+        f"elif {tmp}.__class__ is dict or {tmp} is None:",
+        f"    {var} = None",
+        "else:",
+        f"    {var} = g(e)",
+    ]
+    return out
 
 
 def resolve(path: str) -> str:

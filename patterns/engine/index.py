@@ -195,8 +195,8 @@ class TriggerIndex:
             if s is not None:
                 for trig in anysc:
                     self._place(b, trig, getters)
-        self._plan: dict[Any, _Plan] = {s: self._make_plan(b, getters) for s, b in by_sc.items()}
-        self._plan_any = self._plan.get(None) or self._make_plan(_Bucket(), getters)
+        self._plan: dict[Any, _Plan] = {s: self._make_plan(b, getters, s) for s, b in by_sc.items()}
+        self._plan_any = self._plan.get(None) or self._make_plan(_Bucket(), getters, None)
 
     @staticmethod
     def _triggers_of(b: _Bucket) -> list[Trigger]:
@@ -210,7 +210,7 @@ class TriggerIndex:
         return list(dict.fromkeys(out))
 
     @staticmethod
-    def _make_plan(b: _Bucket, getters: dict[str, Any]) -> _Plan:
+    def _make_plan(b: _Bucket, getters: dict[str, Any], syscall: Any) -> _Plan:
         names = list(dict.fromkeys([*b.exact, *b.flags, *b.prefix, *b.regex]))
         # Triggers reached without a selective key (tried on every event of the syscall, or
         # found by a broad prefix or regex) are gated on the fields they need (LD_PRELOAD
@@ -247,7 +247,7 @@ class TriggerIndex:
             names=names,
         )
         gates = gates_of(names, TriggerIndex._triggers_of(b))
-        plan.fn, plan.unique, _ = compile_candidates(plan.names, plan.fields, plan.rest, gates)
+        plan.fn, plan.unique, _ = compile_candidates(plan.names, plan.fields, plan.rest, gates, syscall)
         return plan
 
     @staticmethod

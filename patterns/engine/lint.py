@@ -8,6 +8,7 @@ from typing import Any
 
 from patterns.engine.api import PatternError
 from patterns.engine.compile import CompiledPattern
+from patterns.engine.fields import EXECS
 from patterns.mitre.catalog import TACTIC_IDS, load_catalog, tactic_name
 
 
@@ -194,7 +195,7 @@ def subsumed_patterns(engine: Any) -> list[PatternError]:
 
 # --- examples are events the sensors can emit ---------------------------------------------
 
-_EXECS = frozenset({"execve", "execveat"})
+
 _OPENS = frozenset({"open", "openat", "openat2"})
 _WRITE_FLAGS = frozenset({"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND"})
 _ANCESTOR_KEYS = frozenset({"pid", "entity_id", "exe", "comm", "cmdline"})
@@ -258,9 +259,9 @@ def sketch_problems(sketch: Mapping[str, Any]) -> list[str]:
     flags = set(flags) if isinstance(flags, list) else set()
     argv, cmdline = args.get("argv"), proc.get("cmdline") if isinstance(proc, Mapping) else None
     joined = " ".join(str(a) for a in argv) if isinstance(argv, list) else None
-    if syscall in _EXECS and isinstance(cmdline, str) and joined is not None and cmdline != joined:
+    if syscall in EXECS and isinstance(cmdline, str) and joined is not None and cmdline != joined:
         out.append("process.cmdline is not the exec's args.argv joined (give one of them)")
-    if syscall in _EXECS and ok:
+    if syscall in EXECS and ok:
         fn = args.get("filename")
         fexecve = syscall == "execveat" and "AT_EMPTY_PATH" in flags
         if not (isinstance(fn, str) and fn) and not (fexecve and fn == ""):

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from patterns.engine import regex
-from patterns.engine.fields import VIRTUAL, resolve
+from patterns.engine.fields import EXECS, VIRTUAL, inline_source, proc_self, resolve
 
 Candidates = Callable[[Mapping[str, Any]], Any]
 
@@ -176,10 +176,14 @@ def gates_of(names: Sequence[str], triggers: Iterable[Any]) -> dict[Any, Gate]:
     gates: dict[Any, Gate] = {}
     for t in triggers:
         h = t.hints
-        tests: list[tuple[str, int, Any]] = [("flags", pos[f], fs) for f, fs in h.flags.items() if f in pos and fs]
+        tests: list[tuple[str, int, Any]] = [
+            ("flags", pos[f], fs) for f, fs in h.flags.items() if f in pos and fs
+        ]
         tests += [("exact", pos[f], vals) for f, vals in h.exact.items() if f in pos and f != "syscall"]
         tests += [("prefix", pos[f], pre) for f, pre in h.prefix.items() if f in pos]
-        tests += [("regex", pos[f], regex.any_of(rx)) for f, rx in h.regex.items() if f in pos and _compiles(rx)]
+        tests += [
+            ("regex", pos[f], regex.any_of(rx)) for f, rx in h.regex.items() if f in pos and _compiles(rx)
+        ]
         options = tuple(tuple(sorted(pos[f] for f in o if f in pos)) for o in h.presence_options())
         if any(not o for o in options):
             options = ()
@@ -280,11 +284,23 @@ def _gate(hit: tuple[Any, ...], gates: dict[Any, Any], vals: tuple[Any, ...]) ->
     return out if len(out) != len(hit) else hit
 
 
+def _virtual(w: _Writer, i: int, name: str, syscall: Any) -> None:
+    """Assign ``v<i>``, the computed field ``name``: inline for the common ones
+    (``fields.inline_source``), else by its getter."""
+    lines = inline_source(name, f"v{i}", "x", None if syscall is None else syscall in EXECS)
+    if lines is None:
+        w.line(1, f"v{i} = g{i}(e)")
+        return
+    for text in lines:
+        w.line(1, text.replace("g(e)", f"g{i}(e)"))
+
+
 def compile_candidates(
     names: Sequence[str],
     probes: Sequence[tuple[Any, Any, Any, Any, Any]],
     rest: list[Any],
     gates: dict[Any, Gate] | None = None,
+    syscall: Any = None,
 ) -> tuple[Candidates, Candidates, str]:
     """The candidates functions of one plan (and their source, for tests and debugging):
     ``probes[i]`` is ``(getter, exact table, flag table, prefix index, regex group)`` of
@@ -294,7 +310,8 @@ def compile_candidates(
     ``unique(e)`` the same without duplicates (first occurrences, in order) as a tuple,
     less the triggers whose required facts (``gates``, see ``gates_of``) cannot hold,
     remembered per combination of the fields' values: the probes depend on nothing else,
-    and the same file opened by the same program recurs all the time."""
+    and the same file opened by the same program recurs all the time. ``syscall``: the
+    one every event given to them has (None: any), which settles what ``path`` reads."""
     memo: dict[Any, tuple[Any, ...]] = {}
     ns: dict[str, Any] = {
         "_list_probe": _list_probe,
@@ -304,6 +321,7 @@ def compile_candidates(
         "MEMO_SIZE": MEMO_SIZE,
         "_gate": _gate,
         "GATES": compile_gates(gates) if gates else {},
+        "proc_self": proc_self,
     }
     root = _Node()
     for i, (name, (get, tbl, ftbl, pidx, rgroup)) in enumerate(zip(names, probes, strict=True)):
@@ -333,7 +351,7 @@ def compile_candidates(
         w.line(0, f"def {name}(e):")
         for i, fname in enumerate(names):
             if resolve(fname) in VIRTUAL:
-                w.line(1, f"v{i} = g{i}(e)")
+                _virtual(w, i, fname, syscall)
         _extract(w, root, "e", 1)
         if name == "candidates":
             w.line(1, f"return probe({vs})")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from patterns.engine.conditions import Compiled
-from patterns.engine.fields import VIRTUAL, compile_getter, resolve
+from patterns.engine.fields import EXECS, VIRTUAL, compile_getter, inline_source, proc_self, resolve
 
 Pred = Callable[[Mapping[str, Any]], bool]
 
@@ -42,9 +42,11 @@ INLINE_OPS = frozenset(
 
 
 class _Gen:
-    def __init__(self) -> None:
+    def __init__(self, execs: bool | None = None) -> None:
+        #: whether the events are execs (True), never are (False), or either (None)
+        self.execs = execs
         self.lines: list[str] = ["def pred(e):"]
-        self.ns: dict[str, Any] = {"_EMPTY": _EMPTY}
+        self.ns: dict[str, Any] = {"_EMPTY": _EMPTY, "proc_self": proc_self}
         #: fields read on the straight-line top level (valid for the rest of the function)
         self.fields: dict[str, str] = {}
         self.n = 0
@@ -70,7 +72,9 @@ class _Gen:
         g = self.const(compile_getter(fpath))
         path = resolve(fpath)
         if path in VIRTUAL:
-            self.line(depth, f"{var} = {g}(e)")
+            lines = inline_source(fpath, var, f"t{self.n}", self.execs)
+            for text in lines or [f"{var} = g(e)"]:
+                self.line(depth, text.replace("g(e)", f"{g}(e)"))
             return var
         parts = path.split(".")
         self.line(depth, f"{var} = e.get({parts[0]!r})")
@@ -166,10 +170,16 @@ class _Gen:
         L(depth + 1, f"ok = {fb}(e)")
 
 
-def compile_conjunction(parts: Sequence[Compiled]) -> tuple[Pred, str]:
+def compile_conjunction(
+    parts: Sequence[Compiled], syscalls: frozenset[Any] | None = None
+) -> tuple[Pred, str]:
     """One function true exactly when every part's ``fn`` is, tested in the given order
-    (and its source, for tests)."""
-    g = _Gen()
+    (and its source, for tests). ``syscalls``: the only ones the events given to it can have
+    (the index's guarantee), which settles what ``path`` reads."""
+    execs = None
+    if syscalls:
+        execs = True if syscalls <= EXECS else False if not syscalls & EXECS else None
+    g = _Gen(execs)
     for p in parts:
         if g.inlinable(p):
             g.ok(p, 1)
