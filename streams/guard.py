@@ -181,16 +181,20 @@ class ContainedCorrelator(Correlator):
     def process(self, partition: PartKey, events: Iterable[Mapping[str, Any]]) -> list[Alert]:
         self.assign(partition)
         engine = self.engines[partition]
-        run = getattr(engine, "_process_into", None)
         raw: list[Alert] = []
-        for ev in self._fresh(partition, events):
-            try:
-                if run is not None:
-                    run(ev, raw)  # alerts appended before a raise are complete: kept
-                else:
+
+        def failed(ev: Mapping[str, Any], exc: Exception) -> None:
+            self._fail(Failure(reason_of("engine failed on event", exc), ev))
+
+        run = getattr(engine, "run", None)
+        if run is not None:  # the engine goes on past a failing event itself
+            run(self._fresh(partition, events), raw, failed)
+        else:
+            for ev in self._fresh(partition, events):
+                try:
                     raw.extend(engine.process_batch([ev]))
-            except Exception as exc:
-                self._fail(Failure(reason_of("engine failed on event", exc), ev))
+                except Exception as exc:
+                    failed(ev, exc)
         return self._group_contained(partition, raw, None)
 
     def _group_contained(self, partition: PartKey, alerts: list[Alert], settle: float | None) -> list[Alert]:

@@ -9,7 +9,7 @@ event time), ``alerts.build_alert`` and ``assemble`` (building and reloading eng
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -73,45 +73,64 @@ class PatternEngine:
     # -- Engine protocol -------------------------------------------------------------------
     def process(self, event: Mapping[str, Any]) -> list[Alert]:
         alerts: list[Alert] = []
-        self._process_into(event, alerts)
+        self.run((event,), alerts)
         return alerts
 
     def process_batch(self, events: Iterable[Mapping[str, Any]]) -> list[Alert]:
         out: list[Alert] = []
-        run = self._process_into
-        for e in events:
-            run(e, out)
+        self.run(events, out)
         return out
 
-    def _process_into(self, event: Mapping[str, Any], alerts: list[Alert]) -> None:
-        """One event: due absence alerts first, then what the event raises, appended to ``alerts``."""
+    def run(
+        self,
+        events: Iterable[Mapping[str, Any]],
+        alerts: list[Alert],
+        failed: Callable[[Mapping[str, Any], Exception], None] | None = None,
+    ) -> None:
+        """The events in order, their alerts appended to ``alerts`` (absences that came due
+        first). An event the engine fails on (a shape its index cannot read) goes to
+        ``failed`` and the rest go on; without ``failed`` the error propagates. Alerts
+        appended before a failure are complete and kept."""
         if self._ready:
             alerts.extend(self._ready)
             self._ready.clear()
-        t = event.get("time")
-        if t.__class__ is float or isinstance(t, _NUMBER):
-            if t > self._clock:
-                self._clock = float(t)
-            due = self._deadlines
-            if due and due[0][0] < self._clock:
-                alerts.extend(self._match.fire_deadlines(self._clock))
-        # One event never both starts and completes a sequence (partials remember their last
-        # event), so the order of candidates does not matter; duplicates are dropped.
-        open_matches = self._match.open_tables
+        match = self._match
+        open_matches = match.open_tables
+        deadlines = self._deadlines
+        by_sc, other = self._unique_by_sc, self._unique_other
+        advance = self._advance
+        clock = self._clock
         try:
-            unique = self._unique_by_sc.get(event.get("syscall"), self._unique_other)
-        except TypeError:  # an unhashable syscall value
-            unique = self._unique_other
-        for trig in unique(event):
-            waits = trig.waits_on
-            if waits is not None and not open_matches.get(waits):
-                continue  # a later step with no open match of its pattern anywhere
-            try:
-                hit = trig.fast(event)
-            except Exception:  # a condition must never take the worker down
-                hit = False
-            if hit:
-                alerts.extend(self._advance(trig, event))
+            for event in events:
+                try:
+                    t = event.get("time")
+                    if t.__class__ is float or isinstance(t, _NUMBER):
+                        if t > clock:
+                            clock = float(t)
+                        if deadlines and deadlines[0][0] < clock:
+                            alerts.extend(match.fire_deadlines(clock))
+                    try:
+                        unique = by_sc.get(event.get("syscall"), other)
+                    except TypeError:  # an unhashable syscall value
+                        unique = other
+                    # One event never both starts and completes a sequence (partials remember
+                    # their last event), so the order of candidates does not matter.
+                    for trig in unique(event):
+                        waits = trig.waits_on
+                        if waits is not None and not open_matches.get(waits):
+                            continue  # a later step with no open match of its pattern anywhere
+                        try:
+                            hit = trig.fast(event)
+                        except Exception:  # a condition must never take the worker down
+                            hit = False
+                        if hit:
+                            alerts.extend(advance(trig, event))
+                except Exception as exc:
+                    if failed is None:
+                        raise
+                    failed(event, exc)
+        finally:
+            self._clock = clock
 
     def expire(self, now: float) -> None:
         """Drop state older than its window; absences whose window ran out become alerts

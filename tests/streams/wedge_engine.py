@@ -19,7 +19,7 @@ class _Wedging:
         self._inner = inner
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("_process_into", "fork"):  # every event through process_batch below
+        if name in ("run", "fork"):  # every event through process_batch below
             raise AttributeError(name)
         return getattr(self._inner, name)
 
