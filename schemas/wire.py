@@ -9,7 +9,7 @@ sensor) are carried through unchanged, on events, processes and ancestors alike.
 
 The batch (``EventBatchV2``)::
 
-    {"v": 2, "host": H, "key": K, "clock": C,
+    {"v": 2, "n": N, "host": H, "key": K, "clock": C,
      "procs":   {REF: {pid, ppid, uid, gid, comm, exe, cmdline, entity_id, start_*,
                        ..., "ancestors": [EID | {inline ancestor}, ...]}},
      "lineage": {EID: {pid, exe, comm, cmdline, ...}},
@@ -24,6 +24,8 @@ The batch (``EventBatchV2``)::
 - ``lineage`` holds each ancestor once by entity id (the ancestor dict without it); an
   ancestor without an entity id, or whose fields differ from the lineage entry, stays
   inline in the ``ancestors`` list.
+- ``n`` (optional, written second): how many events the batch holds, so that the stream
+  tier counts what it forwards unread without scanning it (metrics only).
 - ``clock`` (optional): the sensor's wall − monotonic clock offset; an event without
   ``time`` has ``time = ts_ns / 1e9 + clock`` (bit for bit what the sensor computed).
 - Event fields left out when they are what ``expand`` restores: ``v`` (1), ``host``
@@ -95,6 +97,11 @@ class EventBatchV2(BaseModel):
     """What one Kafka message on memtrail.events.raw carries (schema version 2)."""
 
     v: Literal[2] = WIRE_VERSION
+    n: int | None = Field(
+        default=None,
+        ge=0,
+        description="How many events: a consumer that forwards the batch unread counts them from here",
+    )
     host: str
     key: str = Field(description="Partition key: container id, or host:<name>")
     procs: dict[str, ProcessEntry] = Field(description="The batch's processes by reference")
@@ -245,7 +252,7 @@ def encode(
         if v != 1:
             e["v"] = v
         out.append(e)
-    doc: dict[str, Any] = {"v": WIRE_VERSION, "host": host, "key": key, "procs": enc.procs}
+    doc: dict[str, Any] = {"v": WIRE_VERSION, "n": len(out), "host": host, "key": key, "procs": enc.procs}
     if clock is not None:
         doc["clock"] = clock
     if enc.lineage:

@@ -134,7 +134,7 @@ def _enrich_one(ctx: EnrichContext, msg: Inbound, out: list[Outbound], dead: lis
     fast = forward_unread(raw, msg.key, ctx.containers, trails=ctx.trails, sessions=ctx.sessions)
     if fast is not None and len(fast) <= limit:
         # v2 with nothing per event to add: forwarded without being decoded (streams.fastpath)
-        n = count_events(fast)
+        n = count_events(raw)  # the same events: the raw batch states their number
         out.append(Outbound(msg.key, fast))
         (m.FORWARDED if fast is raw else m.SPLICED).inc()
         m.UNREAD.inc()

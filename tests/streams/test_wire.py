@@ -179,6 +179,10 @@ def test_fast_path_forwards_v2_unread_and_the_correlation_checks_it() -> None:
     meta = {CID: {"id": CID, "name": "web"}}
     out = forward_unread(value, CID.encode(), meta, trails=True, sessions=False)
     assert out is not None and out.endswith(value[1:]) and count_events(out) == 11
+    # the batch states its count; a batch without it, or with one its size cannot hold, is scanned
+    assert value.startswith(b'{"v":2,"n":11,') and count_events(value) == 11
+    assert count_events(value.replace(b'"n":11,', b"", 1)) == 11
+    assert count_events(value.replace(b'"n":11,', b'"n":99999999,', 1)) == 11
     good, rejected = decode_enriched(out)
     assert [r.reason for r in rejected] == ["event field 'process.pid' missing or not an integer"]
     assert _norm([{k: v for k, v in e.items() if k != "container"} for e in good]) == _norm(evs)
