@@ -395,18 +395,17 @@ def measure_latency(
         ready.set()
         while not stop.is_set():
             # poll returns as soon as a message is there (consume(n) waits for n or the timeout)
-            first = c.poll(0.05)
-            for m in [first, *c.consume(500, timeout=0)] if first is not None else []:
-                if m.error() is not None:
-                    continue
-                now = time.time()
-                doc = orjson.loads(m.value() or b"{}")
-                ev = doc.get("evidence") or []
-                if not ev or doc.get("count") != 1 or ev[0]["syscall"] != "memfd_create":
-                    continue
-                pid = ev[-1]["process"]["pid"]
-                if pid >= LATENCY_PID0:
-                    got.setdefault(pid, now - ev[-1]["time"])
+            m = c.poll(0.05)
+            if m is None or m.error() is not None:
+                continue
+            now = time.time()
+            doc = orjson.loads(m.value() or b"{}")
+            ev = doc.get("evidence") or []
+            if not ev or doc.get("count") != 1 or ev[0]["syscall"] != "memfd_create":
+                continue
+            pid = ev[-1]["process"]["pid"]
+            if pid >= LATENCY_PID0:
+                got.setdefault(pid, now - ev[-1]["time"])
         c.close()
 
     t = threading.Thread(target=listen, daemon=True)

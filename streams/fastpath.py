@@ -77,8 +77,8 @@ def count_events(value: bytes) -> int:
         start = len(_COUNTED)
         end = value.find(b",", start, start + 12)
         digits = value[start:end] if end > 0 else b""
-        if digits.isdigit() and int(digits) * 16 <= len(value):
-            return int(digits)
+        if digits.isdigit() and (n := int(digits)) * 16 <= len(value):
+            return n
     return value.count(b'"ts_ns":')
 
 

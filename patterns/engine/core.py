@@ -47,7 +47,6 @@ class PatternEngine:
         for cp in patterns:
             self._patterns[cp.id] = cp
         self._match = MatchState(self._emit, self._patterns.get)
-        self._deadlines = self._match.deadlines
         self._ready: list[Alert] = []
         self._clock = 0.0
         self.suppressed = 0  # matches dropped by exceptions/allow-lists
@@ -62,7 +61,6 @@ class PatternEngine:
 
     def _use_index(self, index: TriggerIndex) -> None:
         self._index = index
-        self._unique = index.unique_candidates
         self._unique_by_sc, self._unique_other = index.unique_by_syscall()
         self.longest_window_s = index.longest_window_s
 
@@ -95,8 +93,8 @@ class PatternEngine:
             alerts.extend(self._ready)
             self._ready.clear()
         match = self._match
-        open_matches = match.open_tables
-        deadlines = self._deadlines
+        open_matches = match.tables()
+        deadlines = match.deadlines
         by_sc, other = self._unique_by_sc, self._unique_other
         advance = self._advance
         clock = self._clock

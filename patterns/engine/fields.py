@@ -196,12 +196,12 @@ VIRTUAL: dict[str, Getter] = {
 }
 
 
-def inline_source(name: str, var: str, tmp: str, execs: bool | None) -> list[str] | None:
-    """Source lines (at depth 0; the getter of ``name`` is ``g``, the event ``e``) that set
-    ``var`` as the computed field ``name`` does, for the common ones whose function call
-    costs more than its steps (``exe.name``; ``path`` and ``path.typed`` when whether the
-    event is an exec is known, ``execs``); None for the others. An unusual shape (args or
-    process not a dict) calls the getter. ``tmp`` is a scratch local."""
+def inline_source(name: str, var: str, tmp: str, getter: str, execs: bool | None) -> list[str] | None:
+    """Source lines (at depth 0, on the event ``e``) that set ``var`` as the computed field
+    ``name`` does, for the common ones whose function call costs more than its steps
+    (``exe.name``; ``path`` and ``path.typed`` when whether the event is an exec is known,
+    ``execs``); None for the others. An unusual shape (args or process not a dict) calls
+    ``getter`` (the name of the field's getter). ``tmp`` is a scratch local."""
     path = resolve(name)
     if path == "exe.name":
         return [
@@ -210,7 +210,7 @@ def inline_source(name: str, var: str, tmp: str, execs: bool | None) -> list[str
             f"    {var} = {tmp}.get('exe')",
             f"    {var} = {var}.rsplit('/', 1)[-1] if {var} else {tmp}.get('comm')",
             "else:",
-            f"    {var} = g(e)",
+            f"    {var} = {getter}(e)",
         ]
     if path not in ("path", "path.typed") or execs is None:
         return None
@@ -234,7 +234,7 @@ def inline_source(name: str, var: str, tmp: str, execs: bool | None) -> list[str
         f"elif {tmp}.__class__ is dict or {tmp} is None:",
         f"    {var} = None",
         "else:",
-        f"    {var} = g(e)",
+        f"    {var} = {getter}(e)",
     ]
     return out
 

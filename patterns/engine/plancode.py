@@ -12,6 +12,7 @@ non-dict mapping where a dict is expected) falls back to the field's own getter.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,9 +182,10 @@ def gates_of(names: Sequence[str], triggers: Iterable[Any]) -> dict[Any, Gate]:
         ]
         tests += [("exact", pos[f], vals) for f, vals in h.exact.items() if f in pos and f != "syscall"]
         tests += [("prefix", pos[f], pre) for f, pre in h.prefix.items() if f in pos]
-        tests += [
-            ("regex", pos[f], regex.any_of(rx)) for f, rx in h.regex.items() if f in pos and _compiles(rx)
-        ]
+        for f, rx in h.regex.items():
+            if f in pos:
+                with contextlib.suppress(regex.RegexError):  # no gate: the predicate decides
+                    tests.append(("regex", pos[f], regex.any_of(rx)))
         options = tuple(tuple(sorted(pos[f] for f in o if f in pos)) for o in h.presence_options())
         if any(not o for o in options):
             options = ()
@@ -195,14 +197,6 @@ def gates_of(names: Sequence[str], triggers: Iterable[Any]) -> dict[Any, Gate]:
 def valued_fields(gates: Iterable[Gate]) -> set[int]:
     """Positions whose value (not only whether they are there) some gate tests."""
     return {j for g in gates for _, j, _ in g.tests}
-
-
-def _compiles(rx: tuple[str, ...]) -> bool:
-    try:
-        regex.any_of(rx)
-    except regex.RegexError:
-        return False
-    return True
 
 
 def _flags_may_hold(v: Any, fs: frozenset[str]) -> bool:
@@ -287,12 +281,9 @@ def _gate(hit: tuple[Any, ...], gates: dict[Any, Any], vals: tuple[Any, ...]) ->
 def _virtual(w: _Writer, i: int, name: str, syscall: Any) -> None:
     """Assign ``v<i>``, the computed field ``name``: inline for the common ones
     (``fields.inline_source``), else by its getter."""
-    lines = inline_source(name, f"v{i}", "x", None if syscall is None else syscall in EXECS)
-    if lines is None:
-        w.line(1, f"v{i} = g{i}(e)")
-        return
-    for text in lines:
-        w.line(1, text.replace("g(e)", f"g{i}(e)"))
+    lines = inline_source(name, f"v{i}", "x", f"g{i}", None if syscall is None else syscall in EXECS)
+    for text in lines or [f"v{i} = g{i}(e)"]:
+        w.line(1, text)
 
 
 def compile_candidates(

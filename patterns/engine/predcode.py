@@ -72,9 +72,8 @@ class _Gen:
         g = self.const(compile_getter(fpath))
         path = resolve(fpath)
         if path in VIRTUAL:
-            lines = inline_source(fpath, var, f"t{self.n}", self.execs)
-            for text in lines or [f"{var} = g(e)"]:
-                self.line(depth, text.replace("g(e)", f"{g}(e)"))
+            for text in inline_source(fpath, var, f"t{self.n}", g, self.execs) or [f"{var} = {g}(e)"]:
+                self.line(depth, text)
             return var
         parts = path.split(".")
         self.line(depth, f"{var} = e.get({parts[0]!r})")

@@ -116,8 +116,6 @@ class MatchState:
         self._emit = emit
         self._lookup = lookup
         self._state: dict[str, OrderedDict[tuple[Any, ...], Any]] = {}
-        #: the per-pattern tables, for the engine's "anything open?" test before a predicate
-        self.open_tables = self._state
         #: pending absences as a heap on their deadline (the engine peeks at the first)
         self.deadlines: list[tuple[float, int, str, tuple[Any, ...], _Pending]] = []
         self._seq = 0
@@ -126,13 +124,11 @@ class MatchState:
         self._state.pop(pattern_id, None)
 
     def keep_only(self, keep: dict[str, OrderedDict[tuple[Any, ...], Any]]) -> None:
-        self._state = self.open_tables = keep
+        self._state = keep
 
     def tables(self) -> dict[str, OrderedDict[tuple[Any, ...], Any]]:
+        """Per pattern id its state table (empty or absent: nothing open)."""
         return self._state
-
-    def next_deadline(self) -> float | None:
-        return self.deadlines[0][0] if self.deadlines else None
 
     def _table(self, cp: CompiledPattern) -> OrderedDict[tuple[Any, ...], Any]:
         t = self._state.get(cp.id)

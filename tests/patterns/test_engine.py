@@ -147,6 +147,27 @@ def test_sequence_binds_fd_within_window_and_tree() -> None:
     assert _ids(_engine(_memfd_seq("process")), hit) == []
 
 
+def test_run_hands_a_failing_event_to_the_caller_and_goes_on() -> None:
+    """``run`` with ``failed``: an event the engine cannot read (its process a list: the
+    sequence state trips on it) goes to ``failed``, the attack after it still alerts;
+    without ``failed`` the error propagates."""
+    hit = fill_example(
+        [
+            {"syscall": "memfd_create", "ret": 3, "process": {"pid": 8}},
+            {"syscall": "execve", "args": {"filename": "/proc/8/fd/3"}, "process": {"pid": 8}, "time": 5},
+        ]
+    )
+    poison: dict[str, Any] = {**hit[1], "process": ["not", "a", "process"], "id": "poison"}
+    eng = _engine(_memfd_seq())
+    failed: list[tuple[Any, Exception]] = []
+    alerts: list[Any] = []
+    eng.run([hit[0], poison, hit[1]], alerts, lambda e, exc: failed.append((e, exc)))
+    assert [a.rule.id for a in alerts] == ["MT-TEST-001"]
+    assert [e for e, _ in failed] == [poison]
+    with pytest.raises(AttributeError):
+        _engine(_memfd_seq()).run([hit[0], poison], [])
+
+
 def test_threshold_counts_within_window_and_distinct() -> None:
     spec = _spec(
         threshold={

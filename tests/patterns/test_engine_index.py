@@ -249,6 +249,27 @@ def test_remembered_index_results_stay_bounded() -> None:
     assert long_path not in rgroup.memo
 
 
+def _inlined_field_shapes(e: dict[str, Any]) -> list[dict[str, Any]]:
+    """Shapes the generated code's inlined ``exe.name``, ``path`` and ``path.typed`` must
+    read as their functions do: process or args not a dict or empty, an exe without a name,
+    the caller's own and another process's /proc/<pid>/ path, an exec's resolved file."""
+    out = []
+    pid = (e.get("process") or {}).get("pid") if isinstance(e.get("process"), dict) else None
+    for field, bad in (("process", ["x"]), ("process", None), ("process", {}), ("args", "x"), ("args", {})):
+        o = copy.deepcopy(e)
+        o[field] = bad
+        out.append(o)
+    o = copy.deepcopy(e)
+    if isinstance(o.get("process"), dict):
+        o["process"] = {**o["process"], "exe": "", "comm": "sh"}
+        out.append(o)
+    for path in (f"/proc/{pid}/status", "/proc/1/environ", f"/proc/{pid}"):
+        o = copy.deepcopy(e)
+        o["args"] = {**(o.get("args") or {}), "path": path, "exe_path": path, "path_typed": None}
+        out.append(o)
+    return out
+
+
 def test_generated_candidates_equal_the_generic_walk() -> None:
     """Each plan's generated candidates function returns exactly what walking the plan's
     description does, in the same order, on the recorded realistic stream and the library's
@@ -266,6 +287,7 @@ def test_generated_candidates_equal_the_generic_walk() -> None:
         o = copy.deepcopy(e)
         o["container"] = [{"privileged": True, "image": "x"}]
         odd.append(o)
+        odd.extend(_inlined_field_shapes(e))
 
     def outcome(fn: Any, e: dict[str, Any]) -> Any:
         try:
@@ -315,6 +337,7 @@ def test_generated_predicates_equal_the_closures() -> None:
         o = copy.deepcopy(e)
         o["args"] = {**(o.get("args") or {}), "flags": {"x": 1}, "path": ["/etc/shadow"], "family": 2}
         odd.append(o)
+        odd.extend(_inlined_field_shapes(e))
 
     def outcome(fn: Any, e: dict[str, Any]) -> Any:
         try:
