@@ -12,7 +12,6 @@ non-dict mapping where a dict is expected) falls back to the field's own getter.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -159,7 +158,7 @@ class Gate:
     """The facts one trigger's whole condition requires on fields a plan reads."""
 
     #: ``(kind, field position, value)``: ``flags`` (one of a set), ``exact`` (a value of a
-    #: set), ``prefix`` (one of a tuple), ``regex`` (a match)
+    #: set), ``prefix`` (one of a tuple), ``regex`` (a match of one of these sources)
     tests: tuple[tuple[str, int, Any], ...]
     #: sets of field positions of which one must be wholly present (not None); () no test
     options: tuple[tuple[int, ...], ...]
@@ -182,10 +181,7 @@ def gates_of(names: Sequence[str], triggers: Iterable[Any]) -> dict[Any, Gate]:
         ]
         tests += [("exact", pos[f], vals) for f, vals in h.exact.items() if f in pos and f != "syscall"]
         tests += [("prefix", pos[f], pre) for f, pre in h.prefix.items() if f in pos]
-        for f, rx in h.regex.items():
-            if f in pos:
-                with contextlib.suppress(regex.RegexError):  # no gate: the predicate decides
-                    tests.append(("regex", pos[f], regex.any_of(rx)))
+        tests += [("regex", pos[f], rx) for f, rx in h.regex.items() if f in pos]
         options = tuple(tuple(sorted(pos[f] for f in o if f in pos)) for o in h.presence_options())
         if any(not o for o in options):
             options = ()
@@ -251,13 +247,18 @@ def _gate_test(gate: Gate, ns: dict[str, Any]) -> str:
     """A gate as one Python expression on the values tuple ``vals`` (constants put in ``ns``)."""
     terms = []
     for kind, j, value in gate.tests:
+        if kind == "regex":
+            try:
+                value = regex.any_of(value)
+            except regex.RegexError:  # refused at load already: no gate, the predicate decides
+                continue
         name = f"K{len(ns)}"
         ns[name] = value
         terms.append(f"{_TESTS[kind]}(vals[{j}], {name})")
     if gate.options:
         alts = [" and ".join(f"vals[{j}] is not None" for j in o) for o in gate.options]
         terms.append("(" + " or ".join(f"({a})" for a in alts) + ")")
-    return " and ".join(terms)
+    return " and ".join(terms) or "True"
 
 
 def compile_gates(gates: dict[Any, Gate]) -> dict[Any, Callable[[tuple[Any, ...]], bool]]:
@@ -273,7 +274,21 @@ def compile_gates(gates: dict[Any, Gate]) -> dict[Any, Callable[[tuple[Any, ...]
     return {t: ns[name] for t, name in names.items()}
 
 
-def _gate(hit: tuple[Any, ...], gates: dict[Any, Any], vals: tuple[Any, ...]) -> tuple[Any, ...]:
+class _LazyGates:
+    """A plan's gate functions, generated at its first memo miss: an index is rebuilt on
+    every pattern change, in every partition's engine, and most plans never see an event."""
+
+    def __init__(self, gates: dict[Any, Gate]) -> None:
+        self._gates = gates
+        self._fns: dict[Any, Callable[[tuple[Any, ...]], bool]] | None = None
+
+    def get(self, trigger: Any) -> Callable[[tuple[Any, ...]], bool] | None:
+        if self._fns is None:
+            self._fns = compile_gates(self._gates)
+        return self._fns.get(trigger)
+
+
+def _gate(hit: tuple[Any, ...], gates: Any, vals: tuple[Any, ...]) -> tuple[Any, ...]:
     out = tuple(t for t in hit if (g := gates.get(t)) is None or g(vals))
     return out if len(out) != len(hit) else hit
 
@@ -311,7 +326,7 @@ def compile_candidates(
         "MEMO": memo,
         "MEMO_SIZE": MEMO_SIZE,
         "_gate": _gate,
-        "GATES": compile_gates(gates) if gates else {},
+        "GATES": _LazyGates(gates) if gates else {},
         "proc_self": proc_self,
     }
     root = _Node()
