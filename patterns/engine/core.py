@@ -253,7 +253,9 @@ class PatternEngine:
         kind = cp.kind
         if kind == "condition":
             return self._emit(cp, [e])
-        t = float(e.get("time") or 0.0)
+        t = e.get("time")
+        if t.__class__ is not float:
+            t = float(t or 0.0)
         if kind == "threshold":
             return self._match.threshold(cp, e, t)
         if kind == "sequence":

@@ -12,6 +12,7 @@ non-dict mapping where a dict is expected) falls back to the field's own getter.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -288,6 +289,74 @@ class _LazyGates:
         return self._fns.get(trigger)
 
 
+#: longest string, and most list elements, a field's value classes remember (longer ones,
+#: e.g. huge command lines, are classified each time)
+CLASS_MAX_LEN = 512
+CLASS_MAX_ITEMS = 32
+
+
+class _FieldClasses:
+    """The classes of one field's values: two values are in one class when the plan's probes
+    find the same triggers by them and every gate test on the field says the same of them.
+    A plan's candidates depend on its fields' classes only, so the memo is keyed by classes:
+    a connect to a new address, or a new command line, finds its candidates remembered
+    when it probes like one seen before. Values are remembered per class, bounded."""
+
+    __slots__ = ("_ids", "_probe", "_tests", "known")
+
+    def __init__(
+        self, probe: Callable[[Any], list[Any]], tests: list[tuple[Callable[[Any, Any], bool], Any]]
+    ):
+        self._probe = probe
+        self._tests = tests
+        #: value (a list as ``(_LIST, *items)``) -> class id
+        self.known: dict[Any, int] = {}
+        #: what a class is (the triggers probed, the tests' results) -> class id
+        self._ids: dict[tuple[Any, ...], int] = {}
+
+    def classify(self, v: Any) -> int:
+        """The class id of a value not in ``known`` (not None; hashable, or TypeError)."""
+        sig = (tuple(self._probe(v)), tuple(bool(fn(v, c)) for fn, c in self._tests))
+        cid = self._ids.get(sig)
+        if cid is None:
+            if len(self._ids) >= MEMO_SIZE:  # ids are never reused: a forgotten class gets a new one
+                self._ids.clear()
+            cid = self._ids[sig] = next(_class_ids)
+        if v.__class__ is list:
+            if len(v) <= CLASS_MAX_ITEMS and all(
+                not isinstance(x, str) or len(x) <= CLASS_MAX_LEN for x in v
+            ):
+                self._remember((_LIST, *v), cid)
+        elif not isinstance(v, str) or len(v) <= CLASS_MAX_LEN:
+            self._remember(v, cid)
+        return cid
+
+    def _remember(self, key: Any, cid: int) -> None:
+        if len(self.known) >= MEMO_SIZE:
+            self.known.clear()
+        self.known[key] = cid
+
+
+_class_ids = itertools.count()
+
+
+def _field_tests(gates: Iterable[Gate], i: int) -> list[tuple[Callable[[Any, Any], bool], Any]]:
+    """The distinct gate tests on field ``i`` as (test function, constant)."""
+    out: dict[tuple[str, Any], tuple[Callable[[Any, Any], bool], Any]] = {}
+    for g in gates:
+        for kind, j, value in g.tests:
+            if j != i or (kind, value) in out:
+                continue
+            const = value
+            if kind == "regex":
+                try:
+                    const = regex.any_of(value)
+                except regex.RegexError:  # refused at load already: no gate (see ``_gate_test``)
+                    continue
+            out[(kind, value)] = (globals()[_TESTS[kind]], const)
+    return list(out.values())
+
+
 def _gate(hit: tuple[Any, ...], gates: Any, vals: tuple[Any, ...]) -> tuple[Any, ...]:
     out = tuple(t for t in hit if (g := gates.get(t)) is None or g(vals))
     return out if len(out) != len(hit) else hit
@@ -299,6 +368,26 @@ def _virtual(w: _Writer, i: int, name: str, syscall: Any) -> None:
     lines = inline_source(name, f"v{i}", "x", f"g{i}", None if syscall is None else syscall in EXECS)
     for text in lines or [f"v{i} = g{i}(e)"]:
         w.line(1, text)
+
+
+def _lazy_key(w: _Writer, i: int, path: str, syscall: Any) -> bool:
+    """For the memo key, ``r<i>``: the raw values the computed field ``path`` is made of (a
+    remembered event then computes nothing, makes no new string), or, for an unusual shape,
+    the computed value in a tuple of its own length; False for a field computed as usual."""
+    if path == "exe.name":  # the executable's basename, else the comm
+        w.line(1, "x = e.get('process')")
+        w.line(1, "if x.__class__ is dict:")
+        w.line(2, f"r{i} = x.get('exe') or (None, x.get('comm'))")
+        w.line(1, "else:")
+        w.line(2, f"r{i} = (None, None, g{i}(e))")
+        return True
+    if path in ("path.name", "exec.fd") and syscall == "execve":  # both from the name it ran by
+        w.line(1, "x = e.get('args')")
+        w.line(1, f"r{i} = x.get('filename') if x.__class__ is dict else None")
+        w.line(1, f"if r{i}.__class__ is not str or not r{i}:")
+        w.line(2, f"r{i} = (None, g{i}(e))")
+        return True
+    return False
 
 
 def compile_candidates(
@@ -324,6 +413,7 @@ def compile_candidates(
         "_LIST": _LIST,
         "REST": tuple(rest),
         "MEMO": memo,
+        "BY_CLASS": {},
         "MEMO_SIZE": MEMO_SIZE,
         "_gate": _gate,
         "GATES": _LazyGates(gates) if gates else {},
@@ -345,44 +435,99 @@ def compile_candidates(
             node = node.kids.setdefault(part, _Node())
         node.leaves.append(i)
     vs = ", ".join(f"v{i}" for i in range(len(names)))
+    probed = [i for i, (_, *tables) in enumerate(probes) if any(x is not None for x in tables)]
     w = _Writer()
     w.line(0, f"def probe({vs}):")
     w.line(1, "out = list(REST)")
-    for i, (_, tbl, ftbl, pidx, rgroup) in enumerate(probes):
-        if tbl is None and ftbl is None and pidx is None and rgroup is None:
-            continue  # a field read only for the gates (and the memo key)
-        _probe(w, i, tbl, ftbl, pidx, rgroup)
+    for i in probed:
+        _probe(w, i, *probes[i][1:])
     w.line(1, "return out")
+    for i in probed:  # one field's probes alone: what its value classes are made of
+        w.line(0, f"def probe{i}(v{i}):")
+        w.line(1, "out = []")
+        _probe(w, i, *probes[i][1:])
+        w.line(1, "return out")
+    valued = valued_fields((gates or {}).values())
+    classed = sorted(set(probed) | valued)
     for name in ("candidates", "unique"):
         w.line(0, f"def {name}(e):")
+        lazy = []  # computed fields keyed by what they are computed from, computed on a miss
         for i, fname in enumerate(names):
-            if resolve(fname) in VIRTUAL:
-                _virtual(w, i, fname, syscall)
+            if resolve(fname) not in VIRTUAL:
+                continue
+            if name == "unique" and _lazy_key(w, i, resolve(fname), syscall):
+                lazy.append(i)
+                continue
+            _virtual(w, i, fname, syscall)
         _extract(w, root, "e", 1)
         if name == "candidates":
             w.line(1, f"return probe({vs})")
             continue
-        valued = valued_fields((gates or {}).values())
-        keys = ", ".join(
-            f"v{i} is None"  # read for the presence gates only: whether it is there is all that counts
-            if all(x is None for x in probes[i][1:]) and i not in valued
+        # Two memos: by the values themselves (what recurs costs one lookup), and on a miss
+        # by the values' classes (a new address or command line that probes like a known one)
+        raw = ", ".join(
+            f"r{i}"
+            if i in lazy
+            else f"v{i} is None"  # read for the presence gates only: whether it is there is all that counts
+            if i not in classed
             else f"(_LIST, *v{i}) if v{i}.__class__ is list else v{i}"
+            if _listy(names[i])
+            else f"v{i}"  # a list here is unhashable: that event is not remembered
             for i in range(len(names))
         )
-        w.line(1, f"k = ({keys},)" if names else "k = ()")
-        w.line(1, "try:")
-        w.line(2, "hit = MEMO.get(k)")
-        w.line(1, "except TypeError:  # an unhashable value: not remembered")
+        by_class = ", ".join(f"c{i}" if i in classed else f"v{i} is None" for i in range(len(names)))
         uniq = f"tuple(dict.fromkeys(probe({vs})))"
         if gates:
             uniq = f"_gate({uniq}, GATES, ({vs},))"
+        w.line(1, "try:")
+        w.line(2, f"k = ({raw},)" if names else "k = ()")
+        w.line(2, "hit = MEMO.get(k)")
+        w.line(2, "if hit is None:")
+        for i in lazy:
+            w.line(3, f"v{i} = g{i}(e)")
+        for i in classed:
+            w.line(3, f"if v{i} is None:")
+            w.line(4, f"c{i} = None")
+            w.line(3, "else:")
+            w.line(4, f"c{i} = K{i}.get((_LIST, *v{i}) if v{i}.__class__ is list else v{i})")
+            w.line(4, f"if c{i} is None:")
+            w.line(5, f"c{i} = F{i}(v{i})")
+        w.line(3, f"ck = ({by_class},)" if names else "ck = ()")
+        w.line(3, "hit = BY_CLASS.get(ck)")
+        w.line(3, "if hit is None:")
+        w.line(4, f"hit = {uniq}")
+        w.line(4, "if len(BY_CLASS) >= MEMO_SIZE:")
+        w.line(5, "BY_CLASS.clear()")
+        w.line(4, "BY_CLASS[ck] = hit")
+        w.line(3, "if len(MEMO) >= MEMO_SIZE:")
+        w.line(4, "MEMO.clear()")
+        w.line(3, "MEMO[k] = hit")
+        w.line(1, "except TypeError:  # an unhashable value: not remembered")
+        for i in lazy:
+            w.line(2, f"v{i} = g{i}(e)")
         w.line(2, f"return {uniq}")
-        w.line(1, "if hit is None:")
-        w.line(2, f"hit = {uniq}")
-        w.line(2, "if len(MEMO) >= MEMO_SIZE:")
-        w.line(3, "MEMO.clear()")
-        w.line(2, "MEMO[k] = hit")
         w.line(1, "return hit")
     src = "\n".join(w.lines) + "\n"
     exec(compile(src, "<trigger-index plan>", "exec"), ns)  # our own generated source
+    for i in classed:
+        fc = _FieldClasses(ns.get(f"probe{i}", _no_probe), _field_tests(gates.values() if gates else (), i))
+        ns[f"K{i}"], ns[f"F{i}"] = fc.known, fc.classify
     return ns["candidates"], ns["unique"], src
+
+
+#: the last part of the fields events carry as lists (argv, flag names, an exec's stdio
+#: types, a container's mounts): the memo key spells their lists as tuples; any other field
+#: is keyed as it is, and an event with a list there is not remembered
+LIST_FIELDS = frozenset(
+    {"argv", "flags", "prot", "prev_prot", "network", "env", "behavior", "mounts", "source"}
+)
+
+
+def _listy(name: str) -> bool:
+    path = resolve(name)
+    return path.rsplit(".", 1)[-1] in LIST_FIELDS or "ancestors" in path.split(".")
+
+
+def _no_probe(v: Any) -> list[Any]:
+    """A field read for gate tests only: no probe finds anything by it."""
+    return []

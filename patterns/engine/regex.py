@@ -21,6 +21,14 @@ _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # a refused pattern is our error to report, not absl's stderr line
 _UNANCHORED = re2._Anchor.UNANCHORED
 
+#: results of recent searches, per (regex, text): the texts repeat (an image name, a
+#: service's executable, the same path) and a lookup costs a twentieth of a search. Bounded
+#: in entries and in text length (a long command line is searched each time), so the memory
+#: it can hold is small whatever the events carry.
+MEMO_SIZE = 8192
+MEMO_MAX_LEN = 256
+_memo: dict[tuple[Regex, str], bool] = {}
+
 
 class RegexError(ValueError):
     """A regex RE2 refuses (or that is not valid at all)."""
@@ -48,6 +56,18 @@ class Regex:
         self._match = self._rx._regexp.Match
 
     def search(self, text: str) -> bool:
+        if len(text) > MEMO_MAX_LEN:
+            return self._search(text)
+        key = (self, text)
+        hit = _memo.get(key)
+        if hit is None:
+            hit = self._search(text)
+            if len(_memo) >= MEMO_SIZE:
+                _memo.clear()
+            _memo[key] = hit
+        return hit
+
+    def _search(self, text: str) -> bool:
         data = text.encode("utf-8", "surrogatepass")
         return bool(self._match(_UNANCHORED, data, 0, len(data))[0][0] >= 0)
 

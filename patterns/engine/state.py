@@ -21,7 +21,7 @@ MAX_PARTIALS_PER_KEY = 16  # open sequence matches per key
 MAX_EVIDENCE = 20  # events kept as evidence of one threshold alert
 
 
-@dataclass
+@dataclass(slots=True)
 class _Partial:
     step: int
     start: float
@@ -29,7 +29,7 @@ class _Partial:
     events: list[Mapping[str, Any]]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Window:
     """A threshold's events within its window, and how often each distinct value (its
     ``repr``) occurs among them: counted as events come and go, not recounted per event."""
@@ -46,7 +46,7 @@ class _Window:
             self.seen.pop(dv, None)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Pending:
     deadline: float
     vars: dict[str, Any]
@@ -55,7 +55,8 @@ class _Pending:
 
 
 def host_of(e: Mapping[str, Any]) -> str:
-    return str(e.get("host") or "")
+    h = e.get("host")
+    return h if h.__class__ is str else str(h or "")
 
 
 def pod_of(e: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -143,6 +144,13 @@ class MatchState:
         while len(table) > MAX_KEYS_PER_PATTERN:
             table.popitem(last=False)
 
+    @staticmethod
+    def _put_new(table: OrderedDict[tuple[Any, ...], Any], key: tuple[Any, ...], val: Any) -> None:
+        """``_bounded_put`` of a key not in the table (it goes last as it is)."""
+        table[key] = val
+        if len(table) > MAX_KEYS_PER_PATTERN:
+            table.popitem(last=False)
+
     def sequence(self, cp: CompiledPattern, step: int, e: Mapping[str, Any], t: float) -> list[Alert]:
         if step and not self._state.get(cp.id):
             return []  # no open match of this pattern anywhere: a later step has nothing to advance
@@ -150,13 +158,15 @@ class MatchState:
         s = cp.steps[step]
         if step == 0:
             key = store_key(cp.key, e)
+            p = _Partial(1, t, s.captures(e) if s.capture else {}, [e])
             parts = table.get(key)
             if parts is None:
-                parts = []
-            parts.append(_Partial(1, t, s.captures(e), [e]))
-            if len(parts) > MAX_PARTIALS_PER_KEY:
-                del parts[0]
-            self._bounded_put(table, key, parts)
+                self._put_new(table, key, [p])
+            else:
+                parts.append(p)
+                if len(parts) > MAX_PARTIALS_PER_KEY:
+                    del parts[0]
+                table.move_to_end(key)
             return []
         out: list[Alert] = []
         for key in lookup_keys(cp.key, e):
@@ -188,6 +198,9 @@ class MatchState:
         w = table.get(key)
         if w is None:
             w = _Window(deque(), {})
+            self._put_new(table, key, w)
+        else:
+            table.move_to_end(key)
         q, seen = w.q, w.seen
         dv = repr(cp.distinct(e)) if cp.distinct else None
         q.append((t, e, dv))
@@ -198,7 +211,6 @@ class MatchState:
         cap = max(cp.count, MAX_EVIDENCE) * 4
         while len(q) > cap:
             w.drop_first()
-        self._bounded_put(table, key, w)
         n = len(seen) if cp.distinct else len(q)
         if n < cp.count:
             return []

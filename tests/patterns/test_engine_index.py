@@ -351,3 +351,52 @@ def test_generated_predicates_equal_the_closures() -> None:
             for e in [*events, *odd]:
                 if e.get("syscall") in (s.cond.hints.exact.get("syscall") or {e.get("syscall")}):
                     assert outcome(t.fast, e) == outcome(ref, e), (cp.id, e)
+
+
+def test_new_values_that_probe_like_known_ones_reuse_their_candidates() -> None:
+    """Candidates are remembered by the classes of the fields' values (what the probes find
+    by a value, what each gate test says of it): a connect to an address never seen finds
+    the candidates of one seen before, an address a gate singles out gets its own, and the
+    classes stay bounded under a flood of distinct values."""
+    from patterns.engine import plancode
+
+    eng = _engine(
+        {"syscall": "connect", "args.addr": "169.254.169.254"},
+        {
+            "syscall": "connect",
+            "args.family": "AF_INET",
+            "exe.name": "curl",
+            "args.addr": {"regex": r"^10\.96\."},
+        },
+        {"syscall": "connect", "args.family": "AF_INET"},
+    )
+    ns = eng._index._plan["connect"].unique.__globals__  # type: ignore[union-attr]
+    by_class = ns["BY_CLASS"]
+
+    def connect(addr: str, exe: str = "/usr/bin/curl") -> dict[str, Any]:
+        return {
+            "syscall": "connect",
+            "args": {"family": "AF_INET", "addr": addr, "port": 443},
+            "process": {"exe": exe},
+        }
+
+    assert _uniq(eng, connect("10.0.0.1")) == {"MT-TEST-003"}
+    classes = len(by_class)
+    for i in range(1, 200):
+        assert _uniq(eng, connect(f"10.0.{i}.{i}")) == {"MT-TEST-003"}
+    assert len(by_class) == classes  # every new address was in the known class
+    assert _uniq(eng, connect("10.96.0.1")) == {"MT-TEST-002", "MT-TEST-003"}
+    assert _uniq(eng, connect("10.96.0.1", "/usr/bin/wget")) == {"MT-TEST-003"}
+    assert _uniq(eng, connect("169.254.169.254")) == {"MT-TEST-001", "MT-TEST-003"}
+    assert _hits(eng, connect("169.254.169.254")) == ["MT-TEST-001", "MT-TEST-003"]
+    assert _hits(eng, connect("10.96.0.1")) == ["MT-TEST-002", "MT-TEST-003"]
+
+    names = eng._index._plan["connect"].names
+    known = ns[f"K{names.index('args.addr')}"]
+    for i in range(plancode.MEMO_SIZE + 50):
+        _uniq(eng, connect(f"192.0.{i // 250}.{i % 250}"))
+    assert 0 < len(known) <= plancode.MEMO_SIZE
+    assert len(by_class) <= plancode.MEMO_SIZE
+    long_addr = "10.96." + "9" * plancode.CLASS_MAX_LEN
+    assert _uniq(eng, connect(long_addr)) == {"MT-TEST-002", "MT-TEST-003"}
+    assert long_addr not in known

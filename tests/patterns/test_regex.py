@@ -76,3 +76,18 @@ def test_the_private_google_re2_names_we_use_are_still_there() -> None:
     assert hasattr(re2, "_Anchor") and hasattr(re2._Anchor, "UNANCHORED")
     rx = re2.compile("b+", re2.Options())
     assert rx._regexp.Match(re2._Anchor.UNANCHORED, b"abbc", 0, 4)[0] == (1, 3)
+
+
+def test_remembered_search_results_are_right_and_bounded() -> None:
+    """Searches are remembered per (regex, text) for short texts, bounded in entries; a long
+    text is searched each time and not kept."""
+    rx, other = regex.Regex(r"^/tmp/"), regex.Regex(r"\.so$")
+    for _ in range(2):
+        assert rx.search("/tmp/x") and not rx.search("/usr/lib/x.so")
+        assert other.search("/usr/lib/x.so") and not other.search("/tmp/x")
+    for i in range(regex.MEMO_SIZE + 10):
+        assert rx.search(f"/tmp/{i}")
+    assert 0 < len(regex._memo) <= regex.MEMO_SIZE
+    long_text = "/tmp/" + "a" * regex.MEMO_MAX_LEN
+    assert rx.search(long_text)
+    assert (rx, long_text) not in regex._memo
