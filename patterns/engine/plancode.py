@@ -12,6 +12,7 @@ non-dict mapping where a dict is expected) falls back to the field's own getter.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -295,6 +296,10 @@ CLASS_MAX_LEN = 512
 CLASS_MAX_ITEMS = 32
 
 
+#: a gate test on one field's value: (test function, its constant)
+Test = tuple[Callable[[Any, Any], bool], Any]
+
+
 class _FieldClasses:
     """The classes of one field's values: two values are in one class when the plan's probes
     find the same triggers by them and every gate test on the field says the same of them.
@@ -302,13 +307,14 @@ class _FieldClasses:
     a connect to a new address, or a new command line, finds its candidates remembered
     when it probes like one seen before. Values are remembered per class, bounded."""
 
-    __slots__ = ("_ids", "_probe", "_tests", "known")
+    __slots__ = ("_ids", "_make", "_probe", "_tests", "known")
 
-    def __init__(
-        self, probe: Callable[[Any], list[Any]], tests: list[tuple[Callable[[Any, Any], bool], Any]]
-    ):
-        self._probe = probe
-        self._tests = tests
+    def __init__(self, make: Callable[[], tuple[Callable[[Any], list[Any]], list[Test]]]) -> None:
+        #: builds the field's probe function and gate tests at its first value to classify:
+        #: an index is rebuilt on every pattern change, in every partition's engine
+        self._make = make
+        self._probe: Callable[[Any], list[Any]] | None = None
+        self._tests: list[Test] = []
         #: value (a list as ``(_LIST, *items)``) -> class id
         self.known: dict[Any, int] = {}
         #: what a class is (the triggers probed, the tests' results) -> class id
@@ -316,6 +322,8 @@ class _FieldClasses:
 
     def classify(self, v: Any) -> int:
         """The class id of a value not in ``known`` (not None; hashable, or TypeError)."""
+        if self._probe is None:
+            self._probe, self._tests = self._make()
         sig = (tuple(self._probe(v)), tuple(bool(fn(v, c)) for fn, c in self._tests))
         cid = self._ids.get(sig)
         if cid is None:
@@ -340,9 +348,9 @@ class _FieldClasses:
 _class_ids = itertools.count()
 
 
-def _field_tests(gates: Iterable[Gate], i: int) -> list[tuple[Callable[[Any, Any], bool], Any]]:
-    """The distinct gate tests on field ``i`` as (test function, constant)."""
-    out: dict[tuple[str, Any], tuple[Callable[[Any, Any], bool], Any]] = {}
+def _field_tests(gates: Iterable[Gate], i: int) -> list[Test]:
+    """The distinct gate tests on field ``i``."""
+    out: dict[tuple[str, Any], Test] = {}
     for g in gates:
         for kind, j, value in g.tests:
             if j != i or (kind, value) in out:
@@ -442,11 +450,6 @@ def compile_candidates(
     for i in probed:
         _probe(w, i, *probes[i][1:])
     w.line(1, "return out")
-    for i in probed:  # one field's probes alone: what its value classes are made of
-        w.line(0, f"def probe{i}(v{i}):")
-        w.line(1, "out = []")
-        _probe(w, i, *probes[i][1:])
-        w.line(1, "return out")
     valued = valued_fields((gates or {}).values())
     classed = sorted(set(probed) | valued)
     for name in ("candidates", "unique"):
@@ -510,9 +513,26 @@ def compile_candidates(
     src = "\n".join(w.lines) + "\n"
     exec(compile(src, "<trigger-index plan>", "exec"), ns)  # our own generated source
     for i in classed:
-        fc = _FieldClasses(ns.get(f"probe{i}", _no_probe), _field_tests(gates.values() if gates else (), i))
+        fc = _FieldClasses(functools.partial(_field_parts, ns, i, probes[i][1:], gates or {}))
         ns[f"K{i}"], ns[f"F{i}"] = fc.known, fc.classify
     return ns["candidates"], ns["unique"], src
+
+
+def _field_parts(
+    ns: dict[str, Any], i: int, tables: Sequence[Any], gates: dict[Any, Gate]
+) -> tuple[Callable[[Any], list[Any]], list[Test]]:
+    """Field ``i``'s probes alone (generated in its plan's namespace) and its gate tests:
+    what its value classes are made of."""
+    probe: Callable[[Any], list[Any]] = _no_probe
+    if any(x is not None for x in tables):
+        w = _Writer()
+        w.line(0, f"def probe{i}(v{i}):")
+        w.line(1, "out = []")
+        _probe(w, i, *tables)
+        w.line(1, "return out")
+        exec(compile("\n".join(w.lines) + "\n", "<trigger-index field probe>", "exec"), ns)  # our own source
+        probe = ns[f"probe{i}"]
+    return probe, _field_tests(gates.values(), i)
 
 
 #: the last part of the fields events carry as lists (argv, flag names, an exec's stdio
