@@ -400,3 +400,32 @@ def test_new_values_that_probe_like_known_ones_reuse_their_candidates() -> None:
     long_addr = "10.96." + "9" * plancode.CLASS_MAX_LEN
     assert _uniq(eng, connect(long_addr)) == {"MT-TEST-002", "MT-TEST-003"}
     assert long_addr not in known
+
+
+def test_computed_fields_keyed_by_their_sources_never_share_a_remembered_result() -> None:
+    """``exe.name`` is remembered by the executable's path else the comm, an exec's
+    ``path.name`` by the name it ran by else the resolved path: events that differ only in
+    the fallback source must not reuse each other's candidates."""
+    eng = _engine(
+        {"syscall": "openat", "exe.name": "nginx", "path": {"startswith": "/etc/"}},
+        {"syscall": "execve", "path.name": "sh"},
+    )
+
+    def opened(exe: str, comm: str) -> dict[str, Any]:
+        return {"syscall": "openat", "args": {"path": "/etc/hosts"}, "process": {"exe": exe, "comm": comm}}
+
+    def executed(filename: str, exe_path: str) -> dict[str, Any]:
+        return {"syscall": "execve", "args": {"filename": filename, "exe_path": exe_path, "argv": ["x"]}}
+
+    for _ in range(2):  # the second round reads the remembered results
+        for event, want in (
+            (opened("", "nginx"), ["MT-TEST-001"]),
+            (opened("", "bash"), []),
+            (opened("/usr/sbin/nginx", "x"), ["MT-TEST-001"]),
+            (executed("", "/usr/bin/dash"), []),
+            (executed("", "/bin/sh"), ["MT-TEST-002"]),
+            (executed("/bin/sh", "/usr/bin/dash"), ["MT-TEST-002"]),
+        ):
+            # the candidates themselves, not only the alerts (a predicate would hide a wrong reuse)
+            assert _uniq(eng, event) == set(want), event
+            assert _hits(eng, event) == want, event
