@@ -319,7 +319,7 @@ class Worker:
             return ""
 
     def correlated(self) -> float:
-        for line in self.get("/metrics").splitlines():
+        for line in self.get("/metrics?name[]=memtrail_stream_events_total").splitlines():
             if line.startswith('memtrail_stream_events_total{agent="correlate",direction="in"}'):
                 return float(line.rsplit(" ", 1)[1])
         return 0.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
@@ -24,13 +25,17 @@ def serve_metrics(
     alive: Callable[[], bool] = lambda: True,
 ) -> ThreadingHTTPServer:
     """Serve /metrics, /healthz (``alive()``: the component's loop turns) and /readyz (``ready()``)
-    in a daemon thread."""
+    in a daemon thread. ``/metrics?name[]=a&name[]=b`` gives only those series, as
+    prometheus_client's own handler does: a poller of one counter does not pay for a full
+    exposition (~5 ms of the worker's CPU per scrape)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
             if path == "/metrics":
-                body, ctype, code = generate_latest(registry), CONTENT_TYPE_LATEST, 200
+                names = parse_qs(query).get("name[]")
+                source = registry.restricted_registry(names) if names else registry
+                body, ctype, code = generate_latest(source), CONTENT_TYPE_LATEST, 200
             elif path == "/healthz":
                 ok = alive()
                 body, ctype, code = (b"ok\n" if ok else b"stalled\n"), "text/plain", 200 if ok else 503

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -370,6 +371,25 @@ def _gate(hit: tuple[Any, ...], gates: Any, vals: tuple[Any, ...]) -> tuple[Any,
     return out if len(out) != len(hit) else hit
 
 
+#: The event's parts that several fields of one plan start from (computed fields and the
+#: tree of plain ones each read them on their own).
+_SHARED_PARTS = ("args", "process")
+
+
+def _share_reads(w: _Writer, start: int) -> None:
+    """Read each of ``_SHARED_PARTS`` once in the lines from ``start`` on (one function's
+    reads of the event), where more than one line reads it: a dict read is ~375 instructions."""
+    lines = w.lines[start:]
+    first = []
+    for part in _SHARED_PARTS:
+        read = re.compile(rf"\be\.get\({part!r}\)")
+        if sum(len(read.findall(text)) for text in lines) < 2:
+            continue
+        lines = [read.sub(f"e_{part}", text) for text in lines]
+        first.append(f"    e_{part} = e.get({part!r})")
+    w.lines[start:] = first + lines
+
+
 def _virtual(w: _Writer, i: int, name: str, syscall: Any) -> None:
     """Assign ``v<i>``, the computed field ``name``: inline for the common ones
     (``fields.inline_source``), else by its getter."""
@@ -378,11 +398,21 @@ def _virtual(w: _Writer, i: int, name: str, syscall: Any) -> None:
         w.line(1, text)
 
 
-def _lazy_key(w: _Writer, i: int, path: str, syscall: Any) -> bool:
+def _lazy_key(w: _Writer, i: int, path: str, syscall: Any, made: dict[str, int]) -> bool:
     """For the memo key, ``r<i>``: the raw values the computed field ``path`` is made of (a
     remembered event then computes nothing, makes no new string), or, for an unusual shape,
-    the computed value in a tuple of its own length; False for a field computed as usual."""
+    the computed value in a tuple of its own length; False for a field computed as usual.
+    ``made``: the plain fields read already, and the computed ones whose ``r<i>`` holds a
+    source's raw value, by path (a value two fields are made of is read once)."""
     if path == "exe.name":  # the executable's basename, else the comm
+        if "process.exe" in made:  # a plain field of the plan: read already
+            j = made["process.exe"]
+            w.line(1, "x = e.get('process')")
+            w.line(1, "if x.__class__ is dict:")
+            w.line(2, f"r{i} = v{j} or (None, x.get('comm'))")
+            w.line(1, "else:")
+            w.line(2, f"r{i} = (None, None, g{i}(e))")
+            return True
         w.line(1, "x = e.get('process')")
         w.line(1, "if x.__class__ is dict:")
         w.line(2, f"r{i} = x.get('exe') or (None, x.get('comm'))")
@@ -390,6 +420,11 @@ def _lazy_key(w: _Writer, i: int, path: str, syscall: Any) -> bool:
         w.line(2, f"r{i} = (None, None, g{i}(e))")
         return True
     if path in ("path.name", "exec.fd") and syscall == "execve":  # both from the name it ran by
+        if "#filename" in made:
+            j = made["#filename"]
+            w.line(1, f"r{i} = r{j} if r{j}.__class__ is str else (None, g{i}(e))")
+            return True
+        made["#filename"] = i
         w.line(1, "x = e.get('args')")
         w.line(1, f"r{i} = x.get('filename') if x.__class__ is dict else None")
         w.line(1, f"if r{i}.__class__ is not str or not r{i}:")
@@ -454,15 +489,19 @@ def compile_candidates(
     classed = sorted(set(probed) | valued)
     for name in ("candidates", "unique"):
         w.line(0, f"def {name}(e):")
+        body = len(w.lines)
         lazy = []  # computed fields keyed by what they are computed from, computed on a miss
+        # plain fields first: a computed field's key may reuse one (``process.exe``)
+        _extract(w, root, "e", 1)
+        made = {resolve(f): i for i, f in enumerate(names) if resolve(f) not in VIRTUAL}
         for i, fname in enumerate(names):
             if resolve(fname) not in VIRTUAL:
                 continue
-            if name == "unique" and _lazy_key(w, i, resolve(fname), syscall):
+            if name == "unique" and _lazy_key(w, i, resolve(fname), syscall, made):
                 lazy.append(i)
                 continue
             _virtual(w, i, fname, syscall)
-        _extract(w, root, "e", 1)
+        _share_reads(w, body)
         if name == "candidates":
             w.line(1, f"return probe({vs})")
             continue

@@ -267,6 +267,12 @@ def _inlined_field_shapes(e: dict[str, Any]) -> list[dict[str, Any]]:
         o = copy.deepcopy(e)
         o["args"] = {**(o.get("args") or {}), "path": path, "exe_path": path, "path_typed": None}
         out.append(o)
+    # the name an exec ran by missing or not a string (``path.name`` and ``exec.fd`` share it)
+    for name in (None, 7, "", "/proc/self/fd/3"):
+        o = copy.deepcopy(e)
+        if isinstance(o.get("args"), dict):
+            o["args"] = {**o["args"], "filename": name, "exe_path": "/dev/shm/x"}
+            out.append(o)
     return out
 
 
@@ -405,10 +411,12 @@ def test_new_values_that_probe_like_known_ones_reuse_their_candidates() -> None:
 def test_computed_fields_keyed_by_their_sources_never_share_a_remembered_result() -> None:
     """``exe.name`` is remembered by the executable's path else the comm, an exec's
     ``path.name`` by the name it ran by else the resolved path: events that differ only in
-    the fallback source must not reuse each other's candidates."""
+    the fallback source must not reuse each other's candidates. The third pattern makes
+    ``process.exe`` a plain field of the open plan, whose key then reuses its value."""
     eng = _engine(
         {"syscall": "openat", "exe.name": "nginx", "path": {"startswith": "/etc/"}},
         {"syscall": "execve", "path.name": "sh"},
+        {"syscall": "openat", "process.exe": {"startswith": "/tmp/"}},
     )
 
     def opened(exe: str, comm: str) -> dict[str, Any]:
