@@ -405,17 +405,11 @@ def _lazy_key(w: _Writer, i: int, path: str, syscall: Any, made: dict[str, int])
     ``made``: the plain fields read already, and the computed ones whose ``r<i>`` holds a
     source's raw value, by path (a value two fields are made of is read once)."""
     if path == "exe.name":  # the executable's basename, else the comm
-        if "process.exe" in made:  # a plain field of the plan: read already
-            j = made["process.exe"]
-            w.line(1, "x = e.get('process')")
-            w.line(1, "if x.__class__ is dict:")
-            w.line(2, f"r{i} = v{j} or (None, x.get('comm'))")
-            w.line(1, "else:")
-            w.line(2, f"r{i} = (None, None, g{i}(e))")
-            return True
+        # process.exe as a plain field of the plan is read already
+        exe = f"v{made['process.exe']}" if "process.exe" in made else "x.get('exe')"
         w.line(1, "x = e.get('process')")
         w.line(1, "if x.__class__ is dict:")
-        w.line(2, f"r{i} = x.get('exe') or (None, x.get('comm'))")
+        w.line(2, f"r{i} = {exe} or (None, x.get('comm'))")
         w.line(1, "else:")
         w.line(2, f"r{i} = (None, None, g{i}(e))")
         return True
