@@ -398,15 +398,16 @@ def _virtual(w: _Writer, i: int, name: str, syscall: Any) -> None:
         w.line(1, text)
 
 
-def _lazy_key(w: _Writer, i: int, path: str, syscall: Any, made: dict[str, int]) -> bool:
+def _lazy_key(
+    w: _Writer, i: int, path: str, syscall: Any, plain: Mapping[str, int], keyed: dict[str, int]
+) -> bool:
     """For the memo key, ``r<i>``: the raw values the computed field ``path`` is made of (a
     remembered event then computes nothing, makes no new string), or, for an unusual shape,
     the computed value in a tuple of its own length; False for a field computed as usual.
-    ``made``: the plain fields read already, and the computed ones whose ``r<i>`` holds a
-    source's raw value, by path (a value two fields are made of is read once)."""
+    ``plain``: the plan's plain fields (path -> index), read already; ``keyed``: the source
+    whose raw value an earlier ``r<j>`` holds -> j (a value two fields are made of is read once)."""
     if path == "exe.name":  # the executable's basename, else the comm
-        # process.exe as a plain field of the plan is read already
-        exe = f"v{made['process.exe']}" if "process.exe" in made else "x.get('exe')"
+        exe = f"v{plain['process.exe']}" if "process.exe" in plain else "x.get('exe')"
         w.line(1, "x = e.get('process')")
         w.line(1, "if x.__class__ is dict:")
         w.line(2, f"r{i} = {exe} or (None, x.get('comm'))")
@@ -414,11 +415,11 @@ def _lazy_key(w: _Writer, i: int, path: str, syscall: Any, made: dict[str, int])
         w.line(2, f"r{i} = (None, None, g{i}(e))")
         return True
     if path in ("path.name", "exec.fd") and syscall == "execve":  # both from the name it ran by
-        if "#filename" in made:
-            j = made["#filename"]
+        if "args.filename" in keyed:
+            j = keyed["args.filename"]
             w.line(1, f"r{i} = r{j} if r{j}.__class__ is str else (None, g{i}(e))")
             return True
-        made["#filename"] = i
+        keyed["args.filename"] = i
         w.line(1, "x = e.get('args')")
         w.line(1, f"r{i} = x.get('filename') if x.__class__ is dict else None")
         w.line(1, f"if r{i}.__class__ is not str or not r{i}:")
@@ -487,11 +488,12 @@ def compile_candidates(
         lazy = []  # computed fields keyed by what they are computed from, computed on a miss
         # plain fields first: a computed field's key may reuse one (``process.exe``)
         _extract(w, root, "e", 1)
-        made = {resolve(f): i for i, f in enumerate(names) if resolve(f) not in VIRTUAL}
+        plain = {resolve(f): i for i, f in enumerate(names) if resolve(f) not in VIRTUAL}
+        keyed: dict[str, int] = {}
         for i, fname in enumerate(names):
             if resolve(fname) not in VIRTUAL:
                 continue
-            if name == "unique" and _lazy_key(w, i, resolve(fname), syscall, made):
+            if name == "unique" and _lazy_key(w, i, resolve(fname), syscall, plain, keyed):
                 lazy.append(i)
                 continue
             _virtual(w, i, fname, syscall)
